@@ -1,0 +1,29 @@
+// The layer graph of DESIGN.md, as data: each layer lists the layers it may import.
+// Used by eslint.config.js (import-boundary rule) and by its test (src/lint/boundaries.test.ts).
+export const LAYERS = {
+  spec: [],
+  memory: ['spec'],
+  queue: ['spec', 'memory'],
+  device: ['spec', 'memory', 'queue'],
+  devices: ['spec', 'memory', 'queue', 'device'],
+  sys: [],
+  'vhost-user': ['spec', 'memory', 'queue', 'device', 'sys'],
+  conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
+  platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
+  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench'],
+  bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform'],
+};
+
+/** no-restricted-imports patterns that forbid every layer `layer` may not import. */
+export function forbiddenLayerPatterns(layer) {
+  const allowed = new Set([layer, ...LAYERS[layer]]);
+  return Object.keys(LAYERS)
+    .filter((other) => !allowed.has(other))
+    .map((other) => ({
+      // Matches relative imports that pass through the other layer's top folder, e.g.
+      // '../../vhost-user/backend.js' from src/devices/rng/model.ts. Anchored on '../' so that a
+      // sibling file or folder of the same name inside a layer (devices/blk/queue.ts) is not hit.
+      regex: `^(\\.\\./)+${other}(/|$)`,
+      message: `layer '${layer}' must not import layer '${other}' (DESIGN.md: imports point down only)`,
+    }));
+}

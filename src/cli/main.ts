@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `avp` command line: argument parsing and output formatting only (DESIGN.md, cli layer).
+ * Each subcommand delegates to the layer that owns the work.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('avp')
+    .description('Automotive Virtual Platform: AVPS virtio devices over vhost-user, conformance suite, platform runner')
+    .version(packageVersion(), '-V, --version')
+    .exitOverride()
+    .showHelpAfterError();
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e: unknown) {
+    if (e instanceof CommanderError) return e.exitCode;
+    throw e;
+  }
+}
