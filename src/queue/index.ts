@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
+/** Split virtqueues, device side and driver side. Re-exports only. */
+export * from './errors.js';
+export * from './chain.js';
+export * from './rings.js';
+export * from './split-device.js';
+export * from './split-driver.js';

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Locating the three parts of a split ring in memory (VIRTIO 1.3 §2.7, "Virtqueue Part /
+ * Alignment / Size").
+ *
+ * Owns: turning ring addresses into views, with the spec's alignment and the contiguity the
+ * device side needs for atomic index access.
+ * Does not own: which address space the addresses are in (guest-physical for the in-process
+ * harness; front-end virtual for vhost-user SET_VRING_ADDR); the caller passes the right memory.
+ */
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemoryError } from '../memory/errors.js';
+import { VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_USED_ALIGN, availRingSize, descTableSize, usedRingSize } from '../spec/split-ring.js';
+import { QueueError } from './errors.js';
+
+/** Addresses of the three ring parts. */
+export interface RingAddresses {
+  desc: number;
+  avail: number;
+  used: number;
+}
+
+/** Zero-copy views of the three ring parts. */
+export interface RingViews {
+  desc: Uint8Array;
+  avail: Uint8Array;
+  used: Uint8Array;
+}
+
+/**
+ * Resolves ring addresses to views. Each part must lie in one region: the device reads indexes
+ * with `Atomics`, which needs a typed array over contiguous memory.
+ * @throws QueueError VIRTQ_RING_MISALIGNED or VIRTQ_RING_OUT_OF_RANGE
+ */
+export function resolveRings(memory: GuestMemory, size: number, addrs: RingAddresses): RingViews {
+  const part = (name: string, addr: number, len: number, align: number): Uint8Array => {
+    if (!Number.isSafeInteger(addr) || addr % align !== 0) {
+      throw new QueueError('VIRTQ_RING_MISALIGNED', `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned (VIRTIO 1.3 §2.7)`);
+    }
+    try {
+      return memory.view(addr, len);
+    } catch (e: unknown) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      throw new QueueError('VIRTQ_RING_OUT_OF_RANGE', `${name} [0x${addr.toString(16)}, +${len}) is not inside one memory region: ${e.message}`, { cause: e });
+    }
+  };
+  return {
+    desc: part('descriptor table', addrs.desc, descTableSize(size), VIRTQ_DESC_ALIGN),
+    avail: part('avail ring', addrs.avail, availRingSize(size), VIRTQ_AVAIL_ALIGN),
+    used: part('used ring', addrs.used, usedRingSize(size), VIRTQ_USED_ALIGN),
+  };
+}
+
+/**
+ * Typed arrays need their byte offset aligned to the element size inside the backing buffer.
+ * Guest alignment (checked in resolveRings) implies this when regions start page-aligned in their
+ * buffers, which both the flat memory and mmap-ed regions do; this guards the remaining case.
+ * @throws QueueError VIRTQ_RING_MISALIGNED
+ */
+export function checkRingAlignment(rings: RingViews): void {
+  if (rings.avail.byteOffset % 2 !== 0 || rings.used.byteOffset % 4 !== 0) {
+    throw new QueueError('VIRTQ_RING_MISALIGNED', 'avail or used ring is not aligned inside its backing buffer');
+  }
+}
