@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The device contract: what every AVP device model implements, and what a transport hands it.
+ *
+ * Owns: the `VirtioDevice` interface and the `DeviceContext` given at activation. A device model
+ * implements semantics only; the same object runs in-process (harness, unit tests), behind
+ * vhost-user (real guests) and under the conformance driver.
+ * Does not own: negotiation and the status state machine (`runner.ts`, written once for every
+ * device), ring mechanics (`queue/`), or any transport.
+ */
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { DeviceQueue } from '../queue/split-device.js';
+
+/** The logging a device may do; the CLI backs it with pino, tests with an array. */
+export interface DeviceLog {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** What a device gets at activation. */
+export interface DeviceContext {
+  /** The features both sides agreed on (VIRTIO 1.3 §2.2). */
+  readonly features: bigint;
+  /** Guest-physical memory holding the buffers. */
+  readonly memory: GuestMemory;
+  /** The started queue at `index`, or undefined while the transport has it stopped. */
+  queue(index: number): DeviceQueue | undefined;
+  /** Sends a used-buffer notification for queue `index` (interrupt / vhost-user call eventfd). */
+  notify(index: number): void;
+  /** Marks the device DEVICE_NEEDS_RESET (§2.1.2): it stops processing until reset. */
+  needsReset(reason: string): void;
+  readonly log: DeviceLog;
+}
+
+/** A VIRTIO device model. */
+export interface VirtioDevice {
+  /** Device ID (VIRTIO 1.3 §5), e.g. 4 for the entropy device. */
+  readonly deviceId: number;
+  /** Short name used in logs and metrics, e.g. `rng`. */
+  readonly name: string;
+  /** Maximum size of each queue; the array length is the number of queues. */
+  readonly queueMaxSizes: readonly number[];
+  /** Every feature bit the device offers, device-independent ones (VERSION_1, ...) included. */
+  readonly offeredFeatures: bigint;
+  /** Size of the device configuration space in bytes (0 when there is none). */
+  readonly configSize: number;
+
+  /** Reads `length` bytes of config space at `offset` (bounds already checked by the runner). */
+  readConfig(offset: number, length: number): Uint8Array;
+  /** Writes config space; devices without writable fields ignore writes (§4.1.3.1 allows none). */
+  writeConfig(offset: number, data: Uint8Array): void;
+
+  /** The driver set DRIVER_OK (or the transport started the first queue): start serving. */
+  activate(ctx: DeviceContext): void;
+  /** The driver made buffers available on queue `index`. */
+  queueNotify(index: number): void;
+  /** Back to the initial state: forget the context and all queue state. */
+  reset(): void;
+  /** Counters for `metrics.ts`' documented JSON shape. */
+  metrics(): Record<string, unknown>;
+}

@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
+/** virtio-entropy device. Re-exports only. */
+export * from './spec.js';
+export * from './host.js';
+export * from './metrics.js';
+export * from './model.js';

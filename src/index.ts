@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+/** AVP public API: the layers a library user builds on. Re-exports only. */
+export * from './errors.js';
+export * from './spec/index.js';
+export * from './memory/index.js';
+export * from './queue/index.js';
+export * from './device/index.js';
+export * as rng from './devices/rng/index.js';

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `avp/testing`: fakes and fixtures for tests of AVP and of code built on it: flat guest memory,
+ * a guest allocator, a driver-side queue pair, the in-process device harness, fake hosts.
+ * Re-exports only.
+ */
+export { FlatGuestMemory } from './memory/guest-memory.js';
+export { GuestAllocator } from './memory/allocator.js';
+export { DriverQueue } from './queue/split-driver.js';
+export { createQueuePair, type QueuePair, type QueuePairOptions } from './queue/testing.js';
+export { DeviceHarness, type HarnessOptions } from './device/harness.js';
+export { FakeEntropySource } from './devices/rng/host.js';
