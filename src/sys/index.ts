@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The native-call layer: Unix sockets with fd passing, shared memory, eventfd, poll/epoll,
+ * fallocate. Re-exports only; libc.ts (the koffi declarations) stays private.
+ */
+export { SysError, SysEofError, SysUsageError, errnoName, errnoDescription, errnoNumber, isErrno } from './errors.js';
+export { close, closeQuiet, closeAllQuiet, dup, isOpenFd, listOpenFds, setNonBlocking, isNonBlocking } from './fd.js';
+export { listenUnix, acceptUnix, connectUnix, socketPair, shutdown, unlinkQuiet, SHUT_RD, SHUT_WR, SHUT_RDWR } from './socket.js';
+export { recvMsg, recvExact, sendMsg, MAX_FDS_PER_MESSAGE } from './message.js';
+export type { RecvResult } from './message.js';
+export { memfdCreate, mmapShared, munmap, mapViews, MAX_VIEW_BYTES } from './memory.js';
+export type { Mapping } from './memory.js';
+export { fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from './file.js';
+export { eventfdCreate, eventfdRead, eventfdWrite, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from './eventfd.js';
+export { poll, Poller, POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDHUP } from './poll.js';
+export type { PollEntry } from './poll.js';
+export { Epoll, EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET } from './epoll.js';
