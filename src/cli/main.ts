@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerServeCommand } from './commands/serve.js';
+import { isAvpError } from './errors.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -17,6 +19,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .showHelpAfterError();
+  registerServeCommand(program);
   return program;
 }
 
@@ -25,9 +28,14 @@ export async function run(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e: unknown) {
     if (e instanceof CommanderError) return e.exitCode;
+    // Bad input from the user: one line naming what is wrong, no stack trace (DESIGN.md, Errors).
+    if (isAvpError(e)) {
+      process.stderr.write(`avp: ${e.message}\n`);
+      return 1;
+    }
     throw e;
   }
 }

@@ -78,6 +78,8 @@ export class DriverQueue<T = undefined> {
   #availIdx = 0;
   #kickedAt = 0;
   #lastUsed = 0;
+  #interrupts = true;
+  #autoUsedEvent = true;
 
   /** Zeroes the rings and takes every descriptor as free. @throws QueueError on bad size or rings. */
   constructor(opts: DriverQueueOptions) {
@@ -247,7 +249,18 @@ export class DriverQueue<T = undefined> {
     this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
     this.#outstanding.delete(head);
     for (const d of entry.descs) this.#free.push(d);
+    // As Linux's virtqueue_get_buf does: with EVENT_IDX and interrupts wanted, ask to be
+    // interrupted for the next used entry (§2.7.10), else the device stays silent after the first.
+    if (this.eventIdx && this.#interrupts && this.#autoUsedEvent) this.setUsedEvent(this.#lastUsed);
     return { head, len, token: entry.token };
+  }
+
+  /**
+   * Whether `popUsed` moves `used_event` to the next entry (default true, as real drivers do).
+   * Tests that pin `used_event` to a chosen value turn it off.
+   */
+  setAutoUsedEvent(on: boolean): void {
+    this.#autoUsedEvent = on;
   }
 
   /** EVENT_IDX: ask for an interrupt once the used index passes `idx` (§2.7.10). */
@@ -257,6 +270,7 @@ export class DriverQueue<T = undefined> {
 
   /** Without EVENT_IDX: set or clear VIRTQ_AVAIL_F_NO_INTERRUPT. */
   suppressInterrupts(on: boolean): void {
+    this.#interrupts = !on;
     Atomics.store(this.#avail, 0, on ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0);
   }
 

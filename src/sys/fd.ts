@@ -6,7 +6,7 @@
  * Owns: the rules for closing (never retry, see `close`) and duplicating (always CLOEXEC).
  * Does not own: creating fds of any particular kind (socket.ts, memory.ts, eventfd.ts, epoll.ts).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { SysError, SysUsageError } from './errors.js';
 import { EBADF, EINTR, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFL, O_NONBLOCK, lastErrno, libc, retrying } from './libc.js';
 
@@ -69,4 +69,23 @@ export function setNonBlocking(fd: number, nonBlocking: boolean): void {
 /** True when O_NONBLOCK is set on `fd`. */
 export function isNonBlocking(fd: number): boolean {
   return (retrying('fcntl(F_GETFL)', () => libc.fcntl(fd, F_GETFL)) & O_NONBLOCK) !== 0;
+}
+
+/**
+ * What an fd refers to, as the kernel names it in /proc/self/fd: e.g. `anon_inode:[eventfd]`,
+ * `socket:[1234]`, `pipe:[99]`, `/path/to/file`, or null when the fd is not open. The vhost-user
+ * back-end uses it to refuse kick/call fds that are not eventfds (a pipe there could block it).
+ */
+export function fdTarget(fd: number): string | null {
+  assertFd(fd);
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
+
+/** True when `fd` is an eventfd. */
+export function isEventFd(fd: number): boolean {
+  return fdTarget(fd) === 'anon_inode:[eventfd]';
 }

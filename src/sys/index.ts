@@ -4,7 +4,7 @@
  * fallocate. Re-exports only; libc.ts (the koffi declarations) stays private.
  */
 export { SysError, SysEofError, SysUsageError, errnoName, errnoDescription, errnoNumber, isErrno } from './errors.js';
-export { close, closeQuiet, closeAllQuiet, dup, isOpenFd, listOpenFds, setNonBlocking, isNonBlocking } from './fd.js';
+export { close, closeQuiet, closeAllQuiet, dup, isOpenFd, listOpenFds, setNonBlocking, isNonBlocking, fdTarget, isEventFd } from './fd.js';
 export { listenUnix, acceptUnix, connectUnix, socketPair, shutdown, unlinkQuiet, SHUT_RD, SHUT_WR, SHUT_RDWR } from './socket.js';
 export { recvMsg, recvExact, sendMsg, MAX_FDS_PER_MESSAGE } from './message.js';
 export type { RecvResult } from './message.js';

@@ -93,6 +93,7 @@ test('rng: with EVENT_IDX the driver is interrupted only when used_event is cros
     features: featureMask(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC),
   });
   const q = h.queue(0);
+  q.setAutoUsedEvent(false);
   q.setUsedEvent(2);
   for (let i = 0; i < 4; i++) h.request(0, [{ addr: h.alloc.alloc(8), len: 8, writable: true }]);
   assert.equal(h.notifications[0], 1, 'only the request that moved used.idx past 2 interrupted');

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `avp serve <device>`: a vhost-user back-end program following the QEMU/libvirt conventions
+ * (docs/interop/vhost-user.rst "Backend program conventions"): `--socket-path PATH` or `--fd N`,
+ * `--print-capabilities` (JSON on stdout, other arguments ignored), no daemonizing, clean exit on
+ * SIGTERM/SIGINT, socket file created mode 0600 and removed on exit. SIGUSR1 logs the metrics.
+ */
+import { unlinkSync } from 'node:fs';
+import type { Command } from 'commander';
+import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
+import { closeQuiet } from '../../sys/index.js';
+import { BackendThread, checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
+import { createLogger } from '../log.js';
+import { UsageError } from '../errors.js';
+
+interface CommonOptions {
+  socketPath?: string;
+  fd?: string;
+  printCapabilities?: boolean;
+  verbose?: boolean;
+  [k: string]: unknown;
+}
+
+/** Device options each kind takes on the command line (beyond the common ones). */
+const DEVICE_OPTIONS: Record<string, Array<[flags: string, description: string]>> = {
+  rng: [['--max-bytes <n>', 'cap on random bytes per request (default 65536)']],
+};
+
+export function registerServeCommand(program: Command): void {
+  const serve = program.command('serve').description('serve a device to a vhost-user front-end (QEMU -chardev socket + vhost-user-*-pci)');
+  for (const kind of Object.values(DEVICE_KINDS)) {
+    const cmd = serve
+      .command(kind.name)
+      .description(kind.description)
+      .option('--socket-path <path>', 'listen on this Unix socket (created mode 0600, removed on exit)')
+      .option('--fd <n>', 'serve an already-listening socket passed as file descriptor N')
+      .option('--print-capabilities', 'print the vhost-user capabilities as JSON and exit')
+      .option('-v, --verbose', 'log every connection event at debug level');
+    for (const [flags, description] of DEVICE_OPTIONS[kind.name] ?? []) cmd.option(flags, description);
+    cmd.action(async (opts: CommonOptions) => {
+      process.exitCode = await serveDevice(kind, opts);
+    });
+  }
+}
+
+/** What `--print-capabilities` prints: `{"type": ..., "features": [...]}` (vhost-user.rst). */
+export function capabilities(kind: DeviceKind): { type: string; features: string[] } {
+  return { type: kind.vhostUserType, features: [...kind.capabilities] };
+}
+
+async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<number> {
+  if (opts.printCapabilities) {
+    process.stdout.write(`${JSON.stringify(capabilities(kind))}\n`);
+    return 0;
+  }
+  if ((opts.socketPath === undefined) === (opts.fd === undefined)) {
+    throw new UsageError(`serve ${kind.name}: give exactly one of --socket-path PATH or --fd N`);
+  }
+  const log = createLogger(`avp-${kind.name}`, opts.verbose ? 'debug' : undefined);
+  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, ...deviceOptions } = opts;
+  let listenFd: number;
+  try {
+    listenFd = socketPath !== undefined ? listenAt(socketPath) : checkInheritedSocket(Number(fdText));
+  } catch (e: unknown) {
+    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const cleanup = () => {
+    closeQuiet(listenFd);
+    if (socketPath !== undefined) {
+      try {
+        unlinkSync(socketPath);
+      } catch {
+        // Already gone: nothing to clean.
+      }
+    }
+  };
+  let thread: BackendThread;
+  try {
+    thread = await BackendThread.start({
+      entry: new URL('../backend-worker.js', import.meta.url),
+      device: { kind: kind.name, options: deviceOptions },
+      listenFd,
+      onLog: (level, msg) => log[level](msg),
+      onEvent: (event) => log.debug({ event }, 'event'),
+    });
+  } catch (e: unknown) {
+    cleanup();
+    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  log.info(`serving ${kind.name} on ${socketPath ?? `fd ${fdText}`}`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    void thread.stop();
+  };
+  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: m }, 'metrics'));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGUSR1', onUsr1);
+  const code = await thread.exited;
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+  process.off('SIGUSR1', onUsr1);
+  cleanup();
+  if (!stopping) {
+    log.error(`back-end worker exited unexpectedly (code ${code})`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Test fixture: runs `avp serve <device>` as a real child process (the program users and QEMU
+ * run), waits for its "serving" log line, and guarantees the process is killed and its socket
+ * directory removed when the test ends, pass or fail.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
+
+export interface BackendProcess {
+  child: ChildProcess;
+  socket: string;
+  dir: string;
+  /** Every stderr line so far (pino JSON). */
+  logs: string[];
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  exited: Promise<number | string>;
+  /** Waits for the `nth` (default 1st) log line matching `re`. */
+  waitLog(re: RegExp, timeoutMs?: number, nth?: number): Promise<string>;
+  /** SIGTERM, then SIGKILL after 10 s; resolves when gone. Idempotent. */
+  stop(): Promise<number | string>;
+}
+
+/** Starts `avp serve <kind> --socket-path <tmp>/<kind>.sock ...args` and waits until it serves. */
+export async function startBackend(kind: string, args: readonly string[] = [], opts: { timeoutMs?: number } = {}): Promise<BackendProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
+  const socket = join(dir, `${kind}.sock`);
+  const child = spawn(process.execPath, [AVP_BIN, 'serve', kind, '--socket-path', socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const waiters = new Set<{ re: RegExp; nth: number; resolve: (l: string) => void }>();
+  let buffered = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      logs.push(line);
+      for (const w of waiters) {
+        if (w.re.test(line) && logs.filter((l) => w.re.test(l)).length >= w.nth) {
+          waiters.delete(w);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const waitLog = (re: RegExp, timeoutMs = 30_000, nth = 1): Promise<string> => {
+    const seen = logs.filter((l) => re.test(l))[nth - 1];
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { re, nth, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };
+      const timer = setTimeout(() => {
+        waiters.delete(w);
+        reject(new Error(`no log line matching ${re} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`));
+      }, timeoutMs);
+      waiters.add(w);
+      void exited.then((code) => {
+        if (!waiters.has(w)) return;
+        waiters.delete(w);
+        clearTimeout(timer);
+        reject(new Error(`backend exited (${code}) before logging ${re}; logs:\n${logs.join('\n')}`));
+      });
+    });
+  };
+  const stop = async (): Promise<number | string> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    return exited;
+  };
+  const proc: BackendProcess = { child, socket, dir, logs, exited, waitLog, stop };
+  try {
+    await waitLog(/"msg":"serving /, opts.timeoutMs ?? 30_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return proc;
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Back-end runtime errors: a well-framed request that the back-end cannot carry out (a bad memory
+ * region, a ring index the device does not have, a feature it did not offer). They fail that one
+ * request (REPLY_ACK failure where negotiated, a log line always) and the connection goes on.
+ * Framing errors are `VhostUserProtocolError` (errors.ts).
+ */
+import { AvpError } from '../errors.js';
+
+export type VhostUserBackendErrorCode =
+  | 'VHOST_USER_BAD_MEMORY_REGION'
+  | 'VHOST_USER_BAD_VRING'
+  | 'VHOST_USER_FEATURE_NOT_NEGOTIATED'
+  | 'VHOST_USER_UNSUPPORTED_REQUEST'
+  | 'VHOST_USER_BAD_CONFIG_ACCESS';
+
+export class VhostUserBackendError extends AvpError {
+  readonly code: VhostUserBackendErrorCode;
+  constructor(code: VhostUserBackendErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The controlling-thread side of a back-end: starts the worker that serves a listening socket,
+ * forwards its logs and events, asks it for metrics, and stops it. Node's main thread stays free
+ * (signals, status display, other back-ends) because the blocking loop lives in the worker.
+ * Does not own: creating or removing the socket file (the caller passes a listening fd and keeps
+ * ownership of it), or which device runs (the worker entry module decides).
+ */
+import { lstatSync, unlinkSync, type Stats } from 'node:fs';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { closeQuiet, connectUnix, eventfdCreate, eventfdWrite, fdTarget, listenUnix } from '../sys/index.js';
+import type { BackendWorkerData, WorkerCommand, WorkerMessage } from './worker-runtime.js';
+
+export interface BackendThreadOptions {
+  /** Worker entry module: calls `runBackendWorker` with a device factory. */
+  entry: URL;
+  /** Device description handed to the factory (structured-cloneable). */
+  device: unknown;
+  /** A listening AF_UNIX socket; stays owned by the caller. */
+  listenFd: number;
+  onLog?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  onEvent?: (event: { kind: string; [k: string]: unknown }) => void;
+}
+
+export class BackendThread {
+  readonly #worker: Worker;
+  readonly #port: MessageChannel['port1'];
+  readonly #wakeFd: number;
+  readonly #exited: Promise<number>;
+  #nextId = 0;
+  #done = false;
+  readonly #pending: Map<number, (v: Record<string, unknown>) => void>;
+
+  private constructor(worker: Worker, port: MessageChannel['port1'], wakeFd: number, exited: Promise<number>, pending: Map<number, (v: Record<string, unknown>) => void>) {
+    this.#worker = worker;
+    this.#port = port;
+    this.#wakeFd = wakeFd;
+    this.#exited = exited;
+    this.#pending = pending;
+    void exited.then(() => {
+      this.#done = true;
+    });
+  }
+
+  /** The worker thread (for resource accounting in tests). */
+  get threadId(): number {
+    return this.#worker.threadId;
+  }
+
+  /** Starts the worker and resolves once the device is built and the loop is about to run. */
+  static start(opts: BackendThreadOptions): Promise<BackendThread> {
+    const wakeFd = eventfdCreate();
+    const { port1, port2 } = new MessageChannel();
+    const data: BackendWorkerData = { listenFd: opts.listenFd, wakeFd, port: port2, device: opts.device };
+    const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
+    const pending = new Map<number, (v: Record<string, unknown>) => void>();
+    return new Promise((resolve, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        switch (m.type) {
+          case 'ready':
+            resolve(new BackendThread(worker, port1, wakeFd, exited, pending));
+            break;
+          case 'failed':
+            reject(new Error(m.message));
+            break;
+          case 'log':
+            opts.onLog?.(m.level, m.msg);
+            break;
+          case 'event':
+            opts.onEvent?.(m.event);
+            break;
+          case 'metrics':
+            pending.get(m.id)?.(m.value);
+            pending.delete(m.id);
+            break;
+        }
+      });
+      worker.once('error', reject);
+      void exited.then((code) => reject(new Error(`back-end worker exited with code ${code} before it was ready`)));
+    });
+  }
+
+  /** Resolves with the worker's exit code when it ends. */
+  get exited(): Promise<number> {
+    return this.#exited;
+  }
+
+  #send(cmd: WorkerCommand): void {
+    if (this.#done) return;
+    this.#port.postMessage(cmd);
+    eventfdWrite(this.#wakeFd);
+  }
+
+  /** Current device and session metrics. */
+  metrics(): Promise<Record<string, unknown>> {
+    if (this.#done) return Promise.resolve({});
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, resolve);
+      this.#send({ cmd: 'metrics', id });
+    });
+  }
+
+  /** Stops serving (the current front-end is disconnected) and waits for the worker to end. */
+  async stop(): Promise<void> {
+    this.#send({ cmd: 'stop' });
+    await this.#exited;
+    this.#port.close();
+  }
+}
+
+/**
+ * Opens the listening socket of a back-end at `path` (mode 0600). A stale socket file left by a
+ * crashed back-end is replaced; a socket some process still listens on, or a path that is not a
+ * socket, is refused and left untouched.
+ * @throws Error naming the path and the reason.
+ */
+export function listenAt(path: string): number {
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(path);
+  } catch {
+    st = undefined;
+  }
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+    let inUse = false;
+    try {
+      closeQuiet(connectUnix(path));
+      inUse = true;
+    } catch {
+      inUse = false;
+    }
+    if (inUse) throw new Error(`socket ${path} is in use by another process`);
+    unlinkSync(path);
+  }
+  return listenUnix(path);
+}
+
+/**
+ * Checks that an inherited fd (`--fd N`) is a socket.
+ * @throws Error naming the fd and what it is.
+ */
+export function checkInheritedSocket(fd: number): number {
+  const target = Number.isSafeInteger(fd) && fd >= 0 ? fdTarget(fd) : null;
+  if (target === null || !target.startsWith('socket:')) throw new Error(`--fd ${fd} is not an open socket (${target ?? 'not open'})`);
+  return fd;
+}

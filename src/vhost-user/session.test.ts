@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * BackendSession protocol rules, driven message by message (no socket): ring start/stop and
+ * enable rules, kick before enable, GET_VRING_BASE semantics, several start/stop cycles with
+ * changing features (firmware then kernel), SET_FEATURES without PROTOCOL_FEATURES, refusals.
+ * Guest memory is a real memfd, as a front-end would send.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BackendSession } from './session.js';
+import { decodeReply, decodeRequest, encodeRequest, vhostUserHeader, type BackendReply, type FrontendRequestInit } from './messages.js';
+import { DriverQueue } from '../queue/split-driver.js';
+import { RegionGuestMemory } from '../memory/guest-memory.js';
+import { serveQueue } from '../device/serve.js';
+import type { DeviceContext, VirtioDevice } from '../device/contract.js';
+import { closeQuiet, dup, eventfdCreate, eventfdRead, eventfdWrite, memfdCreate, mmapShared, munmap } from '../sys/index.js';
+
+/** Answers every chain with its writable length and records activations. */
+class EchoDevice implements VirtioDevice {
+  readonly deviceId = 4;
+  readonly name = 'echo';
+  readonly queueMaxSizes = [16, 16];
+  readonly offeredFeatures = (1n << 32n) | (1n << 29n) | (1n << 28n);
+  readonly configSize = 4;
+  readonly activations: bigint[] = [];
+  served = 0;
+  #ctx: DeviceContext | undefined;
+  readConfig(offset: number, length: number): Uint8Array {
+    return Uint8Array.from({ length }, (_, i) => 0xa0 + offset + i);
+  }
+  writeConfig(): void {}
+  activate(ctx: DeviceContext): void {
+    this.#ctx = ctx;
+    this.activations.push(ctx.features);
+  }
+  queueNotify(index: number): void {
+    if (this.#ctx) this.served += serveQueue(this.#ctx, index, (c) => c.writableLength);
+  }
+  reset(): void {
+    this.#ctx = undefined;
+  }
+  metrics(): Record<string, unknown> {
+    return { served: this.served };
+  }
+}
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const USER = 0x7f00_0000_0000;
+const RING = { desc: 0x1000, avail: 0x2000, used: 0x3000 };
+
+/** A session plus a front-end's view: send() goes through the real codec both ways. */
+function setup(t: { after: (fn: () => void) => void }) {
+  const dev = new EchoDevice();
+  const warnings: string[] = [];
+  const session = new BackendSession({ device: dev, log: { ...silent, warn: (m) => warnings.push(m) } });
+  const owned: number[] = [];
+  const send = (init: FrontendRequestInit): BackendReply | null => {
+    const msg = encodeRequest(init);
+    const header = vhostUserHeader.decode(new DataView(msg.bytes.buffer), 0);
+    const reply = session.handle(decodeRequest(header, msg.bytes.subarray(12), msg.fds));
+    if (reply === null) return null;
+    return decodeReply(vhostUserHeader.decode(new DataView(reply.bytes.buffer), 0), reply.bytes.subarray(12), reply.fds);
+  };
+  const size = 1 << 20;
+  const memfd = memfdCreate('guest', size);
+  const mapping = mmapShared(memfd, size);
+  const memory = new RegionGuestMemory([{ guestBase: 0, bytes: new Uint8Array(mapping.buffer) }]);
+  const eventfd = () => {
+    const fd = eventfdCreate();
+    owned.push(fd);
+    return fd;
+  };
+  t.after(() => {
+    session.close();
+    for (const fd of owned) closeQuiet(fd);
+    closeQuiet(memfd);
+    munmap(mapping);
+  });
+  const sendMemory = () => {
+    // The session takes ownership of the fds it receives: hand it duplicates.
+    send({ type: 'SET_MEM_TABLE', body: { regions: [{ guestAddr: 0, size, userAddr: USER, mmapOffset: 0 }] }, fds: [dupOf(memfd)] });
+  };
+  const ring = (index: number, base = 0) => {
+    send({ type: 'SET_VRING_NUM', body: { index, num: 8 }, fds: [] });
+    send({ type: 'SET_VRING_BASE', body: { index, num: base }, fds: [] });
+    send({ type: 'SET_VRING_ADDR', body: { index, flags: 0, desc: USER + RING.desc + index * 0x4000, avail: USER + RING.avail + index * 0x4000, used: USER + RING.used + index * 0x4000, log: 0 }, fds: [] });
+    const call = eventfd();
+    send({ type: 'SET_VRING_CALL', body: { index, noFd: false }, fds: [dupOf(call)] });
+    return { call };
+  };
+  const kickFd = (index: number) => {
+    const kick = eventfd();
+    send({ type: 'SET_VRING_KICK', body: { index, noFd: false }, fds: [dupOf(kick)] });
+    return kick;
+  };
+  const driver = (index: number, eventIdx = true) =>
+    new DriverQueue<number>({ memory, size: 8, addrs: { desc: RING.desc + index * 0x4000, avail: RING.avail + index * 0x4000, used: RING.used + index * 0x4000 }, eventIdx });
+  return { dev, session, send, sendMemory, ring, kickFd, driver, warnings, memory };
+}
+
+/** A new fd for the same open file: the session closes what it receives, the test keeps its own. */
+function dupOf(fd: number): number {
+  return dup(fd);
+}
+
+const PROTOCOL = 1n << 30n;
+const LINUX = (1n << 32n) | PROTOCOL | (1n << 29n) | (1n << 28n);
+const SEABIOS = (1n << 32n) | PROTOCOL;
+
+test('session: a kick that arrives before SET_VRING_ENABLE is processed when the ring is enabled', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  const q = s.driver(0);
+  const kick = s.kickFd(0);
+  q.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  eventfdWrite(kick);
+  assert.equal(s.dev.served, 0, 'started but disabled: not processed');
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.deepEqual(q.popUsed(), { head: 0, len: 16, token: 1 });
+});
+
+test('session: GET_VRING_BASE stops the ring and returns the true next avail index; restart resumes there', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  const { call } = s.ring(0);
+  const q = s.driver(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  for (let i = 0; i < 3; i++) {
+    q.add([{ addr: 0x10000, len: 8, writable: true }], i);
+    s.session.kick(0);
+    assert.equal(q.popUsed()?.token, i);
+  }
+  assert.ok(eventfdRead(call) > 0n, 'used-buffer notifications went to the call eventfd');
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 0 }, fds: [] });
+  const base = s.send({ type: 'GET_VRING_BASE', body: { index: 0, num: 0 }, fds: [] });
+  assert.deepEqual(base?.body, { index: 0, num: 3 });
+  assert.deepEqual(s.session.kickFds(), [], 'a stopped ring is not polled');
+  // Buffers added while stopped are not touched.
+  q.add([{ addr: 0x10000, len: 8, writable: true }], 9);
+  s.session.kick(0);
+  assert.equal(q.popUsed(), null);
+  // Restart from base 3 (the driver's ring continues where it was).
+  s.send({ type: 'SET_VRING_BASE', body: { index: 0, num: 3 }, fds: [] });
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.equal(q.popUsed()?.token, 9, 'the pending buffer is served on restart');
+});
+
+test('session: firmware then kernel: SET_FEATURES changes between start cycles re-activate the device', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: SEABIOS, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: SEABIOS, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  const fw = s.driver(0, false);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  fw.add([{ addr: 0x10000, len: 4, writable: true }], 0);
+  s.session.kick(0);
+  assert.equal(fw.popUsed()?.len, 4);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 0 }, fds: [] });
+  assert.deepEqual(s.send({ type: 'GET_VRING_BASE', body: { index: 0, num: 0 }, fds: [] })?.body, { index: 0, num: 1 });
+  // The kernel starts over with EVENT_IDX; memory persists (no new memory table).
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.ring(0, 0);
+  const linux = s.driver(0, true);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  linux.add([{ addr: 0x10000, len: 4, writable: true }], 7);
+  s.session.kick(0);
+  assert.equal(linux.popUsed()?.token, 7);
+  assert.deepEqual(s.dev.activations, [SEABIOS & ~PROTOCOL, LINUX & ~PROTOCOL]);
+});
+
+test('session: without PROTOCOL_FEATURES, SET_FEATURES enables every ring', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_FEATURES', body: 1n << 32n, fds: [] });
+  s.sendMemory();
+  s.ring(1);
+  const q = s.driver(1, false);
+  s.kickFd(1);
+  q.add([{ addr: 0x10000, len: 4, writable: true }], 3);
+  s.session.kick(1);
+  assert.equal(q.popUsed()?.token, 3);
+});
+
+test('session: unoffered features, bad rings and unsupported requests are refused with a failure ack', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  const nack = (init: FrontendRequestInit) => s.send({ ...init, needReply: true } as FrontendRequestInit)?.body;
+  assert.equal(nack({ type: 'SET_FEATURES', body: LINUX | (1n << 40n), fds: [] }), 1n);
+  assert.match(s.warnings.join('\n'), /RING_RESET/);
+  assert.equal(nack({ type: 'SET_FEATURES', body: PROTOCOL | (1n << 29n), fds: [] }), 1n, 'VERSION_1 required');
+  assert.equal(nack({ type: 'SET_FEATURES', body: LINUX, fds: [] }), 0n);
+  assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 0, num: 12 }, fds: [] }), 1n, 'not a power of 2');
+  assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 0, num: 32 }, fds: [] }), 1n, 'above the maximum');
+  assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 2, num: 8 }, fds: [] }), 1n, 'no such ring');
+  assert.equal(nack({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: 1, queueSize: 8 }, fds: [] }), undefined, 'has its own reply');
+  assert.equal(nack({ type: 'SET_STATUS', body: 0xfn, fds: [] }), 1n);
+  assert.equal(nack({ type: 'SET_OWNER', body: null, fds: [] }), 0n);
+});
+
+test('session: GET_CONFIG returns the requested bytes, or the error form past the config space', (t) => {
+  const s = setup(t);
+  const ok = s.send({ type: 'GET_CONFIG', body: { offset: 1, flags: 0, payload: new Uint8Array(3) }, fds: [] });
+  assert.deepEqual([...(ok?.body as { payload: Uint8Array }).payload], [0xa1, 0xa2, 0xa3]);
+  const bad = s.send({ type: 'GET_CONFIG', body: { offset: 2, flags: 0, payload: new Uint8Array(8) }, fds: [] });
+  assert.equal(bad?.body, null);
+});
+
+test('session: RESET_DEVICE stops rings and forgets features; close() releases fds', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.equal(s.session.kickFds().length, 1);
+  s.send({ type: 'RESET_DEVICE', body: null, fds: [] });
+  assert.equal(s.session.kickFds().length, 0);
+  const q = s.driver(0);
+  q.add([{ addr: 0x10000, len: 4, writable: true }], 1);
+  s.session.kick(0);
+  assert.equal(q.popUsed(), null, 'nothing is processed after a reset');
+});

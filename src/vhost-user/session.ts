@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * One vhost-user connection, back-end side: the protocol state machine between a front-end
+ * (QEMU, or AVP's conformance suite) and a device model.
+ *
+ * Owns: feature and protocol-feature negotiation, the memory table, per-ring state (size, addresses,
+ * base, kick/call/err fds, started and enabled flags) and turning it into live device queues,
+ * replies and REPLY_ACK acks, config access, reset. Rules from the vhost-user document and from
+ * what QEMU 7.2 sends (shared/reference/vhost-user-protocol.md §7, §9):
+ * - a ring is processed only when started (kick fd received, not stopped by GET_VRING_BASE) and
+ *   enabled (SET_VRING_ENABLE 1, or SET_FEATURES without PROTOCOL_FEATURES which enables all);
+ * - when a ring goes live it is processed once at once: a kick may have arrived before the enable
+ *   (rust-vmm/vhost#247);
+ * - GET_VRING_BASE stops (does not reset) the ring and returns the true next-avail index;
+ * - the used index is re-read from guest memory whenever a ring goes live (rust-vmm/vhost#180);
+ * - SET_FEATURES may come several times per start with different values (firmware, then the
+ *   kernel): the last one counts; while no ring is live it re-activates the device with it;
+ * - memory persists across ring start/stop cycles; any change re-resolves live rings, and old
+ *   mappings are unmapped only after nothing refers to them.
+ * Does not own: sockets and polling (`loop.ts`), framing (`parser.ts`), device semantics.
+ *
+ * Protocol features offered, and why: MQ (GET_QUEUE_NUM; the document says back-ends should always
+ * implement it), REPLY_ACK (lets the front-end learn about failures), CONFIGURE_MEM_SLOTS (QEMU 7.2
+ * then sends ADD_MEM_REG per region; SET_MEM_TABLE is supported too), CONFIG (only for devices that
+ * have config space), RESET_DEVICE (a clean device reset without dropping the connection).
+ * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
+ */
+import type { DeviceLog, VirtioDevice } from '../device/contract.js';
+import { DeviceRunner } from '../device/runner.js';
+import { DeviceError } from '../device/errors.js';
+import type { DeviceQueue } from '../queue/split-device.js';
+import { resolveRings } from '../queue/rings.js';
+import { QueueError } from '../queue/errors.js';
+import { isValidQueueSize } from '../spec/split-ring.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, featureBit, hasFeature } from '../spec/virtio.js';
+import { closeQuiet, eventfdRead, eventfdWrite, fdTarget, munmap, type Mapping } from '../sys/index.js';
+import { VhostUserBackendError } from './backend-errors.js';
+import type { VhostUserProtocolError } from './errors.js';
+import { MAX_MEM_SLOTS, MemoryTable } from './memory-table.js';
+import { encodeReply, hasOwnReply, type EncodedMessage, type FrontendRequest, type VringAddr } from './messages.js';
+import {
+  FRONTEND_REQUEST_CODES,
+  VHOST_USER_NEED_REPLY_MASK,
+  VHOST_USER_PROTOCOL_F_CONFIG,
+  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VHOST_USER_PROTOCOL_F_MQ,
+  VHOST_USER_PROTOCOL_F_REPLY_ACK,
+  VHOST_USER_PROTOCOL_F_RESET_DEVICE,
+} from './protocol.js';
+
+interface Vring {
+  num: number | undefined;
+  addr: VringAddr | undefined;
+  /** Next avail index to start from (SET_VRING_BASE), updated when the ring stops. */
+  base: number;
+  kickFd: number | undefined;
+  callFd: number | undefined;
+  errFd: number | undefined;
+  /** Kick fd received and not stopped by GET_VRING_BASE since. */
+  started: boolean;
+  enabled: boolean;
+  /** The live device-side queue while started, enabled and configured. */
+  queue: DeviceQueue | undefined;
+}
+
+/** Counters of one session, for metrics and tests. */
+export interface SessionStats {
+  requests: number;
+  failedRequests: number;
+  kicks: number;
+  calls: number;
+}
+
+export interface SessionOptions {
+  device: VirtioDevice;
+  log: DeviceLog;
+}
+
+function freshRing(): Vring {
+  return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined };
+}
+
+export class BackendSession {
+  readonly device: VirtioDevice;
+  readonly stats: SessionStats = { requests: 0, failedRequests: 0, kicks: 0, calls: 0 };
+  readonly #log: DeviceLog;
+  readonly #runner: DeviceRunner;
+  readonly #memory = new MemoryTable();
+  readonly #rings: Vring[];
+  readonly #offeredProtocol: bigint;
+  #protocol = 0n;
+  #protocolNegotiated = false;
+  #ackedFeatures: bigint | undefined;
+  /** Bumped whenever the set of kick fds changes, so the loop knows to rebuild its poll set. */
+  #kickGeneration = 0;
+
+  constructor(opts: SessionOptions) {
+    this.device = opts.device;
+    this.#log = opts.log;
+    this.#runner = new DeviceRunner(opts.device, {
+      memory: this.#memory.gpa,
+      log: opts.log,
+      notify: (i) => this.#call(i),
+    });
+    this.#rings = opts.device.queueMaxSizes.map(freshRing);
+    let offered = featureBit(VHOST_USER_PROTOCOL_F_MQ) | featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) | featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
+    if (opts.device.configSize > 0) offered |= featureBit(VHOST_USER_PROTOCOL_F_CONFIG);
+    this.#offeredProtocol = offered;
+  }
+
+  /** Virtio features offered to the front-end: the device's plus PROTOCOL_FEATURES (bit 30). */
+  get offeredFeatures(): bigint {
+    return this.device.offeredFeatures | featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+  }
+
+  get offeredProtocolFeatures(): bigint {
+    return this.#offeredProtocol;
+  }
+
+  get kickGeneration(): number {
+    return this.#kickGeneration;
+  }
+
+  /** Kick fds of started rings, for the event loop's poll set. */
+  kickFds(): Array<{ fd: number; index: number }> {
+    const out: Array<{ fd: number; index: number }> = [];
+    this.#rings.forEach((r, index) => {
+      if (r.started && r.kickFd !== undefined) out.push({ fd: r.kickFd, index });
+    });
+    return out;
+  }
+
+  /** A ring's kick fd became readable: consume the counter and let the device process. */
+  kick(index: number): void {
+    const r = this.#rings[index];
+    if (r?.kickFd === undefined) return;
+    eventfdRead(r.kickFd);
+    this.stats.kicks++;
+    this.#runner.kick(index);
+  }
+
+  /** Device metrics plus session counters. */
+  metrics(): Record<string, unknown> {
+    return { ...this.device.metrics(), session: { ...this.stats } };
+  }
+
+  /**
+   * Handles one request; returns the reply to send, if any.
+   * Never throws for anything the front-end sent: failures become a REPLY_ACK failure (when the
+   * front-end asked for one) and a log line, and the connection goes on.
+   */
+  handle(req: FrontendRequest): EncodedMessage | null {
+    this.stats.requests++;
+    let reply: EncodedMessage | null = null;
+    let ok = true;
+    try {
+      reply = this.#dispatch(req);
+    } catch (e: unknown) {
+      if (!(e instanceof VhostUserBackendError || e instanceof DeviceError || e instanceof QueueError)) throw e;
+      ok = false;
+      this.stats.failedRequests++;
+      this.#log.warn(`vhost-user ${req.type}: ${e.message}`);
+      reply = this.#errorReply(req);
+    }
+    if (reply === null && req.needReply && this.#replyAck() && !hasOwnReply(req.type)) {
+      reply = encodeReply({ type: 'ACK', request: FRONTEND_REQUEST_CODES[req.type], body: ok ? 0n : 1n, fds: [] });
+    }
+    return reply;
+  }
+
+  /** A per-message protocol error (framing intact): a failure ack when one was asked for. */
+  handleProtocolError(err: VhostUserProtocolError): EncodedMessage | null {
+    this.stats.failedRequests++;
+    this.#log.warn(`vhost-user: ${err.message}`);
+    const h = err.header;
+    if (h === null || !(h.flags & VHOST_USER_NEED_REPLY_MASK) || !this.#replyAck()) return null;
+    return encodeReply({ type: 'ACK', request: h.request, body: 1n, fds: [] });
+  }
+
+  /** The front-end went away: reset the device, close every fd, unmap memory. */
+  close(): void {
+    this.#resetRings();
+    this.#runner.reset();
+    this.#unmap(this.#memory.clear());
+    this.#ackedFeatures = undefined;
+  }
+
+  #replyAck(): boolean {
+    return hasFeature(this.#protocol, VHOST_USER_PROTOCOL_F_REPLY_ACK);
+  }
+
+  /** Requests with their own reply answer failures in their own shape. */
+  #errorReply(req: FrontendRequest): EncodedMessage | null {
+    if (req.type === 'GET_CONFIG') return encodeReply({ type: 'GET_CONFIG', body: null, fds: [] });
+    if (req.type === 'GET_VRING_BASE') return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: 0 }, fds: [] });
+    return null;
+  }
+
+  #dispatch(req: FrontendRequest): EncodedMessage | null {
+    switch (req.type) {
+      case 'GET_FEATURES':
+        return encodeReply({ type: 'GET_FEATURES', body: this.offeredFeatures, fds: [] });
+      case 'SET_FEATURES':
+        this.#setFeatures(req.body);
+        return null;
+      case 'GET_PROTOCOL_FEATURES':
+        return encodeReply({ type: 'GET_PROTOCOL_FEATURES', body: this.#offeredProtocol, fds: [] });
+      case 'SET_PROTOCOL_FEATURES':
+        this.#setProtocolFeatures(req.body);
+        return null;
+      case 'SET_OWNER':
+        return null;
+      case 'RESET_OWNER':
+      case 'RESET_DEVICE':
+        this.#resetRings();
+        this.#runner.reset();
+        this.#ackedFeatures = undefined;
+        return null;
+      case 'GET_QUEUE_NUM':
+        return encodeReply({ type: 'GET_QUEUE_NUM', body: BigInt(this.#rings.length), fds: [] });
+      case 'GET_MAX_MEM_SLOTS':
+        return encodeReply({ type: 'GET_MAX_MEM_SLOTS', body: BigInt(MAX_MEM_SLOTS), fds: [] });
+      case 'SET_MEM_TABLE':
+        this.#memoryChanged(this.#memory.replace(req.body.regions, req.fds));
+        return null;
+      case 'ADD_MEM_REG':
+        this.#memory.add(req.body, req.fds[0]);
+        this.#memoryChanged([]);
+        return null;
+      case 'REM_MEM_REG':
+        this.#memoryChanged(this.#memory.remove(req.body));
+        return null;
+      case 'SET_VRING_NUM': {
+        const r = this.#ring(req.body.index);
+        const max = this.device.queueMaxSizes[req.body.index] ?? 0;
+        if (!isValidQueueSize(req.body.num) || req.body.num > max) {
+          throw new VhostUserBackendError('VHOST_USER_BAD_VRING', `vring ${req.body.index}: size ${req.body.num} is not a power of 2 in 1..${max}`);
+        }
+        r.num = req.body.num;
+        return null;
+      }
+      case 'SET_VRING_ADDR':
+        this.#ring(req.body.index).addr = req.body;
+        this.#restart(req.body.index);
+        return null;
+      case 'SET_VRING_BASE':
+        this.#ring(req.body.index).base = req.body.num & 0xffff;
+        return null;
+      case 'GET_VRING_BASE':
+        return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: this.#stopRing(req.body.index) }, fds: [] });
+      case 'SET_VRING_KICK': {
+        const r = this.#ring(req.body.index);
+        this.#replaceFd(r, 'kickFd', req.fds[0]);
+        if (req.body.noFd) this.#log.warn(`vring ${req.body.index}: polling mode (no kick fd) is not supported; the ring is processed on enable only`);
+        r.started = true;
+        this.#kickGeneration++;
+        this.#refresh(req.body.index);
+        return null;
+      }
+      case 'SET_VRING_CALL':
+        this.#replaceFd(this.#ring(req.body.index), 'callFd', req.fds[0]);
+        return null;
+      case 'SET_VRING_ERR':
+        this.#replaceFd(this.#ring(req.body.index), 'errFd', req.fds[0]);
+        return null;
+      case 'SET_VRING_ENABLE': {
+        if (!this.#protocolNegotiated && !hasFeature(this.#ackedFeatures ?? 0n, VHOST_USER_F_PROTOCOL_FEATURES)) {
+          throw new VhostUserBackendError('VHOST_USER_FEATURE_NOT_NEGOTIATED', 'SET_VRING_ENABLE needs VHOST_USER_F_PROTOCOL_FEATURES');
+        }
+        const r = this.#ring(req.body.index);
+        r.enabled = req.body.num !== 0;
+        this.#refresh(req.body.index);
+        return null;
+      }
+      case 'GET_CONFIG': {
+        const payload = this.#runner.readConfig(req.body.offset, req.body.payload.length);
+        return encodeReply({ type: 'GET_CONFIG', body: { offset: req.body.offset, flags: req.body.flags, payload }, fds: [] });
+      }
+      case 'SET_CONFIG':
+        this.#runner.writeConfig(req.body.offset, req.body.payload);
+        return null;
+      case 'SET_LOG_BASE':
+      case 'SET_LOG_FD':
+      case 'SET_BACKEND_REQ_FD':
+      case 'SET_INFLIGHT_FD':
+        for (const fd of req.fds) closeQuiet(fd);
+        throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported (its protocol feature is not offered)`);
+      case 'GET_INFLIGHT_FD':
+      case 'SET_STATUS':
+      case 'GET_STATUS':
+      case 'SEND_RARP':
+      case 'NET_SET_MTU':
+        throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported by the ${this.device.name} back-end`);
+    }
+  }
+
+  #setFeatures(features: bigint): void {
+    const deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    // Re-activate with the new features when nothing is live (firmware → kernel hand-over).
+    if (!this.#rings.some((r) => r.queue !== undefined)) this.#runner.reset();
+    this.#runner.acceptFeatures(deviceFeatures);
+    this.#ackedFeatures = features;
+    if (!hasFeature(features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+      // "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in the enabled state."
+      this.#rings.forEach((r, i) => {
+        r.enabled = true;
+        this.#refresh(i);
+      });
+    }
+  }
+
+  #setProtocolFeatures(features: bigint): void {
+    const extra = features & ~this.#offeredProtocol;
+    if (extra !== 0n) this.#log.warn(`SET_PROTOCOL_FEATURES: ignoring bits not offered: 0x${extra.toString(16)}`);
+    this.#protocol = features & this.#offeredProtocol;
+    this.#protocolNegotiated = true;
+  }
+
+  #ring(index: number): Vring {
+    const r = this.#rings[index];
+    if (r === undefined) throw new VhostUserBackendError('VHOST_USER_BAD_VRING', `vring ${index} does not exist (${this.device.name} has ${this.#rings.length})`);
+    return r;
+  }
+
+  #replaceFd(r: Vring, key: 'kickFd' | 'callFd' | 'errFd', fd: number | undefined): void {
+    if (fd !== undefined) {
+      // A hostile front-end could pass a pipe or socket; reading or writing it could block the loop.
+      const target = fdTarget(fd);
+      if (target !== 'anon_inode:[eventfd]') {
+        closeQuiet(fd);
+        throw new VhostUserBackendError('VHOST_USER_BAD_VRING', `${key.replace('Fd', '')} fd is not an eventfd (${target ?? 'closed'})`);
+      }
+    }
+    const old = r[key];
+    if (old !== undefined && old !== fd) closeQuiet(old);
+    r[key] = fd;
+  }
+
+  /** Makes ring `index` live or not, as its state says. */
+  #refresh(index: number): void {
+    const r = this.#ring(index);
+    const wanted = r.started && r.enabled && r.num !== undefined && r.addr !== undefined && this.#ackedFeatures !== undefined;
+    if (wanted && r.queue === undefined) this.#goLive(index, r);
+    else if (!wanted && r.queue !== undefined) this.#pause(index, r);
+  }
+
+  #goLive(index: number, r: Vring): void {
+    // Safe: #refresh checked num and addr.
+    const num = r.num!;
+    const addr = r.addr!;
+    const rings = resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
+    r.queue = this.#runner.createQueue(index, num, rings, r.base);
+    this.#runner.startQueue(index, r.queue);
+    // Process what may already be there: a kick can precede the enable.
+    this.#runner.kick(index);
+  }
+
+  #pause(index: number, r: Vring): void {
+    r.base = r.queue?.nextAvail ?? r.base;
+    r.queue = undefined;
+    this.#runner.stopQueue(index);
+  }
+
+  /** Re-resolves a live ring (new addresses or memory); keeps its position. */
+  #restart(index: number): void {
+    const r = this.#ring(index);
+    if (r.queue !== undefined) this.#pause(index, r);
+    this.#refresh(index);
+  }
+
+  /** GET_VRING_BASE: stop the ring, close its kick fd, return the next avail index. */
+  #stopRing(index: number): number {
+    const r = this.#ring(index);
+    if (r.queue !== undefined) this.#pause(index, r);
+    r.started = false;
+    this.#replaceFd(r, 'kickFd', undefined);
+    this.#kickGeneration++;
+    return r.base;
+  }
+
+  #memoryChanged(retired: Mapping[]): void {
+    this.#runner.setMemory(this.#memory.gpa);
+    this.#rings.forEach((r, i) => {
+      if (r.queue !== undefined) this.#restart(i);
+    });
+    this.#unmap(retired);
+  }
+
+  #unmap(mappings: Mapping[]): void {
+    for (const m of mappings) munmap(m);
+  }
+
+  #resetRings(): void {
+    this.#rings.forEach((r, i) => {
+      if (r.queue !== undefined) this.#pause(i, r);
+      for (const key of ['kickFd', 'callFd', 'errFd'] as const) this.#replaceFd(r, key, undefined);
+      this.#rings[i] = freshRing();
+    });
+    this.#kickGeneration++;
+  }
+
+  #call(index: number): void {
+    const fd = this.#rings[index]?.callFd;
+    if (fd === undefined) return;
+    this.stats.calls++;
+    eventfdWrite(fd);
+  }
+}
