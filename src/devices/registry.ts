@@ -9,7 +9,6 @@
  * Does not own: parsing command lines (cli), transports.
  */
 import type { VirtioDevice } from '../device/contract.js';
-import { BLK_CAPABILITIES, createBlkFromOptions } from './blk/options.js';
 import { RngDevice } from './rng/model.js';
 
 /** Host capabilities that only lower-level layers can provide, injected by the caller. */
@@ -53,13 +52,6 @@ export const DEVICE_KINDS: Readonly<Record<string, DeviceKind>> = {
     description: 'virtio-entropy (VIRTIO 1.3 §5.4): random bytes from the host CSPRNG',
     capabilities: ['max-bytes'],
     create: (options) => new RngDevice({ maxBytesPerRequest: intOption(options, 'maxBytes', 64 * 1024, 1, 1 << 30) }),
-  },
-  blk: {
-    name: 'blk',
-    vhostUserType: 'block',
-    description: 'virtio-blk (VIRTIO 1.3 §5.2): a raw image file as a disk, with flush, discard and write-zeroes',
-    capabilities: BLK_CAPABILITIES,
-    create: (options, host) => createBlkFromOptions(options, host.fallocate),
   },
 };
 
