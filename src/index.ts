@@ -6,3 +6,5 @@ export * from './memory/index.js';
 export * from './queue/index.js';
 export * from './device/index.js';
 export * as rng from './devices/rng/index.js';
+export * as blk from './devices/blk/index.js';
+export { DEVICE_KINDS, createDevice, type DeviceKind, type DeviceSpec } from './devices/registry.js';

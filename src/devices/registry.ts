@@ -9,6 +9,7 @@
  * Does not own: parsing command lines (cli), transports.
  */
 import type { VirtioDevice } from '../device/contract.js';
+import { BLK_CAPABILITIES, createBlkFromOptions } from './blk/options.js';
 import { RngDevice } from './rng/model.js';
 
 /** Host capabilities that only lower-level layers can provide, injected by the caller. */
@@ -30,6 +31,8 @@ export interface DeviceKind {
   readonly description: string;
   /** Option names reported by `--print-capabilities`. */
   readonly capabilities: readonly string[];
+  /** Command-line options of this device for `avp serve` (commander flag syntax, description). */
+  readonly cliOptions: ReadonlyArray<readonly [flags: string, description: string]>;
   /** @throws Error with a message naming the bad option. */
   create(options: Record<string, unknown>, host: HostCapabilities): VirtioDevice;
 }
@@ -51,7 +54,26 @@ export const DEVICE_KINDS: Readonly<Record<string, DeviceKind>> = {
     vhostUserType: 'rng',
     description: 'virtio-entropy (VIRTIO 1.3 §5.4): random bytes from the host CSPRNG',
     capabilities: ['max-bytes'],
+    cliOptions: [['--max-bytes <n>', 'cap on random bytes per request (default 65536)']],
     create: (options) => new RngDevice({ maxBytesPerRequest: intOption(options, 'maxBytes', 64 * 1024, 1, 1 << 30) }),
+  },
+  blk: {
+    name: 'blk',
+    vhostUserType: 'block',
+    description: 'virtio-blk (VIRTIO 1.3 §5.2): a raw image file as a disk, with flush, discard and write-zeroes',
+    capabilities: BLK_CAPABILITIES,
+    cliOptions: [
+      ['--image <file>', 'the raw image file to serve (required)'],
+      ['--blk-file <file>', 'alias of --image (the vhost-user capability name)'],
+      ['--read-only', 'offer VIRTIO_BLK_F_RO, open the image read-only, fail every write'],
+      ['--serial <id>', 'serial number returned by GET_ID (at most 20 bytes)'],
+      ['--num-queues <n>', 'number of request queues (VIRTIO_BLK_F_MQ when > 1; default 1)'],
+      ['--queue-size <n>', 'largest queue the driver may set up (default 256)'],
+      ['--blk-size <n>', 'logical block size reported to the guest (default 512)'],
+      ['--writethrough', 'start in writethrough mode (the guest can switch it with CONFIG_WCE)'],
+      ['--no-discard', 'do not offer DISCARD and WRITE_ZEROES'],
+    ],
+    create: (options, host) => createBlkFromOptions(options, host.fallocate),
   },
 };
 

@@ -21,11 +21,6 @@ interface CommonOptions {
   [k: string]: unknown;
 }
 
-/** Device options each kind takes on the command line (beyond the common ones). */
-const DEVICE_OPTIONS: Record<string, Array<[flags: string, description: string]>> = {
-  rng: [['--max-bytes <n>', 'cap on random bytes per request (default 65536)']],
-};
-
 export function registerServeCommand(program: Command): void {
   const serve = program.command('serve').description('serve a device to a vhost-user front-end (QEMU -chardev socket + vhost-user-*-pci)');
   for (const kind of Object.values(DEVICE_KINDS)) {
@@ -36,7 +31,7 @@ export function registerServeCommand(program: Command): void {
       .option('--fd <n>', 'serve an already-listening socket passed as file descriptor N')
       .option('--print-capabilities', 'print the vhost-user capabilities as JSON and exit')
       .option('-v, --verbose', 'log every connection event at debug level');
-    for (const [flags, description] of DEVICE_OPTIONS[kind.name] ?? []) cmd.option(flags, description);
+    for (const [flags, description] of kind.cliOptions) cmd.option(flags, description);
     cmd.action(async (opts: CommonOptions) => {
       process.exitCode = await serveDevice(kind, opts);
     });
