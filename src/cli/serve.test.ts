@@ -188,3 +188,19 @@ test('serve rng: SIGUSR1 logs metrics', async (t) => {
   assert.equal(m.metrics.requests, 1);
   assert.ok(m.metrics.session.requests > 5);
 });
+
+test('serve: each shipped vhost-user JSON descriptor names a program whose capabilities match it', () => {
+  const root = new URL('../../', import.meta.url);
+  const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { bin: Record<string, string> };
+  for (const kind of ['rng', 'blk']) {
+    const desc = JSON.parse(readFileSync(new URL(`share/qemu/vhost-user/50-avp-${kind}.json`, root), 'utf8')) as { description: string; type: string; binary: string };
+    const program = desc.binary.split('/').pop() ?? '';
+    assert.equal(program, `avp-vhost-user-${kind}`);
+    const script = pkg.bin[program];
+    assert.ok(script, `package.json installs ${program}`);
+    const r = spawnSync(process.execPath, [new URL(script, root).pathname, '--print-capabilities'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { type: string }).type, desc.type, `${kind}: descriptor type matches the program`);
+    assert.ok(desc.description.length > 0);
+  }
+});
