@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 #   qemu-system-common  qemu-storage-daemon, the third-party vhost-user-blk peer
 #   busybox-static      the guest's userland (avp image build)
 #   cpio, xz-utils, zstd  packing the guest initramfs, unpacking kernel modules
-APT_PACKAGES=(qemu-system-x86 qemu-system-common qemu-utils busybox-static cpio xz-utils zstd)
+#   kmod                depmod: the kernel package ships no modules.dep (its postinst makes it)
+APT_PACKAGES=(qemu-system-x86 qemu-system-common qemu-utils busybox-static cpio xz-utils zstd kmod)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerImageCommand } from './commands/image.js';
 import { registerServeCommand } from './commands/serve.js';
 import { isAvpError } from './errors.js';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .showHelpAfterError();
+  registerImageCommand(program);
   registerServeCommand(program);
   return program;
 }

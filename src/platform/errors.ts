@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Platform-layer errors: the guest image build and the QEMU process harness.
+ *
+ * Owns: one class per failure a caller may want to tell apart, each with a stable `code`.
+ * Does not own: errors of the layers below (memory, queue, vhost-user…), nor CLI formatting
+ * (the CLI prints `message` and exits 1; the messages are written to stand alone for that).
+ */
+import { AvpError } from '../errors.js';
+
+/** What to do about a missing system package: the set-up script installs all of them. */
+const SETUP_HINT = "run `bash scripts/setup.sh` as root to install AVP's system packages";
+
+/** A VM spec field (memory, CPUs, a device, the kernel command line…) has an unusable value. */
+export class VmSpecError extends AvpError {
+  readonly code = 'VM_SPEC_INVALID';
+  /** The spec field at fault, as a dotted path such as `devices[2].mac`. */
+  readonly field: string;
+
+  constructor(field: string, expected: string, got: unknown) {
+    super(`VM spec field '${field}' ${expected}; got ${describe(got)}`);
+    this.field = field;
+  }
+}
+
+/** `AVP_ACCEL` (or an accel option) names an accelerator AVP does not know. */
+export class AccelError extends AvpError {
+  readonly code = 'ACCEL_INVALID';
+
+  constructor(value: string) {
+    super(`AVP_ACCEL must be 'tcg', 'kvm' or 'auto'; got ${JSON.stringify(value)}`);
+  }
+}
+
+/** A host program the image build runs (apt-get, dpkg-deb, depmod, xz…) is not installed. */
+export class HostToolMissingError extends AvpError {
+  readonly code = 'HOST_TOOL_MISSING';
+  readonly tool: string;
+
+  constructor(tool: string, debianPackage: string, options?: { cause?: unknown }) {
+    super(`${tool} is not installed (Debian package ${debianPackage}); ${SETUP_HINT}`, options);
+    this.tool = tool;
+  }
+}
+
+/** The QEMU binary is not installed (or `$AVP_QEMU` names no executable). */
+export class QemuNotInstalledError extends AvpError {
+  readonly code = 'QEMU_NOT_INSTALLED';
+  readonly binary: string;
+
+  constructor(binary: string, options?: { cause?: unknown }) {
+    super(`QEMU (${binary}, Debian package qemu-system-x86) is not installed; ${SETUP_HINT}`, options);
+    this.binary = binary;
+  }
+}
+
+/** A host program the image build runs exited non-zero or could not be started. */
+export class HostToolFailedError extends AvpError {
+  readonly code = 'HOST_TOOL_FAILED';
+  readonly tool: string;
+  readonly stderr: string;
+
+  constructor(tool: string, args: readonly string[], detail: string, stderr: string, options?: { cause?: unknown }) {
+    const tail = lastLines(stderr, 10);
+    super(`${tool} ${args.join(' ')} failed: ${detail}${tail ? `\n${tail}` : ''}`, options);
+    this.tool = tool;
+    this.stderr = stderr;
+  }
+}
+
+/** The guest image could not be built (kernel package, modules, or packing). */
+export class ImageBuildError extends AvpError {
+  readonly code = 'IMAGE_BUILD_FAILED';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A kernel module asked for is neither a loadable module nor built into the kernel. */
+export class KernelModuleError extends AvpError {
+  readonly code: 'KERNEL_MODULE_NOT_FOUND' | 'KERNEL_MODULE_DEPENDENCY_CYCLE';
+  readonly module: string;
+
+  private constructor(code: KernelModuleError['code'], module: string, message: string) {
+    super(message);
+    this.code = code;
+    this.module = module;
+  }
+
+  static notFound(module: string, kernelVersion: string): KernelModuleError {
+    return new KernelModuleError(
+      'KERNEL_MODULE_NOT_FOUND',
+      module,
+      `kernel module '${module}' is neither in modules.dep nor in modules.builtin of kernel ${kernelVersion}`,
+    );
+  }
+
+  static cycle(path: readonly string[]): KernelModuleError {
+    return new KernelModuleError(
+      'KERNEL_MODULE_DEPENDENCY_CYCLE',
+      path[0] ?? '',
+      `modules.dep has a dependency cycle: ${path.join(' -> ')}`,
+    );
+  }
+}
+
+/** The guest kernel command line would exceed what the kernel accepts (x86: 2047 bytes). */
+export class GuestCmdlineTooLongError extends AvpError {
+  readonly code = 'GUEST_CMDLINE_TOO_LONG';
+  readonly length: number;
+  readonly limit: number;
+
+  constructor(length: number, limit: number, hint: string) {
+    super(
+      `guest kernel command line is ${length} bytes, over the kernel's limit of ${limit}` +
+        ` (a longer one makes the guest hang silently at boot); ${hint}`,
+    );
+    this.length = length;
+    this.limit = limit;
+  }
+}
+
+/** Common shape of the console-wait failures: they carry the console tail for the report. */
+abstract class ConsoleWaitError extends AvpError {
+  /** The last console (and QEMU stderr) lines seen, oldest first. */
+  readonly consoleTail: readonly string[];
+
+  constructor(message: string, consoleTail: readonly string[]) {
+    super(`${message}${formatTail(consoleTail)}`);
+    this.consoleTail = consoleTail;
+  }
+}
+
+/** QEMU exited while a caller was still waiting for a console line. */
+export class QemuExitedError extends ConsoleWaitError {
+  readonly code = 'QEMU_EXITED';
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+
+  constructor(waitingFor: string, exitCode: number | null, signal: string | null, consoleTail: readonly string[]) {
+    super(
+      `QEMU exited (${signal === null ? `status ${String(exitCode)}` : `signal ${signal}`}) before the console showed ${waitingFor}`,
+      consoleTail,
+    );
+    this.exitCode = exitCode;
+    this.signal = signal;
+  }
+}
+
+/** The console did not show an expected line within the time allowed. */
+export class ConsoleTimeoutError extends ConsoleWaitError {
+  readonly code = 'QEMU_CONSOLE_TIMEOUT';
+  readonly timeoutMs: number;
+
+  constructor(waitingFor: string, timeoutMs: number, consoleTail: readonly string[]) {
+    super(`the console did not show ${waitingFor} within ${timeoutMs} ms`, consoleTail);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The guest test script finished, but with a status other than the one expected. */
+export class GuestScriptFailedError extends ConsoleWaitError {
+  readonly code = 'GUEST_SCRIPT_FAILED';
+  readonly status: number;
+
+  constructor(status: number, consoleTail: readonly string[]) {
+    super(`the guest test script exited with status ${status}`, consoleTail);
+    this.status = status;
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 77)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
+  return typeof v;
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+function formatTail(tail: readonly string[]): string {
+  if (tail.length === 0) return '\n(the console printed nothing)';
+  return `\nlast ${tail.length} console lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`;
+}

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Debian packages for the guest image, fetched without installing them: resolve a package to its
+ * candidate version with apt-cache, `apt-get download` the .deb into a cache folder, and unpack
+ * it with `dpkg-deb -x` into a scratch folder.
+ *
+ * Owns: talking to apt and dpkg, the .deb cache layout (`<debDir>/<name>_<version>_<arch>.deb`),
+ * the "run apt-get update only when the lists are missing or stale" rule, and the offline fallback
+ * to a cached kernel. Does not own: what is done with the unpacked files (build.ts).
+ */
+import { mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HostToolFailedError, ImageBuildError } from '../errors.js';
+import { runTool } from './tools.js';
+
+export interface DebPackage {
+  name: string;
+  version: string;
+}
+
+export type Progress = (message: string) => void;
+
+/** The fields of one `apt-cache show` stanza that the build uses. */
+interface Stanza {
+  Package?: string;
+  Version?: string;
+  Depends?: string;
+}
+
+/** Parses the first stanza of `apt-cache show` output (RFC 822 style, continuation lines indented). */
+export function parseStanza(text: string): Stanza {
+  const out: Record<string, string> = {};
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line === '') {
+      if (Object.keys(out).length > 0) break;
+      continue;
+    }
+    if (/^\s/.test(line) && last !== undefined) {
+      out[last] = `${out[last] ?? ''} ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    last = line.slice(0, colon);
+    out[last] = line.slice(colon + 1).trim();
+  }
+  return { ...pick(out, 'Package'), ...pick(out, 'Version'), ...pick(out, 'Depends') };
+}
+
+function pick<K extends keyof Stanza>(o: Record<string, string>, k: K): Pick<Stanza, K> {
+  // exactOptionalPropertyTypes: leave the key out rather than set it to undefined.
+  const v = o[k];
+  return (v === undefined ? {} : { [k]: v }) as Pick<Stanza, K>; // the literal has exactly key K
+}
+
+/**
+ * The concrete kernel package a meta package such as `linux-image-amd64` depends on, from its
+ * Depends field: `linux-image-6.1.0-56-amd64 (= 6.1.192-2)`. A concrete name resolves to itself.
+ */
+export function kernelDependency(stanza: Stanza): DebPackage | undefined {
+  if (stanza.Package !== undefined && /^linux-image-\d/.test(stanza.Package) && stanza.Version !== undefined) {
+    return { name: stanza.Package, version: stanza.Version };
+  }
+  const m = /(linux-image-\d[^\s,(|]*)\s*\(=\s*([^)\s]+)\)/.exec(stanza.Depends ?? '');
+  // Both groups take part in every match of this pattern.
+  return m ? { name: m[1] as string, version: m[2] as string } : undefined;
+}
+
+/** The candidate version of `name` according to the local apt lists; throws if apt knows no such package. */
+async function showCandidate(name: string): Promise<Stanza> {
+  const { stdout } = await runTool('apt-cache', ['show', '--no-all-versions', name]);
+  const stanza = parseStanza(stdout.toString('utf8'));
+  if (stanza.Version === undefined) throw new ImageBuildError(`apt-cache knows no version of ${name}`);
+  return stanza;
+}
+
+/**
+ * Runs `fn`; when it fails in a way that up-to-date apt lists could fix (unknown package, or a
+ * download of a version the mirror no longer has), runs `apt-get update` once and tries again.
+ */
+async function withAptUpdateRetry<T>(what: string, fn: () => Promise<T>, progress: Progress): Promise<T> {
+  try {
+    return await fn();
+  } catch (first: unknown) {
+    if (!(first instanceof HostToolFailedError || first instanceof ImageBuildError)) throw first;
+    progress(`${what} failed; the apt lists may be missing or stale: running apt-get update`);
+    try {
+      await runTool('apt-get', ['update', '-qq']);
+    } catch (e: unknown) {
+      throw new ImageBuildError(`${what} failed, and so did apt-get update (run it as root, with network access)`, {
+        cause: e,
+      });
+    }
+    return fn();
+  }
+}
+
+/** Resolves the kernel package to download: `linux-image-amd64` → `linux-image-6.1.0-56-amd64 6.1.192-2`. */
+export async function resolveKernelPackage(metaPackage: string, progress: Progress): Promise<DebPackage> {
+  return withAptUpdateRetry(
+    `resolving ${metaPackage}`,
+    async () => {
+      const stanza = await showCandidate(metaPackage);
+      const pkg = kernelDependency(stanza);
+      if (pkg === undefined) {
+        throw new ImageBuildError(`${metaPackage} ${stanza.Version ?? ''} does not depend on a linux-image-<version> package`);
+      }
+      return pkg;
+    },
+    progress,
+  );
+}
+
+/** Resolves any package to its candidate version. */
+export async function resolvePackage(name: string, progress: Progress): Promise<DebPackage> {
+  return withAptUpdateRetry(
+    `resolving ${name}`,
+    async () => {
+      const stanza = await showCandidate(name);
+      // showCandidate guarantees Version.
+      return { name, version: stanza.Version as string };
+    },
+    progress,
+  );
+}
+
+/** apt-get download names files `name_version_arch.deb` with ':' (an epoch) written as %3a. */
+function debPrefix(pkg: DebPackage): string {
+  return `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}_`;
+}
+
+/** The cached .deb of exactly this package version, if present. */
+export async function findCachedDeb(debDir: string, pkg: DebPackage): Promise<string | undefined> {
+  const prefix = debPrefix(pkg);
+  const names = await readdir(debDir).catch((): string[] => []); // no folder yet: nothing cached
+  const hit = names.find((n) => n.startsWith(prefix) && n.endsWith('.deb'));
+  return hit === undefined ? undefined : join(debDir, hit);
+}
+
+/**
+ * The newest (by modification time) cached .deb whose package name `accept`s, for
+ * building offline when apt cannot resolve the package.
+ */
+export async function newestCachedDeb(debDir: string, accept: (name: string) => boolean): Promise<{ path: string; pkg: DebPackage } | undefined> {
+  const names = await readdir(debDir).catch((): string[] => []); // no folder yet: nothing cached
+  let best: { path: string; pkg: DebPackage; mtime: number } | undefined;
+  for (const n of names) {
+    const m = /^([^_]+)_([^_]+)_[^_]+\.deb$/.exec(n);
+    if (!m || !accept(m[1] as string)) continue; // groups 1 and 2 take part in every match
+    const path = join(debDir, n);
+    const mtime = (await stat(path)).mtimeMs;
+    if (best === undefined || mtime > best.mtime) {
+      best = { path, pkg: { name: m[1] as string, version: (m[2] as string).replaceAll('%3a', ':') }, mtime };
+    }
+  }
+  return best && { path: best.path, pkg: best.pkg };
+}
+
+/**
+ * Returns the path of `pkg`'s .deb in `debDir`, downloading it when absent. The download goes to
+ * a scratch folder first and is renamed into place, so a concurrent build never sees half a file.
+ */
+export async function ensureDeb(debDir: string, pkg: DebPackage, progress: Progress): Promise<string> {
+  const cached = await findCachedDeb(debDir, pkg);
+  if (cached !== undefined) return cached;
+  progress(`downloading ${pkg.name} ${pkg.version}`);
+  const download = async (): Promise<string> => {
+    const tmp = await mkdtemp(join(debDir, '.download-'));
+    try {
+      // As root, apt drops to the _apt user to download and warns that _apt cannot write the
+      // scratch folder; running the download as root (as the warning's fallback does) silences it.
+      const sandbox = process.getuid?.() === 0 ? ['-o', 'APT::Sandbox::User=root'] : [];
+      await runTool('apt-get', ['download', '-qq', ...sandbox, `${pkg.name}=${pkg.version}`], { cwd: tmp });
+      const [file] = (await readdir(tmp)).filter((n) => n.endsWith('.deb'));
+      if (file === undefined) throw new ImageBuildError(`apt-get download ${pkg.name}=${pkg.version} produced no .deb`);
+      const dest = join(debDir, file);
+      await rename(join(tmp, file), dest);
+      return dest;
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  };
+  return withAptUpdateRetry(`apt-get download ${pkg.name}=${pkg.version}`, download, progress);
+}
+
+/** Unpacks a .deb's files (not its scripts) into `dest` with `dpkg-deb -x`. */
+export async function extractDeb(deb: string, dest: string): Promise<void> {
+  await runTool('dpkg-deb', ['-x', deb, dest]);
+}
+
+/** The installed version of a package, or undefined when it is not installed. */
+export async function installedVersion(name: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await runTool('dpkg-query', ['-W', '-f=${db:Status-Abbrev} ${Version}', name]);
+    const [status, version] = stdout.toString('utf8').trim().split(/\s+/);
+    // "ii" = desired install, currently installed.
+    return status === 'ii' && version !== undefined ? version : undefined;
+  } catch (e: unknown) {
+    if (e instanceof HostToolFailedError) return undefined; // dpkg-query exits 1 for unknown packages
+    throw e;
+  }
+}

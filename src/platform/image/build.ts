@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `buildGuestImage()`: the guest kernel (vmlinuz) and initramfs (cpio.gz) AVP boots under QEMU,
+ * made from Debian 12 packages without installing any of them, and cached.
+ *
+ * Owns: the build sequence, the image layout, the cache (folders, key, atomic publication).
+ * Does not own: apt/dpkg details (apt.ts), module ordering (modules.ts), the guest scripts
+ * (init.ts), the archive format (cpio.ts), nor booting (qemu.ts).
+ *
+ * Cache (`$AVP_CACHE_DIR`, else `<repo>/.cache/avp/`):
+ *   debs/                      downloaded .deb files, kept across builds
+ *   images/<kver>-<key>/       vmlinuz, initramfs.cpio.gz, image.json
+ *   tmp/                       scratch (the unpacked kernel package, about 400 MB, while building)
+ * The key hashes the kernel package and version, the requested modules, the baked script, the
+ * generated scripts and the busybox binary, so any change to them builds a new image and an
+ * unchanged request is served from the cache at once.
+ */
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { HostToolFailedError, HostToolMissingError, ImageBuildError } from '../errors.js';
+import {
+  ensureDeb,
+  extractDeb,
+  installedVersion,
+  newestCachedDeb,
+  resolveKernelPackage,
+  resolvePackage,
+  type DebPackage,
+  type Progress,
+} from './apt.js';
+import { X86_CMDLINE_MAX_BYTES, bzImageCmdlineLimit } from './cmdline.js';
+import { packNewc, type CpioEntry } from './cpio.js';
+import { BAKED_SCRIPT_PATH, MODULES_DIR, MODULES_ORDER_PATH, renderHelpers, renderInit, renderModulesOrder } from './init.js';
+import { DEFAULT_GUEST_MODULES, readModuleFile, readModuleIndex, resolveLoadOrder } from './modules.js';
+import { runTool } from './tools.js';
+
+const gzipAsync = promisify(gzip);
+
+/** Bumped when the image layout changes in a way the hashed inputs do not show. */
+const IMAGE_FORMAT = 1;
+
+export interface GuestImageOptions {
+  /** Cache folder; default `$AVP_CACHE_DIR`, else `<repo>/.cache/avp`. */
+  cacheDir?: string;
+  /** Also copy the results to this folder as `vmlinuz` and `initramfs.cpio.gz`; the returned paths then point there. */
+  outDir?: string;
+  /** Kernel modules to load at boot (dependencies are added); default DEFAULT_GUEST_MODULES. */
+  modules?: readonly string[];
+  /** A shell script baked in as the default test (the kernel command line's avp.cmd= / avp.script= win over it). */
+  script?: string;
+  /** Debian package of the kernel: a meta package (default `linux-image-amd64`) or a concrete `linux-image-6.1.0-…`. */
+  kernelPackage?: string;
+  /** Rebuild even when the cache has this image. */
+  force?: boolean;
+  /** Called with one line per build step. */
+  onProgress?: Progress;
+}
+
+export interface GuestImage {
+  /** The kernel (bzImage) for QEMU's -kernel. */
+  kernel: string;
+  /** The initramfs for QEMU's -initrd. */
+  initramfs: string;
+  /** The kernel release, as `uname -r` prints it in the guest. */
+  kernelVersion: string;
+  kernelPackage: DebPackage;
+  /** Where busybox came from, for the record. */
+  busybox: string;
+  /** Modules /init loads, in load order. */
+  modules: string[];
+  /** Requested modules that the kernel has built in (nothing to load). */
+  builtinModules: string[];
+  /** The longest kernel command line this kernel takes, in bytes (from its bzImage header). */
+  cmdlineLimit: number;
+  kernelBytes: number;
+  initramfsBytes: number;
+  hasBakedScript: boolean;
+  cacheKey: string;
+  /** True when the image came from the cache without building. */
+  fromCache: boolean;
+}
+
+/** The package root (`<repo>`): this file is `<repo>/{src,dist}/platform/image/build.*`. */
+function packageRoot(): string {
+  return fileURLToPath(new URL('../../../', import.meta.url));
+}
+
+/** `$AVP_CACHE_DIR`, else `<repo>/.cache/avp`. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env['AVP_CACHE_DIR'];
+  return fromEnv !== undefined && fromEnv !== '' ? resolve(fromEnv) : join(packageRoot(), '.cache', 'avp');
+}
+
+/** Builds (or fetches from the cache) the guest kernel and initramfs. */
+export async function buildGuestImage(options: GuestImageOptions = {}): Promise<GuestImage> {
+  const started = Date.now();
+  const progress: Progress = options.onProgress ?? (() => {});
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const debDir = join(cacheDir, 'debs');
+  const tmpRoot = join(cacheDir, 'tmp');
+  await mkdir(debDir, { recursive: true });
+  await mkdir(tmpRoot, { recursive: true });
+  await mkdir(join(cacheDir, 'images'), { recursive: true });
+  await removeStaleScratch(tmpRoot);
+
+  const requested = options.modules ?? DEFAULT_GUEST_MODULES;
+  const kernel = await resolveKernel(options.kernelPackage ?? 'linux-image-amd64', debDir, progress);
+  const busybox = await busyboxBinary(debDir, tmpRoot, progress);
+  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data);
+  const imageDir = join(cacheDir, 'images', `${kernelRelease(kernel.pkg)}-${key}`);
+
+  let image = options.force ? undefined : await readCachedImage(imageDir);
+  if (image !== undefined) progress(`using cached image ${imageDir}`);
+  else {
+    // Downloaded only now: a cached image needs no .deb, which may have been deleted to save space.
+    const deb = kernel.deb ?? (await ensureDeb(debDir, kernel.pkg, progress));
+    image = await buildInto(imageDir, { pkg: kernel.pkg, deb, key, requested, script: options.script, busybox, tmpRoot, progress });
+    progress(`built ${imageDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return options.outDir === undefined ? image : copyOut(image, options.outDir);
+}
+
+/** The kernel release a Debian kernel package installs: `linux-image-6.1.0-56-amd64` → `6.1.0-56-amd64`. */
+function kernelRelease(pkg: DebPackage): string {
+  return pkg.name.replace(/^linux-image-/, '');
+}
+
+interface KernelSource {
+  pkg: DebPackage;
+  /** The .deb, when already known (the offline fallback found it in the cache). */
+  deb?: string;
+}
+
+/**
+ * Resolves the kernel package. When apt cannot resolve it (no network, no lists), falls back to
+ * the newest kernel .deb already in the cache, so that an offline rebuild works.
+ */
+async function resolveKernel(name: string, debDir: string, progress: Progress): Promise<KernelSource> {
+  progress(`resolving ${name}`);
+  let pkg: DebPackage;
+  try {
+    pkg = await resolveKernelPackage(name, progress);
+  } catch (e: unknown) {
+    // A concrete package name must be that package; a meta package takes any cached kernel.
+    const concrete = /^linux-image-\d/.test(name);
+    const cached = await newestCachedDeb(debDir, (n) => (concrete ? n === name : /^linux-image-\d/.test(n)));
+    if (cached === undefined || !isAptFailure(e)) throw e;
+    const reason = e instanceof Error ? (e.message.split('\n')[0] ?? '') : '';
+    progress(`cannot resolve ${name} (${reason}); using the cached ${cached.pkg.name} ${cached.pkg.version}`);
+    return { pkg: cached.pkg, deb: cached.path };
+  }
+  progress(`kernel package ${pkg.name} ${pkg.version}`);
+  return { pkg };
+}
+
+function isAptFailure(e: unknown): boolean {
+  return e instanceof ImageBuildError || e instanceof HostToolFailedError || e instanceof HostToolMissingError;
+}
+
+interface BusyboxSource {
+  data: Buffer;
+  source: string;
+}
+
+/**
+ * The static busybox: the installed /bin/busybox when busybox-static is installed (the dynamic
+ * `busybox` package installs a /bin/busybox too, which would not run in the guest), else the
+ * binary from the downloaded busybox-static package.
+ */
+async function busyboxBinary(debDir: string, tmpRoot: string, progress: Progress): Promise<BusyboxSource> {
+  const installed = await installedVersion('busybox-static');
+  if (installed !== undefined) return { data: await readFile('/bin/busybox'), source: `busybox-static ${installed} (installed)` };
+  let pkg: DebPackage;
+  let deb: string;
+  try {
+    pkg = await resolvePackage('busybox-static', progress);
+    deb = await ensureDeb(debDir, pkg, progress);
+  } catch (e: unknown) {
+    const cached = await newestCachedDeb(debDir, (n) => n === 'busybox-static');
+    if (cached === undefined || !isAptFailure(e)) throw e;
+    ({ pkg, path: deb } = cached);
+  }
+  const dir = await mkdtemp(join(tmpRoot, 'busybox-'));
+  try {
+    await extractDeb(deb, dir);
+    for (const candidate of ['bin/busybox', 'usr/bin/busybox']) {
+      const data = await readFile(join(dir, candidate)).catch(() => undefined);
+      if (data !== undefined) return { data, source: `busybox-static ${pkg.version} (downloaded)` };
+    }
+    throw new ImageBuildError(`${deb} has no bin/busybox`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | undefined, busybox: Buffer): string {
+  const h = createHash('sha256');
+  h.update(
+    JSON.stringify({
+      format: IMAGE_FORMAT,
+      kernel: pkg,
+      modules,
+      script: script ?? null,
+      init: renderInit(),
+      helpers: [...renderHelpers()],
+      busybox: createHash('sha256').update(busybox).digest('hex'),
+    }),
+  );
+  return h.digest('hex').slice(0, 16);
+}
+
+const MANIFEST = 'image.json';
+const KERNEL_FILE = 'vmlinuz';
+const INITRAMFS_FILE = 'initramfs.cpio.gz';
+
+type Manifest = Omit<GuestImage, 'kernel' | 'initramfs' | 'fromCache'>;
+
+async function readCachedImage(imageDir: string): Promise<GuestImage | undefined> {
+  try {
+    // The manifest is written by this module only, last, after the files it describes.
+    const manifest = JSON.parse(await readFile(join(imageDir, MANIFEST), 'utf8')) as Manifest;
+    const kernel = join(imageDir, KERNEL_FILE);
+    const initramfs = join(imageDir, INITRAMFS_FILE);
+    if ((await stat(kernel)).size !== manifest.kernelBytes || (await stat(initramfs)).size !== manifest.initramfsBytes) return undefined;
+    return { ...manifest, kernel, initramfs, fromCache: true };
+  } catch {
+    return undefined; // absent or damaged: build it again
+  }
+}
+
+interface BuildInputs {
+  pkg: DebPackage;
+  deb: string;
+  key: string;
+  requested: readonly string[];
+  script: string | undefined;
+  busybox: BusyboxSource;
+  tmpRoot: string;
+  progress: Progress;
+}
+
+async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage> {
+  const work = await mkdtemp(join(inp.tmpRoot, 'kernel-'));
+  try {
+    inp.progress(`unpacking ${inp.deb}`);
+    await extractDeb(inp.deb, work);
+    const { modulesDir, release } = await findModules(work, kernelRelease(inp.pkg));
+    if (!(await exists(join(modulesDir, 'modules.dep')))) {
+      // Debian's kernel package ships no modules.dep: its postinst runs depmod. Run it here on
+      // the unpacked tree instead.
+      inp.progress(`running depmod for ${release}`);
+      await runTool('depmod', ['-b', work, release]);
+    }
+    const index = await readModuleIndex(modulesDir);
+    const plan = resolveLoadOrder(inp.requested, index.dep, index.builtin, release);
+    inp.progress(`modules in load order: ${plan.order.map((m) => m.name).join(' ')}`);
+    if (plan.builtin.length > 0) inp.progress(`built into the kernel (skipped): ${plan.builtin.join(' ')}`);
+
+    const vmlinuzPath = join(work, 'boot', `vmlinuz-${release}`);
+    const vmlinuz = await readFile(vmlinuzPath).catch((e: unknown) => {
+      throw new ImageBuildError(`${inp.pkg.name} has no boot/vmlinuz-${release}`, { cause: e });
+    });
+    const moduleData = await Promise.all(plan.order.map((m) => readModuleFile(join(modulesDir, m.path))));
+
+    inp.progress('packing the initramfs');
+    const entries = imageEntries({
+      busybox: inp.busybox.data,
+      modules: plan.order.map((m, i) => ({ name: m.name, data: moduleData[i] as Buffer })), // one datum per module
+      script: inp.script,
+    });
+    const initramfs = await gzipAsync(packNewc(entries), { level: 9 });
+
+    const manifest: Manifest = {
+      kernelVersion: release,
+      kernelPackage: inp.pkg,
+      busybox: inp.busybox.source,
+      modules: plan.order.map((m) => m.name),
+      builtinModules: plan.builtin,
+      cmdlineLimit: bzImageCmdlineLimit(vmlinuz) ?? X86_CMDLINE_MAX_BYTES,
+      kernelBytes: vmlinuz.length,
+      initramfsBytes: initramfs.length,
+      hasBakedScript: inp.script !== undefined,
+      cacheKey: inp.key,
+    };
+    await publish(imageDir, inp.tmpRoot, async (dir) => {
+      await writeFile(join(dir, KERNEL_FILE), vmlinuz);
+      await writeFile(join(dir, INITRAMFS_FILE), initramfs);
+      await writeFile(join(dir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    });
+    return { ...manifest, kernel: join(imageDir, KERNEL_FILE), initramfs: join(imageDir, INITRAMFS_FILE), fromCache: false };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Finds lib/modules/<release> in an unpacked kernel package (usr/lib/modules on a merged-/usr
+ * package; then lib is linked to usr/lib so that `depmod -b` finds it where it looks).
+ */
+async function findModules(root: string, expected: string): Promise<{ modulesDir: string; release: string }> {
+  let base = join(root, 'lib', 'modules');
+  if (!(await exists(base))) {
+    const merged = join(root, 'usr', 'lib', 'modules');
+    if (!(await exists(merged))) throw new ImageBuildError('the kernel package has no lib/modules folder');
+    if (!(await exists(join(root, 'lib')))) await symlink('usr/lib', join(root, 'lib'));
+    base = merged;
+  }
+  const releases = await readdir(base);
+  const release = releases.includes(expected) ? expected : releases.length === 1 ? releases[0] : undefined;
+  if (release === undefined) throw new ImageBuildError(`cannot tell the kernel release among lib/modules/{${releases.join(',')}}`);
+  return { modulesDir: join(base, release), release };
+}
+
+interface ImageContent {
+  busybox: Uint8Array;
+  modules: ReadonlyArray<{ name: string; data: Uint8Array }>;
+  script: string | undefined;
+}
+
+/** The initramfs entries, parents before children. */
+export function imageEntries(c: ImageContent): CpioEntry[] {
+  const text = (s: string): Buffer => Buffer.from(s, 'utf8');
+  const dirs = ['bin', 'dev', 'etc', 'etc/avp', 'lib', MODULES_DIR, 'mnt', 'proc', 'root', 'run', 'sbin', 'sys', 'usr', 'usr/bin', 'usr/sbin'];
+  const entries: CpioEntry[] = dirs.map((path) => ({ type: 'dir', path }));
+  entries.push(
+    { type: 'dir', path: 'tmp', mode: 0o1777 },
+    // The kernel opens /dev/console for init's stdio before /init can mount devtmpfs.
+    { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+    { type: 'file', path: 'bin/busybox', data: c.busybox, mode: 0o755 },
+    // /init's "#!/bin/sh" needs sh before `busybox --install` has run.
+    { type: 'symlink', path: 'bin/sh', target: 'busybox' },
+    { type: 'file', path: 'init', data: text(renderInit()), mode: 0o755 },
+  );
+  for (const [path, body] of renderHelpers()) entries.push({ type: 'file', path, data: text(body), mode: 0o755 });
+  entries.push({ type: 'file', path: MODULES_ORDER_PATH, data: text(renderModulesOrder(c.modules.map((m) => m.name))) });
+  for (const m of c.modules) entries.push({ type: 'file', path: `${MODULES_DIR}/${m.name}.ko`, data: m.data });
+  if (c.script !== undefined) entries.push({ type: 'file', path: BAKED_SCRIPT_PATH, data: text(c.script), mode: 0o755 });
+  return entries;
+}
+
+/**
+ * Writes an image folder under a scratch name and renames it into place, so that readers see a
+ * whole image or none. A concurrent build of the same key that won the rename is kept.
+ */
+async function publish(imageDir: string, tmpRoot: string, fill: (dir: string) => Promise<void>): Promise<void> {
+  const staging = await mkdtemp(join(tmpRoot, 'image-'));
+  try {
+    await fill(staging);
+    await chmod(staging, 0o755); // mkdtemp makes it 0700; the image is for any user to boot
+    await rm(imageDir, { recursive: true, force: true });
+    await rename(staging, imageDir);
+  } catch (e: unknown) {
+    const code = (e as NodeJS.ErrnoException).code; // fs errors carry an errno code
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** Scratch folders older than this are left over from a build that was killed. */
+const STALE_SCRATCH_MS = 60 * 60 * 1000;
+
+/**
+ * Removes scratch folders of builds that died (an unpacked kernel is about 400 MB). A running
+ * build's folder is younger than an hour: unpacking and packing take seconds.
+ */
+async function removeStaleScratch(tmpRoot: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(tmpRoot)) {
+    const path = join(tmpRoot, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined && now - info.mtimeMs > STALE_SCRATCH_MS) await rm(path, { recursive: true, force: true });
+  }
+}
+
+async function copyOut(image: GuestImage, outDir: string): Promise<GuestImage> {
+  await mkdir(outDir, { recursive: true });
+  const kernel = join(resolve(outDir), KERNEL_FILE);
+  const initramfs = join(resolve(outDir), INITRAMFS_FILE);
+  await copyFile(image.kernel, kernel);
+  await copyFile(image.initramfs, initramfs);
+  return { ...image, kernel, initramfs };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
