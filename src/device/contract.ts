@@ -19,6 +19,34 @@ export interface DeviceLog {
   error(msg: string): void;
 }
 
+/** A watched host fd; `close` stops watching (it does not close the fd). */
+export interface HostWatch {
+  close(): void;
+  /** Also (or no longer) wake up when the fd is writable, for back-pressure on host sockets. */
+  setWritable(on: boolean): void;
+}
+
+/** A pending timer. */
+export interface HostTimer {
+  cancel(): void;
+}
+
+/**
+ * Host-side events for devices whose work does not only come from kicks: frames from another
+ * switch port, data on a host socket (vsock), a token bucket refilling. The transport's event loop
+ * implements it (the vhost-user loop polls these fds together with the kick fds, in the same
+ * thread, so callbacks never race with queue processing); the harness implements it by hand.
+ * Devices still never call the OS themselves: fds come from host capabilities injected at creation.
+ */
+export interface HostReactor {
+  /** Calls `onReady(readable, writable, hangup)` whenever `fd` is ready, until the watch is closed. */
+  watch(fd: number, onReady: (ready: { readable: boolean; writable: boolean; hangup: boolean }) => void): HostWatch;
+  /** Calls `fn` once, `ms` milliseconds from now (0: on the next loop turn, after pending I/O). */
+  setTimer(ms: number, fn: () => void): HostTimer;
+  /** Monotonic milliseconds, the clock timers use. */
+  now(): number;
+}
+
 /** What a device gets at activation. */
 export interface DeviceContext {
   /** The features both sides agreed on (VIRTIO 1.3 §2.2). */
@@ -32,6 +60,8 @@ export interface DeviceContext {
   /** Marks the device DEVICE_NEEDS_RESET (§2.1.2): it stops processing until reset. */
   needsReset(reason: string): void;
   readonly log: DeviceLog;
+  /** Host fds and timers (see HostReactor). */
+  readonly reactor: HostReactor;
 }
 
 /** A VIRTIO device model. */

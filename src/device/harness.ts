@@ -19,6 +19,7 @@ import {
 } from '../spec/virtio.js';
 import type { DeviceLog, VirtioDevice } from './contract.js';
 import { DeviceRunner } from './runner.js';
+import { ManualReactor } from './manual-reactor.js';
 
 export interface HarnessOptions {
   /** Features the driver accepts; default: everything the device offers. */
@@ -31,6 +32,7 @@ export interface HarnessOptions {
   log?: DeviceLog;
 }
 
+
 export class DeviceHarness<D extends VirtioDevice = VirtioDevice> {
   readonly device: D;
   readonly memory: FlatGuestMemory;
@@ -41,6 +43,8 @@ export class DeviceHarness<D extends VirtioDevice = VirtioDevice> {
   readonly notifications: number[];
   /** Log lines, when no log was passed in. */
   readonly logs: string[] = [];
+  /** Host events the device sees: advance its clock and fire its watched fds by hand. */
+  readonly reactor = new ManualReactor();
   #token = 0;
 
   /** Runs §3.1.1 steps 1-8: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK. */
@@ -57,6 +61,7 @@ export class DeviceHarness<D extends VirtioDevice = VirtioDevice> {
       notify: (i) => {
         this.notifications[i] = (this.notifications[i] ?? 0) + 1;
       },
+      reactor: this.reactor,
     });
     const features = opts.features ?? device.offeredFeatures;
     this.runner.writeStatus(0);

@@ -6,3 +6,4 @@ export * from './negotiation.js';
 export * from './runner.js';
 export * from './serve.js';
 export * from './harness.js';
+export * from './manual-reactor.js';

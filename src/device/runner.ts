@@ -29,7 +29,8 @@ import {
   VIRTIO_F_INDIRECT_DESC,
   hasFeature,
 } from '../spec/virtio.js';
-import type { DeviceContext, DeviceLog, VirtioDevice } from './contract.js';
+import type { DeviceContext, DeviceLog, HostReactor, VirtioDevice } from './contract.js';
+import { ManualReactor } from './manual-reactor.js';
 import { DeviceError } from './errors.js';
 import { negotiateFeatures } from './negotiation.js';
 
@@ -41,6 +42,8 @@ export interface RunnerOptions {
   log: DeviceLog;
   /** Called when the device sets NEEDS_RESET (a transport may tell its driver). */
   onNeedsReset?: (reason: string) => void;
+  /** Host fds and timers for the device; default a ManualReactor (nothing happens unless driven). */
+  reactor?: HostReactor;
 }
 
 interface QueueConfig {
@@ -61,9 +64,11 @@ export class DeviceRunner {
   #active = false;
   readonly #queues: Array<DeviceQueue | undefined>;
   readonly #configs: Array<QueueConfig | undefined>;
+  readonly #reactor: HostReactor;
 
   constructor(device: VirtioDevice, opts: RunnerOptions) {
     this.device = device;
+    this.#reactor = opts.reactor ?? new ManualReactor();
     this.#memory = opts.memory;
     this.#opts = opts;
     this.#queues = device.queueMaxSizes.map(() => undefined);
@@ -273,6 +278,7 @@ export class DeviceRunner {
       notify: (i) => this.#opts.notify(i),
       needsReset: (reason) => this.#setNeedsReset(reason),
       log: this.#opts.log,
+      reactor: this.#reactor,
     };
     this.device.activate(ctx);
   }

@@ -35,6 +35,11 @@ export interface DeviceKind {
   readonly cliOptions: ReadonlyArray<readonly [flags: string, description: string]>;
   /** @throws Error with a message naming the bad option. */
   create(options: Record<string, unknown>, host: HostCapabilities): VirtioDevice;
+  /**
+   * Builds several devices of this kind that share state (the ports of one switch). When absent,
+   * each is built alone with `create`.
+   */
+  createGroup?(options: ReadonlyArray<Record<string, unknown>>, host: HostCapabilities): VirtioDevice[];
 }
 
 /** Reads an optional positive integer option. */
@@ -85,4 +90,29 @@ export function createDevice(spec: DeviceSpec, host: HostCapabilities = {}): Vir
   const kind = DEVICE_KINDS[spec.kind];
   if (kind === undefined) throw new Error(`unknown device '${spec.kind}'; known: ${Object.keys(DEVICE_KINDS).join(', ')}`);
   return kind.create(spec.options, host);
+}
+
+/**
+ * Builds the devices of one back-end thread, in order. Devices of a kind with `createGroup` are
+ * built together (they may share state, e.g. a switch fabric).
+ * @throws Error for an unknown kind or a bad option.
+ */
+export function createDevices(specs: readonly DeviceSpec[], host: HostCapabilities = {}): VirtioDevice[] {
+  const out: VirtioDevice[] = new Array<VirtioDevice>(specs.length);
+  const groups = new Map<string, number[]>();
+  specs.forEach((spec, i) => {
+    const kind = DEVICE_KINDS[spec.kind];
+    if (kind?.createGroup === undefined) out[i] = createDevice(spec, host);
+    else groups.set(spec.kind, [...(groups.get(spec.kind) ?? []), i]);
+  });
+  for (const [name, indexes] of groups) {
+    // Safe: only kinds with createGroup were grouped.
+    const devices = DEVICE_KINDS[name]!.createGroup!(indexes.map((i) => specs[i]!.options), host);
+    indexes.forEach((i, j) => {
+      const d = devices[j];
+      if (d === undefined) throw new Error(`${name}: createGroup returned ${devices.length} devices for ${indexes.length}`);
+      out[i] = d;
+    });
+  }
+  return out;
 }

@@ -9,17 +9,20 @@
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { closeQuiet, connectUnix, eventfdCreate, eventfdWrite, fdTarget, listenUnix } from '../sys/index.js';
-import type { BackendWorkerData, WorkerCommand, WorkerMessage } from './worker-runtime.js';
+import type { BackendWorkerData, WorkerCommand, WorkerMessage, WorkerPort } from './worker-runtime.js';
 
 export interface BackendThreadOptions {
   /** Worker entry module: calls `runBackendWorker` with a device factory. */
   entry: URL;
-  /** Device description handed to the factory (structured-cloneable). */
-  device: unknown;
-  /** A listening AF_UNIX socket; stays owned by the caller. */
-  listenFd: number;
-  onLog?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
-  onEvent?: (event: { kind: string; [k: string]: unknown }) => void;
+  /** One device: its description (structured-cloneable) ... */
+  device?: unknown;
+  /** ... and its listening AF_UNIX socket (stays owned by the caller). */
+  listenFd?: number;
+  /** Or several ports served by one thread (a switch); listening fds stay owned by the caller. */
+  ports?: WorkerPort[];
+  /** `port` is the port name (the device kind for a single device). */
+  onLog?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, port: string) => void;
+  onEvent?: (event: { kind: string; [k: string]: unknown }, port: string) => void;
 }
 
 export class BackendThread {
@@ -29,9 +32,9 @@ export class BackendThread {
   readonly #exited: Promise<number>;
   #nextId = 0;
   #done = false;
-  readonly #pending: Map<number, (v: Record<string, unknown>) => void>;
+  readonly #pending: Map<number, (v: Record<string, Record<string, unknown>>) => void>;
 
-  private constructor(worker: Worker, port: MessageChannel['port1'], wakeFd: number, exited: Promise<number>, pending: Map<number, (v: Record<string, unknown>) => void>) {
+  private constructor(worker: Worker, port: MessageChannel['port1'], wakeFd: number, exited: Promise<number>, pending: Map<number, (v: Record<string, Record<string, unknown>>) => void>) {
     this.#worker = worker;
     this.#port = port;
     this.#wakeFd = wakeFd;
@@ -49,12 +52,14 @@ export class BackendThread {
 
   /** Starts the worker and resolves once the device is built and the loop is about to run. */
   static start(opts: BackendThreadOptions): Promise<BackendThread> {
+    const ports = opts.ports ?? (opts.listenFd === undefined ? [] : [{ name: portName(opts.device), listenFd: opts.listenFd, device: opts.device }]);
+    if (ports.length === 0) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
     const wakeFd = eventfdCreate();
     const { port1, port2 } = new MessageChannel();
-    const data: BackendWorkerData = { listenFd: opts.listenFd, wakeFd, port: port2, device: opts.device };
+    const data: BackendWorkerData = { ports, wakeFd, port: port2 };
     const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
-    const pending = new Map<number, (v: Record<string, unknown>) => void>();
+    const pending = new Map<number, (v: Record<string, Record<string, unknown>>) => void>();
     return new Promise((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
         switch (m.type) {
@@ -65,10 +70,10 @@ export class BackendThread {
             reject(new Error(m.message));
             break;
           case 'log':
-            opts.onLog?.(m.level, m.msg);
+            opts.onLog?.(m.level, m.msg, m.port);
             break;
           case 'event':
-            opts.onEvent?.(m.event);
+            opts.onEvent?.(m.event, m.port);
             break;
           case 'metrics':
             pending.get(m.id)?.(m.value);
@@ -92,8 +97,8 @@ export class BackendThread {
     eventfdWrite(this.#wakeFd);
   }
 
-  /** Current device and session metrics. */
-  metrics(): Promise<Record<string, unknown>> {
+  /** Current device and session metrics, per port name. */
+  metrics(): Promise<Record<string, Record<string, unknown>>> {
     if (this.#done) return Promise.resolve({});
     const id = this.#nextId++;
     return new Promise((resolve) => {
@@ -146,4 +151,10 @@ export function checkInheritedSocket(fd: number): number {
   const target = Number.isSafeInteger(fd) && fd >= 0 ? fdTarget(fd) : null;
   if (target === null || !target.startsWith('socket:')) throw new Error(`--fd ${fd} is not an open socket (${target ?? 'not open'})`);
   return fd;
+}
+
+/** Port name for a single device: its registry kind when the description has one. */
+function portName(device: unknown): string {
+  if (typeof device === 'object' && device !== null && 'kind' in device && typeof device.kind === 'string') return device.kind;
+  return 'device';
 }

@@ -25,7 +25,7 @@
  * have config space), RESET_DEVICE (a clean device reset without dropping the connection).
  * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
  */
-import type { DeviceLog, VirtioDevice } from '../device/contract.js';
+import type { DeviceLog, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
 import { DeviceError } from '../device/errors.js';
 import type { DeviceQueue } from '../queue/split-device.js';
@@ -74,6 +74,8 @@ export interface SessionStats {
 export interface SessionOptions {
   device: VirtioDevice;
   log: DeviceLog;
+  /** Host fds and timers the device may use (the event loop's). */
+  reactor?: HostReactor;
 }
 
 function freshRing(): Vring {
@@ -101,6 +103,7 @@ export class BackendSession {
       memory: this.#memory.gpa,
       log: opts.log,
       notify: (i) => this.#call(i),
+      ...(opts.reactor === undefined ? {} : { reactor: opts.reactor }),
     });
     this.#rings = opts.device.queueMaxSizes.map(freshRing);
     let offered = featureBit(VHOST_USER_PROTOCOL_F_MQ) | featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) | featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
 import { BackendThread, checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
+import { BACKEND_WORKER_ENTRY } from '../../platform/backends.js';
 import { createLogger } from '../log.js';
 import { UsageError } from '../errors.js';
 
@@ -72,7 +73,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
   let thread: BackendThread;
   try {
     thread = await BackendThread.start({
-      entry: new URL('../backend-worker.js', import.meta.url),
+      entry: BACKEND_WORKER_ENTRY,
       device: { kind: kind.name, options: deviceOptions },
       listenFd,
       onLog: (level, msg) => log[level](msg),
@@ -90,7 +91,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     log.info(`${signal}: stopping`);
     void thread.stop();
   };
-  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: m }, 'metrics'));
+  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: m[kind.name] }, 'metrics'));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGUSR1', onUsr1);
