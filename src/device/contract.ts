@@ -24,6 +24,13 @@ export interface HostWatch {
   close(): void;
   /** Also (or no longer) wake up when the fd is writable, for back-pressure on host sockets. */
   setWritable(on: boolean): void;
+  /**
+   * Wake up (default) or no longer wake up when the fd is readable: a device that cannot take more
+   * data (no credit, no guest buffers) stops reading without closing the watch. Polling is
+   * level-triggered, so an fd with unread data and read interest off would otherwise wake the loop
+   * on every turn. Hang-ups and errors are still reported.
+   */
+  setReadable(on: boolean): void;
 }
 
 /** A pending timer. */
@@ -90,4 +97,9 @@ export interface VirtioDevice {
   reset(): void;
   /** Counters for `metrics.ts`' documented JSON shape. */
   metrics(): Record<string, unknown>;
+  /**
+   * Releases host resources the device opened itself (listening sockets, socket files) when the
+   * back-end stops for good. Optional: most devices hold nothing that outlives the process.
+   */
+  dispose?(): void;
 }

@@ -7,3 +7,4 @@ export * from './runner.js';
 export * from './serve.js';
 export * from './harness.js';
 export * from './manual-reactor.js';
+export * from './timer-queue.js';

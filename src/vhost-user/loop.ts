@@ -20,6 +20,7 @@
  * Does not own: the protocol state (`session.ts`), process signals or socket files (the CLI).
  */
 import type { DeviceLog, HostReactor, HostTimer, HostWatch, VirtioDevice } from '../device/contract.js';
+import { TimerQueue } from '../device/timer-queue.js';
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Poller, acceptUnix, closeQuiet, eventfdRead, recvExact, recvMsg, sendMsg, SysError, SysEofError } from '../sys/index.js';
 import { VhostUserRequestParser } from './parser.js';
 import { VHOST_USER_HDR_SIZE, VHOST_USER_MAX_FDS } from './protocol.js';
@@ -58,21 +59,14 @@ interface Watched {
   fd: number;
   onReady: (ready: { readable: boolean; writable: boolean; hangup: boolean }) => void;
   writable: boolean;
+  readable: boolean;
   closed: boolean;
-}
-
-interface Timer {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cancelled: boolean;
 }
 
 /** The loop's HostReactor: fds join the poll set; the earliest timer bounds the poll timeout. */
 export class LoopReactor implements HostReactor {
   readonly #watches = new Set<Watched>();
-  #timers: Timer[] = [];
-  #seq = 0;
+  readonly #timers = new TimerQueue();
   /** Bumped whenever the watched set changes, so the loop rebuilds its poll set. */
   generation = 0;
 
@@ -81,7 +75,7 @@ export class LoopReactor implements HostReactor {
   }
 
   watch(fd: number, onReady: Watched['onReady']): HostWatch {
-    const w: Watched = { fd, onReady, writable: false, closed: false };
+    const w: Watched = { fd, onReady, writable: false, readable: true, closed: false };
     this.#watches.add(w);
     this.generation++;
     return {
@@ -96,17 +90,16 @@ export class LoopReactor implements HostReactor {
         w.writable = on;
         this.generation++;
       },
+      setReadable: (on) => {
+        if (w.readable === on) return;
+        w.readable = on;
+        this.generation++;
+      },
     };
   }
 
   setTimer(ms: number, fn: () => void): HostTimer {
-    const t: Timer = { at: this.now() + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
-    this.#timers.push(t);
-    return {
-      cancel: () => {
-        t.cancelled = true;
-      },
-    };
+    return this.#timers.add(this.now() + Math.max(0, ms), fn);
   }
 
   watches(): Watched[] {
@@ -115,19 +108,13 @@ export class LoopReactor implements HostReactor {
 
   /** Milliseconds until the next timer (0 if due), or -1 when none is pending. */
   timeout(): number {
-    let next = Infinity;
-    for (const t of this.#timers) if (!t.cancelled && t.at < next) next = t.at;
-    if (next === Infinity) return -1;
-    return Math.max(0, Math.ceil(next - this.now()));
+    const next = this.#timers.next();
+    return next === undefined ? -1 : Math.max(0, Math.ceil(next - this.now()));
   }
 
   /** Runs the timers that are due, in order; timers they set for "now" wait for the next turn. */
   runDue(): void {
-    const now = this.now();
-    const due = this.#timers.filter((t) => !t.cancelled && t.at <= now).sort((a, b) => a.at - b.at || a.seq - b.seq);
-    for (const t of due) t.cancelled = true;
-    this.#timers = this.#timers.filter((t) => !t.cancelled);
-    for (const t of due) t.fn();
+    this.#timers.runDue(this.now());
   }
 }
 
@@ -258,7 +245,8 @@ export function runBackendLoop(opts: LoopOptions): void {
       }
     }
     for (const w of reactor.watches()) {
-      add(w.fd, POLLIN | (w.writable ? POLLOUT : 0), (ev) => {
+      // With no interest at all the fd stays in the set: poll still reports hang-ups and errors.
+      add(w.fd, (w.readable ? POLLIN : 0) | (w.writable ? POLLOUT : 0), (ev) => {
         if (w.closed) return;
         w.onReady({ readable: (ev & POLLIN) !== 0, writable: (ev & POLLOUT) !== 0, hangup: (ev & HUP) !== 0 });
       });
