@@ -7,4 +7,6 @@ export * from './queue/index.js';
 export * from './device/index.js';
 export * as rng from './devices/rng/index.js';
 export * as blk from './devices/blk/index.js';
+export * as net from './devices/net/index.js';
+export * as vsock from './devices/vsock/index.js';
 export { DEVICE_KINDS, createDevice, type DeviceKind, type DeviceSpec } from './devices/registry.js';

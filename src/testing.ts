@@ -12,3 +12,6 @@ export { DeviceHarness, type HarnessOptions } from './device/harness.js';
 export { FakeEntropySource } from './devices/rng/host.js';
 export { MemoryBlockHost } from './devices/blk/host.js';
 export { BlkDriver } from './devices/blk/testing.js';
+export { FakeUplink } from './devices/net/host.js';
+export { SwitchBed, PortDriver } from './devices/net/testing.js';
+export { FakeUnixStreams, FakeSocket, VsockDriver, pump as pumpFakeSockets } from './devices/vsock/testing.js';

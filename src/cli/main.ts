@@ -5,8 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerBenchCommand } from './commands/bench.js';
+import { registerConformanceCommand } from './commands/conformance.js';
+import { registerBenchNetCommand } from './commands/bench-net.js';
 import { registerImageCommand } from './commands/image.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerSwitchCommand } from './commands/switch.js';
 import { isAvpError } from './errors.js';
 
 function packageVersion(): string {
@@ -22,6 +26,10 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerImageCommand(program);
   registerServeCommand(program);
+  registerSwitchCommand(program);
+  registerBenchNetCommand(program);
+  registerConformanceCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

@@ -82,6 +82,13 @@ export interface UsedElement {
   readonly len: number;
 }
 
+/**
+ * How a config write was received: acknowledged as done, refused with an error, answered by
+ * closing the connection (after which the driver can do nothing more), or not answered at all
+ * (the transport gives no acknowledgement).
+ */
+export type ConfigWriteResult = 'accepted' | 'refused' | 'closed' | 'unacknowledged';
+
 /** Request options. */
 export interface RequestOptions {
   /** Queue index (default 0). */
@@ -108,8 +115,8 @@ export interface ConformanceDriver {
   start(opts?: DriverStartOptions): void;
   /** Reads config space; null when the device answered with an error. */
   readConfig(offset: number, length: number): Uint8Array | null;
-  /** Writes config space as a driver does (writable fields only). */
-  writeConfig(offset: number, data: Uint8Array): void;
+  /** Writes config space as a driver does, and says how the device took it. */
+  writeConfig(offset: number, data: Uint8Array): ConfigWriteResult;
   /** A new device-readable buffer holding a copy of `bytes`. */
   out(bytes: Uint8Array): DriverBuffer;
   /** A new device-writable buffer of `len` bytes, pre-filled with `fill`, with guard bytes around it. */

@@ -30,6 +30,11 @@ export interface HarnessOptions {
   memorySize?: number;
   /** Log sink; default collects into `logs`. */
   log?: DeviceLog;
+  /**
+   * Host events the device sees; default a new one. Devices that share state share one (the ports
+   * of a switch run in one event loop, with one clock).
+   */
+  reactor?: ManualReactor;
 }
 
 
@@ -44,12 +49,13 @@ export class DeviceHarness<D extends VirtioDevice = VirtioDevice> {
   /** Log lines, when no log was passed in. */
   readonly logs: string[] = [];
   /** Host events the device sees: advance its clock and fire its watched fds by hand. */
-  readonly reactor = new ManualReactor();
+  readonly reactor: ManualReactor;
   #token = 0;
 
   /** Runs §3.1.1 steps 1-8: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK. */
   constructor(device: D, opts: HarnessOptions = {}) {
     this.device = device;
+    this.reactor = opts.reactor ?? new ManualReactor();
     this.memory = new FlatGuestMemory(opts.memorySize ?? 4 << 20);
     this.alloc = new GuestAllocator(0, this.memory.totalSize);
     this.notifications = device.queueMaxSizes.map(() => 0);

@@ -10,12 +10,20 @@
  */
 import type { VirtioDevice } from '../device/contract.js';
 import { BLK_CAPABILITIES, createBlkFromOptions } from './blk/options.js';
+import type { OpenUplink } from './net/host.js';
+import { NET_CAPABILITIES, createNetGroup } from './net/options.js';
 import { RngDevice } from './rng/model.js';
+import type { UnixStreamOps } from './vsock/host.js';
+import { VSOCK_CAPABILITIES, createVsockGroup, splitVsockPorts } from './vsock/options.js';
 
 /** Host capabilities that only lower-level layers can provide, injected by the caller. */
 export interface HostCapabilities {
   /** fallocate(2), for hole punching (virtio-blk DISCARD / WRITE_ZEROES). */
   fallocate?: (fd: number, mode: number, offset: number, length: number) => void;
+  /** Opens a host TAP device (sys/tap.ts), for a virtio-net switch's uplink. */
+  openTap?: OpenUplink;
+  /** Non-blocking AF_UNIX stream sockets (vsock's hybrid host side). */
+  unixStreams?: UnixStreamOps;
 }
 
 /** A device to build: its registry name and its options (plain data). */
@@ -40,6 +48,17 @@ export interface DeviceKind {
    * each is built alone with `create`.
    */
   createGroup?(options: ReadonlyArray<Record<string, unknown>>, host: HostCapabilities): VirtioDevice[];
+  /**
+   * For kinds one `avp serve` process can serve to several front-ends (vsock's `--vm`): splits the
+   * command-line options into the main port's options (served on --socket-path/--fd; undefined when
+   * the options name only extra ports) and extra ports, each with its own socket path. The ports
+   * run in one back-end thread, so `createGroup` builds them together. Absent: one port.
+   * @throws Error naming the bad option
+   */
+  splitPorts?(options: Record<string, unknown>): {
+    main: Record<string, unknown> | undefined;
+    extra: Array<{ name: string; socketPath: string; options: Record<string, unknown> }>;
+  };
 }
 
 /** Reads an optional positive integer option. */
@@ -79,6 +98,47 @@ export const DEVICE_KINDS: Readonly<Record<string, DeviceKind>> = {
       ['--no-discard', 'do not offer DISCARD and WRITE_ZEROES'],
     ],
     create: (options, host) => createBlkFromOptions(options, host.fallocate),
+  },
+  net: {
+    name: 'net',
+    vhostUserType: 'net',
+    description: 'virtio-net (VIRTIO 1.3 §5.1): a port of a learning Ethernet switch with MTU, rate limits, priorities and an optional TAP uplink',
+    capabilities: NET_CAPABILITIES,
+    cliOptions: [
+      ['--mac <mac>', "the VM's MAC address, served in config space (default 02:00:00:00:00:01)"],
+      ['--mtu <n>', 'MTU of the switch, 68-65535 (default 1500); give QEMU host_mtu=N too'],
+      ['--rate <bytes[:pkts]>', 'ingress limit in bytes/s and optionally frames/s, k/M/G suffixes allowed (default none)'],
+      ['--burst <bytes[:pkts]>', 'token bucket sizes (default 10 ms of the rate, at least one frame)'],
+      ['--rate-policy <policy>', "'backpressure' (frames wait in the guest's ring, default) or 'drop'"],
+      ['--link <state>', "admin link state, 'up' (default) or 'down'"],
+      ['--mac-ageing <s>', 'seconds before a learned MAC is forgotten (default 300)'],
+      ['--uplink-tap <name>', 'bridge to this host TAP interface (created if missing, which needs CAP_NET_ADMIN; bring it up with ip link set NAME up)'],
+    ],
+    create: (options, host) => {
+      // Safe: createNetGroup returns one port per options object.
+      return createNetGroup([options], host)[0]!;
+    },
+    createGroup: (options, host) => createNetGroup(options, host),
+  },
+  vsock: {
+    name: 'vsock',
+    vhostUserType: 'vsock',
+    description: 'virtio-vsock (VIRTIO 1.3 §5.10): guest sockets to host Unix sockets (hybrid vsock) and to other guests of the group',
+    capabilities: VSOCK_CAPABILITIES,
+    cliOptions: [
+      ['--guest-cid <n>', "the guest's CID, 3 or more (QEMU reads it from the config space)"],
+      ['--uds-path <path>', 'hybrid vsock: host clients connect here and send "CONNECT <port>"; guest connections to host port X go to <path>_X'],
+      ['--allow-peer <cid...>', 'another guest of this process this guest may reach (both sides must allow); repeatable, or "4,5"'],
+      ['--vm <spec...>', "serve another VM from this process: 'socket=PATH,cid=N[,uds=PATH][,allow=CID+CID]'; repeatable"],
+      ['--conn-buffer <bytes>', 'buf_alloc advertised per host connection (default 262144)'],
+      ['--max-connections <n>', 'connections per guest, at most (default 1024)'],
+    ],
+    create: (options, host) => {
+      // Safe: createVsockGroup returns one device per options object.
+      return createVsockGroup([options], host.unixStreams)[0]!;
+    },
+    createGroup: (options, host) => createVsockGroup(options, host.unixStreams),
+    splitPorts: (options) => splitVsockPorts(options),
   },
 };
 

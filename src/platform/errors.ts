@@ -184,3 +184,92 @@ function formatTail(tail: readonly string[]): string {
   if (tail.length === 0) return '\n(the console printed nothing)';
   return `\nlast ${tail.length} console lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Platform manifest and `avp run`
+
+/** One problem found in a manifest: where (path, line, column) and what is expected. */
+export interface ManifestIssue {
+  /** The manifest path at fault, such as `vms[1].devices[2].image` (`(root)` for the document). */
+  path: string;
+  /** 1-based line and column in the manifest file. */
+  line: number;
+  col: number;
+  message: string;
+}
+
+/** A platform manifest has errors (YAML syntax, schema, or cross-references). `issues` lists all. */
+export class ManifestInvalidError extends AvpError {
+  readonly code = 'MANIFEST_INVALID';
+  readonly file: string;
+  readonly issues: readonly ManifestIssue[];
+
+  constructor(file: string, issues: readonly ManifestIssue[]) {
+    super(
+      `${file} has ${issues.length} error${issues.length === 1 ? '' : 's'}:\n` +
+        issues.map((i) => formatManifestIssue(file, i)).join('\n'),
+    );
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+/** `FILE:LINE:COL: path: message`, the one-line form every manifest error is printed in. */
+export function formatManifestIssue(file: string, i: ManifestIssue): string {
+  return `${file}:${i.line}:${i.col}: ${i.path}: ${i.message}`;
+}
+
+/** The manifest file cannot be read (missing, a folder, no permission). */
+export class ManifestReadError extends AvpError {
+  readonly code = 'MANIFEST_UNREADABLE';
+  readonly file: string;
+
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot read manifest ${file}: ${reason}`, options);
+    this.file = file;
+  }
+}
+
+/**
+ * The platform cannot be laid out in the chosen run directory: a socket path would be longer than
+ * a Unix socket address holds, or a VM needs the built-in image and none was given.
+ */
+export class PlatformPlanError extends AvpError {
+  readonly code = 'PLATFORM_PLAN_INVALID';
+
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** A back-end the manifest asks for (a net switch, vsock) is not part of this build of AVP. */
+export class BackendUnavailableError extends AvpError {
+  readonly code = 'BACKEND_UNAVAILABLE';
+  /** `vms[i].devices[j]` or `switches[k]` of each unavailable back-end. */
+  readonly paths: readonly string[];
+
+  constructor(reasons: ReadonlyArray<{ path: string; reason: string }>) {
+    super(reasons.map((r) => `${r.path}: ${r.reason}`).join('\n'));
+    this.paths = reasons.map((r) => r.path);
+  }
+}
+
+/** A device back-end of `avp run` did not start (bad option, image not openable, process died). */
+export class BackendStartError extends AvpError {
+  readonly code = 'BACKEND_START_FAILED';
+  readonly backend: string;
+
+  constructor(backend: string, reason: string, options?: { cause?: unknown }) {
+    super(`back-end ${backend} did not start: ${reason}`, options);
+    this.backend = backend;
+  }
+}
+
+/** The run directory (or a file in it, such as a blk image to create) cannot be set up. */
+export class RunDirError extends AvpError {
+  readonly code = 'RUN_DIR_FAILED';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

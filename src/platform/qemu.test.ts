@@ -95,7 +95,35 @@ test('qemuArgs: vhost-user rng, blk, net and vsock', () => {
     '-chardev',
     'socket,id=chr3,path=/run/vsock.sock',
     '-device',
-    'vhost-user-vsock-pci,chardev=chr3,guest-cid=3,id=dev3',
+    'vhost-user-vsock-pci,chardev=chr3,id=dev3',
+  ]);
+});
+
+test('qemuArgs: vhost-user-vsock-pci gets no guest-cid (QEMU 7.2 has no such property; the back-end serves the CID)', () => {
+  // Regression: `guest-cid=3` made QEMU 7.2 exit with "Property 'vhost-user-vsock-pci.guest-cid' not found".
+  const args = qemuArgs({ ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/v.sock', guestCid: 7 }] });
+  assert.deepEqual(args.slice(-4), ['-chardev', 'socket,id=chr0,path=/v.sock', '-device', 'vhost-user-vsock-pci,chardev=chr0,id=dev0']);
+});
+
+test('qemuArgs: reconnect on vhost-user blk and net chardevs, host_mtu on vhost-user-net', () => {
+  const spec: VmSpec = {
+    ...BASE,
+    devices: [
+      { kind: 'vhost-user-blk', socket: '/r.sock', reconnect: 1 },
+      { kind: 'vhost-user-net', socket: '/n.sock', mac: '52:54:00:00:00:01', mtu: 9000, reconnect: 2 },
+    ],
+  };
+  assert.deepEqual(qemuArgs(spec).slice(-10), [
+    '-chardev',
+    'socket,id=chr0,path=/r.sock,reconnect=1',
+    '-device',
+    'vhost-user-blk-pci,chardev=chr0,num-queues=1,id=dev0',
+    '-chardev',
+    'socket,id=chr1,path=/n.sock,reconnect=2',
+    '-netdev',
+    'vhost-user,chardev=chr1,id=net1',
+    '-device',
+    'virtio-net-pci,netdev=net1,mac=52:54:00:00:00:01,host_mtu=9000,vectors=0,romfile=,id=dev1',
   ]);
 });
 
@@ -137,6 +165,8 @@ const invalid: Array<[string, VmSpec, string]> = [
   ['multicast mac', { ...BASE, devices: [{ kind: 'vhost-user-net', socket: '/s', mac: '01:00:5e:00:00:01' }] }, 'devices[0].mac'],
   ['reserved cid', { ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/s', guestCid: 2 }] }, 'devices[0].guestCid'],
   ['cid any', { ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/s', guestCid: 0xffffffff }] }, 'devices[0].guestCid'],
+  ['reconnect 0', { ...BASE, devices: [{ kind: 'vhost-user-blk', socket: '/s', reconnect: 0 }] }, 'devices[0].reconnect'],
+  ['mtu too small', { ...BASE, devices: [{ kind: 'vhost-user-net', socket: '/s', mac: '52:54:00:00:00:01', mtu: 67 }] }, 'devices[0].mtu'],
   ['zero queues', { ...BASE, devices: [{ kind: 'virtio-rng' }, { kind: 'vhost-user-blk', socket: '/s', numQueues: 0 }] }, 'devices[1].numQueues'],
   ['empty socket', { ...BASE, devices: [{ kind: 'vhost-user-rng', socket: '' }] }, 'devices[0].socket'],
   ['bad name', { ...BASE, name: 'a b' }, 'name'],

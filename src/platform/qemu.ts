@@ -35,10 +35,35 @@ export type Accel = 'tcg' | 'kvm';
 export type VmDevice =
   | { kind: 'virtio-rng' }
   | { kind: 'virtio-blk'; file: string; readOnly?: boolean }
-  | { kind: 'vhost-user-rng'; socket: string }
-  | { kind: 'vhost-user-blk'; socket: string; numQueues?: number }
-  | { kind: 'vhost-user-net'; socket: string; mac: string }
-  | { kind: 'vhost-user-vsock'; socket: string; guestCid: number };
+  | ({ kind: 'vhost-user-rng' } & VhostUserSocket)
+  | ({ kind: 'vhost-user-blk'; numQueues?: number } & VhostUserSocket & Reconnect)
+  | ({ kind: 'vhost-user-net'; mac: string; /** Offered to the guest as VIRTIO_NET_F_MTU (host_mtu). */ mtu?: number } & VhostUserSocket & Reconnect)
+  | ({
+      kind: 'vhost-user-vsock';
+      /**
+       * The guest's CID. QEMU 7.2's vhost-user-vsock-pci has no guest-cid property: the guest
+       * reads the CID from the device config space, which the back-end serves. It is checked here
+       * (3 to 0xfffffffe) and must be the CID the back-end at `socket` was started with.
+       */
+      guestCid: number;
+    } & VhostUserSocket);
+
+/** Where a vhost-user back-end listens. */
+export interface VhostUserSocket {
+  socket: string;
+}
+
+/**
+ * Whether QEMU reconnects when the back-end goes away (for back-ends that are restarted on
+ * failure). Only blk and net have it: QEMU 7.2 waits for the connection when it creates those
+ * devices, while vhost-user-rng-pci and vhost-user-vsock-pci start talking to a reconnecting
+ * chardev before it has connected and fail ("Failed to set msg fds"; rng then aborts on an
+ * assertion), measured with a listening back-end.
+ */
+export interface Reconnect {
+  /** Seconds between QEMU's attempts (chardev `reconnect=`). Default: no reconnect. */
+  reconnect?: number;
+}
 
 export interface VmSpec {
   /** The guest kernel (bzImage), e.g. GuestImage.kernel. */
@@ -129,9 +154,11 @@ function deviceArgs(d: VmDevice, i: number): string[] {
   const field = `devices[${i}]`;
   const dev = `dev${i}`;
   const chr = `chr${i}`;
-  const chardev = (socket: string): string[] => {
-    checkPath(`${field}.socket`, socket);
-    return ['-chardev', `socket,id=${chr},path=${optValue(socket)}`];
+  const chardev = (v: VhostUserSocket & Reconnect): string[] => {
+    checkPath(`${field}.socket`, v.socket);
+    if (v.reconnect === undefined) return ['-chardev', `socket,id=${chr},path=${optValue(v.socket)}`];
+    checkInt(`${field}.reconnect`, v.reconnect, 1, 3600);
+    return ['-chardev', `socket,id=${chr},path=${optValue(v.socket)},reconnect=${v.reconnect}`];
   };
   switch (d.kind) {
     case 'virtio-rng':
@@ -147,28 +174,36 @@ function deviceArgs(d: VmDevice, i: number): string[] {
       ];
     }
     case 'vhost-user-rng':
-      return [...chardev(d.socket), '-device', `vhost-user-rng-pci,chardev=${chr},id=${dev}`];
+      return [...chardev(d), '-device', `vhost-user-rng-pci,chardev=${chr},id=${dev}`];
     case 'vhost-user-blk': {
       const queues = d.numQueues ?? 1;
       // QEMU caps a virtio device at VIRTIO_QUEUE_MAX (1024) queues.
       checkInt(`${field}.numQueues`, queues, 1, 1024);
-      return [...chardev(d.socket), '-device', `vhost-user-blk-pci,chardev=${chr},num-queues=${queues},id=${dev}`];
+      return [...chardev(d), '-device', `vhost-user-blk-pci,chardev=${chr},num-queues=${queues},id=${dev}`];
     }
     case 'vhost-user-net':
       if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(d.mac) || (parseInt(d.mac.slice(0, 2), 16) & 1) !== 0) {
         throw new VmSpecError(`${field}.mac`, 'must be a unicast MAC address such as 52:54:00:12:34:56', d.mac);
       }
+      let mtu = '';
+      if (d.mtu !== undefined) {
+        // host_mtu is a uint16; 68 is the least MTU an IPv4 host must accept (RFC 791).
+        checkInt(`${field}.mtu`, d.mtu, 68, 65535);
+        mtu = `,host_mtu=${d.mtu}`;
+      }
       return [
-        ...chardev(d.socket),
+        ...chardev(d),
         '-netdev',
         `vhost-user,chardev=${chr},id=net${i}`,
         '-device',
-        `virtio-net-pci,netdev=net${i},mac=${d.mac.toLowerCase()},vectors=0,romfile=,id=${dev}`,
+        `virtio-net-pci,netdev=net${i},mac=${d.mac.toLowerCase()}${mtu},vectors=0,romfile=,id=${dev}`,
       ];
     case 'vhost-user-vsock':
-      // CIDs 0-2 are the hypervisor, local and host; 0xffffffff is VMADDR_CID_ANY.
+      // CIDs 0-2 are the hypervisor, local and host; 0xffffffff is VMADDR_CID_ANY. The CID is
+      // not on the argv: QEMU 7.2 refuses `guest-cid` on vhost-user-vsock-pci ("Property
+      // 'vhost-user-vsock-pci.guest-cid' not found"); the back-end's config space carries it.
       checkInt(`${field}.guestCid`, d.guestCid, 3, 0xfffffffe);
-      return [...chardev(d.socket), '-device', `vhost-user-vsock-pci,chardev=${chr},guest-cid=${d.guestCid},id=${dev}`];
+      return [...chardev(d), '-device', `vhost-user-vsock-pci,chardev=${chr},id=${dev}`];
     default: {
       // Unreachable for typed callers; a spec from JSON may carry any kind.
       const kind: unknown = (d as { kind?: unknown }).kind;

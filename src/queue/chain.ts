@@ -97,6 +97,24 @@ class Cursor {
     return out;
   }
 
+  /**
+   * Guest address of the next `n` bytes when they lie in the current buffer, advancing past them;
+   * undefined (and no advance) when they span buffers. The hot path of small reads and writes (a
+   * request header, a status byte): no segment arrays, no views. The caller checked n <= remaining.
+   */
+  protected takeContiguous(n: number): number | undefined {
+    // Step over exhausted (or zero-length) buffers first.
+    while (this.#index < this.buffers.length && this.#offset >= (this.buffers[this.#index]?.len ?? 0)) {
+      this.#index++;
+      this.#offset = 0;
+    }
+    const b = this.buffers[this.#index];
+    if (b === undefined || b.len - this.#offset < n) return undefined;
+    const addr = b.addr + this.#offset;
+    this.#advance(n);
+    return addr;
+  }
+
   /** Advances by `n` bytes without touching memory. */
   skip(n: number): void {
     if (n > this.remaining || n < 0) throw new RangeError(`cursor: skip ${n}, ${this.remaining} left`);
@@ -125,6 +143,12 @@ export class ChainReader extends Cursor {
   /** Copies the next `n` bytes out (n <= remaining). */
   readBytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
+    if (n > this.remaining || n < 0) throw new RangeError(`cursor: ${n} bytes asked, ${this.remaining} left`);
+    const addr = this.takeContiguous(n);
+    if (addr !== undefined) {
+      this.memory.readInto(addr, out);
+      return out;
+    }
     let at = 0;
     for (const seg of this.segments(n)) {
       out.set(seg, at);
@@ -135,15 +159,48 @@ export class ChainReader extends Cursor {
 
   /** Decodes the next struct (copied first: the guest may change the bytes meanwhile). */
   readObj<T>(codec: Codec<T>): T {
-    const bytes = this.readBytes(codec.size);
-    return codec.decode(new DataView(bytes.buffer), 0);
+    if (codec.size > SCRATCH_BYTES) {
+      const bytes = this.readBytes(codec.size);
+      return codec.decode(new DataView(bytes.buffer), 0);
+    }
+    // Small structs (request headers) go through one reused buffer: no allocation per request.
+    // Decoding is synchronous and returns plain values, so the scratch is free again at once.
+    this.readInto(SCRATCH.subarray(0, codec.size));
+    return codec.decode(SCRATCH_VIEW, 0);
+  }
+
+  /** Copies the next `dst.byteLength` bytes into `dst` (<= remaining). */
+  readInto(dst: Uint8Array): void {
+    const n = dst.byteLength;
+    if (n > this.remaining) throw new RangeError(`cursor: ${n} bytes asked, ${this.remaining} left`);
+    const addr = this.takeContiguous(n);
+    if (addr !== undefined) {
+      this.memory.readInto(addr, dst);
+      return;
+    }
+    let at = 0;
+    for (const seg of this.segments(n)) {
+      dst.set(seg, at);
+      at += seg.byteLength;
+    }
   }
 }
+
+/** Scratch for `readObj` of structs up to this size (virtio request headers are 8 to 64 bytes). */
+const SCRATCH_BYTES = 64;
+const SCRATCH = new Uint8Array(SCRATCH_BYTES);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
 
 /** Writes the device-writable part of a chain. */
 export class ChainWriter extends Cursor {
   /** Copies `src` into the next `src.byteLength` bytes (must fit in `remaining`). */
   write(src: Uint8Array): void {
+    if (src.byteLength > this.remaining) throw new RangeError(`cursor: ${src.byteLength} bytes asked, ${this.remaining} left`);
+    const addr = this.takeContiguous(src.byteLength);
+    if (addr !== undefined) {
+      this.memory.write(addr, src);
+      return;
+    }
     let at = 0;
     for (const seg of this.segments(src.byteLength)) {
       seg.set(src.subarray(at, at + seg.byteLength));
@@ -152,7 +209,10 @@ export class ChainWriter extends Cursor {
   }
 
   writeU8(value: number): void {
-    this.write(Uint8Array.of(value));
+    if (this.remaining < 1) throw new RangeError('cursor: 1 byte asked, 0 left');
+    const addr = this.takeContiguous(1);
+    if (addr === undefined) this.write(Uint8Array.of(value));
+    else this.memory.writeU8(addr, value);
   }
 
   writeObj<T>(codec: Codec<T>, value: T): void {

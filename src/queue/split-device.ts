@@ -197,6 +197,28 @@ export class DeviceQueue {
   }
 
   /**
+   * Returns several chains and publishes them with a single used.idx store, so the driver sees all
+   * of them or none. virtio-net needs this for a packet spread over several receive chains
+   * (VIRTIO_NET_F_MRG_RXBUF, §5.1.6.4): Linux reads `num_buffers` from the first chain and drops
+   * the packet if the other chains are not in the used ring yet. Callers return chains they popped,
+   * so there are never more than `size` of them.
+   */
+  pushUsedBatch(entries: ReadonlyArray<{ readonly head: number; readonly len: number }>): void {
+    if (entries.length === 0) return;
+    let next = this.#nextUsed;
+    for (const e of entries) {
+      const slot = next & this.#mask;
+      this.#used32[1 + 2 * slot] = e.head;
+      this.#used32[2 + 2 * slot] = e.len;
+      next = (next + 1) & 0xffff;
+    }
+    this.#nextUsed = next;
+    // Sequentially consistent store: every element above is visible before the new index.
+    Atomics.store(this.#used16, 1, next);
+    this.#pendingUsed = true;
+  }
+
+  /**
    * Whether the driver wants a used-buffer notification for the entries added since the last call
    * (§2.7.10). With EVENT_IDX: notify when `used_event` lies in [old, new). Without: notify unless
    * the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Counts the decision in `stats`.

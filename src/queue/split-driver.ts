@@ -174,13 +174,15 @@ export class DriverQueue<T = undefined> {
    * Writes hand-built descriptors (any flags, lengths or links, valid or not) at the given table
    * indexes, takes those indexes off the free list, tracks the first one as an outstanding head and
    * publishes it. The conformance suite and hostile tests build malformed chains with it and then
-   * expect them back through `popUsed`.
+   * expect them back through `popUsed`. With `written`, the descriptors are already in the table
+   * (written byte by byte, e.g. with 64-bit addresses the codec cannot express): only their
+   * indexes are taken, tracked and published (`desc` is then ignored).
    */
-  addRaw(descs: ReadonlyArray<{ index: number; desc: VirtqDesc }>, token: T): number {
+  addRaw(descs: ReadonlyArray<{ index: number; desc: VirtqDesc }>, token: T, opts: { written?: boolean } = {}): number {
     const first = descs[0];
     if (first === undefined) throw new RangeError('addRaw needs at least one descriptor');
     const indexes = descs.map((d) => d.index);
-    for (const d of descs) this.writeDesc(d.index, d.desc);
+    if (opts.written !== true) for (const d of descs) this.writeDesc(d.index, d.desc);
     const taken = new Set(indexes);
     const kept = this.#free.filter((i) => !taken.has(i));
     this.#free.length = 0;
@@ -188,6 +190,16 @@ export class DriverQueue<T = undefined> {
     this.#outstanding.set(first.index, { descs: indexes.filter((i) => i < this.size), token });
     this.publish(first.index);
     return first.index;
+  }
+
+  /**
+   * The descriptor indexes the next `add` of `n` descriptors would take, in order, without taking
+   * them. Hostile tests build chains at exactly these indexes with `addRaw`.
+   * @throws QueueError VIRTQ_DRIVER_FULL when fewer than `n` are free.
+   */
+  peekFree(n: number): number[] {
+    if (n > this.#free.length) throw new QueueError('VIRTQ_DRIVER_FULL', `${n} descriptors asked for, ${this.#free.length} free`);
+    return this.#free.slice(this.#free.length - n).reverse();
   }
 
   /** Writes descriptor `index` of the ring's table. Low-level: hostile tests craft chains with it. */

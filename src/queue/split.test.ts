@@ -320,3 +320,20 @@ test('driver side: a device returning an id that is not outstanding is reported'
   p.device.pushUsed(5, 0);
   assert.throws(() => p.driver.popUsed(), { code: 'VIRTQ_DRIVER_BAD_USED' });
 });
+
+test('pushUsedBatch: several elements become visible with one used.idx store, across the 16-bit wrap', () => {
+  const p = createQueuePair({ size: 4, startIndex: 0xfffe });
+  const heads = [0, 1, 2].map((i) => p.driver.add([{ addr: p.alloc.alloc(8), len: 8, writable: true }], i));
+  const chains = [p.device.pop(), p.device.pop(), p.device.pop()];
+  const idxBefore = new DataView(p.memory.buffer).getUint16(p.addrs.used + 2, true);
+  p.device.pushUsedBatch(chains.map((c, i) => ({ head: c?.head ?? -1, len: 3 + i })));
+  const view = new DataView(p.memory.buffer);
+  assert.equal(idxBefore, 0xfffe);
+  assert.equal(view.getUint16(p.addrs.used + 2, true), 1, 'used.idx moved by 3 and wrapped');
+  // Slots 2, 3, 0 (0xfffe & 3 = 2).
+  assert.deepEqual([2, 3, 0].map((s) => rawUsed(p, s)), heads.map((id, i) => ({ id, len: 3 + i })));
+  for (let i = 0; i < 3; i++) assert.deepEqual(p.driver.popUsed(), { head: heads[i], len: 3 + i, token: i });
+  assert.equal(p.device.needsNotification(), true);
+  p.device.pushUsedBatch([]);
+  assert.equal(p.device.nextUsed, 1);
+});

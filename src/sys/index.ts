@@ -15,3 +15,5 @@ export { eventfdCreate, eventfdRead, eventfdWrite, EFD_CLOEXEC, EFD_NONBLOCK, EF
 export { poll, Poller, POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDHUP } from './poll.js';
 export type { PollEntry } from './poll.js';
 export { Epoll, EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET } from './epoll.js';
+export { readSome, writeSome, acceptNonBlocking, connectUnixNonBlocking } from './stream.js';
+export { openTap, type TapDevice } from './tap.js';

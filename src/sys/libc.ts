@@ -46,6 +46,7 @@ export const libc = {
   recvmsg: fn<(fd: number, msg: Ptr, flags: number) => number>('long recvmsg(int, void *, int)'),
   sendmsg: fn<(fd: number, msg: Ptr, flags: number) => number>('long sendmsg(int, const void *, int)'),
   recv: fn<(fd: number, buf: Ptr, len: number, flags: number) => number>('long recv(int, void *, size_t, int)'),
+  send: fn<(fd: number, buf: Ptr, len: number, flags: number) => number>('long send(int, const void *, size_t, int)'),
   read: fn<(fd: number, buf: Ptr, len: number) => number>('long read(int, void *, size_t)'),
   write: fn<(fd: number, buf: Ptr, len: number) => number>('long write(int, const void *, size_t)'),
   // fcntl is variadic: the third argument is passed as a ('int', value) pair, or omitted.

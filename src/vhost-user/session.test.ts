@@ -231,3 +231,25 @@ test('session: RESET_DEVICE stops rings and forgets features; close() releases f
   s.session.kick(0);
   assert.equal(q.popUsed(), null, 'nothing is processed after a reset');
 });
+
+test('regression: a ring that breaks (DEVICE_NEEDS_RESET) is reported on its error eventfd (SET_VRING_ERR)', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  const err = eventfdCreate();
+  t.after(() => closeQuiet(err));
+  s.send({ type: 'SET_VRING_ERR', body: { index: 0, noFd: false }, fds: [dupOf(err)] });
+  const q = s.driver(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  q.add([{ addr: 0x10000, len: 8, writable: true }], 1);
+  s.session.kick(0);
+  assert.equal(q.popUsed()?.token, 1);
+  assert.equal(eventfdRead(err), 0n, 'no error while the ring is healthy');
+  // A head beyond the queue size: ring corruption, the queue stops.
+  q.publish(8 + 3);
+  s.session.kick(0);
+  assert.equal(eventfdRead(err), 1n, 'the front-end is told once');
+});

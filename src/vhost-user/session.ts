@@ -103,6 +103,7 @@ export class BackendSession {
       memory: this.#memory.gpa,
       log: opts.log,
       notify: (i) => this.#call(i),
+      onNeedsReset: () => this.#signalError(),
       ...(opts.reactor === undefined ? {} : { reactor: opts.reactor }),
     });
     this.#rings = opts.device.queueMaxSizes.map(freshRing);
@@ -400,6 +401,19 @@ export class BackendSession {
       this.#rings[i] = freshRing();
     });
     this.#kickGeneration++;
+  }
+
+  /**
+   * The device entered DEVICE_NEEDS_RESET: tell the front-end on the error eventfd (SET_VRING_ERR,
+   * "signal when error occurs") of each ring whose queue broke, or of every live ring when the
+   * device as a whole failed. Without this the front-end only sees a ring that stopped answering;
+   * QEMU logs the error and a conformance front-end recovers at once instead of timing out.
+   */
+  #signalError(): void {
+    const broken = this.#rings.filter((r) => r.queue?.broken !== undefined);
+    for (const r of broken.length > 0 ? broken : this.#rings.filter((x) => x.queue !== undefined)) {
+      if (r.errFd !== undefined) eventfdWrite(r.errFd);
+    }
   }
 
   #call(index: number): void {

@@ -84,5 +84,14 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
       return 'continue';
     },
   });
+  // Host resources devices opened themselves (vsock's listening socket and its file) go with the
+  // back-end; a failing dispose is an AVP bug worth a log line, not a reason to skip the others.
+  for (const p of ports) {
+    try {
+      p.device.dispose?.();
+    } catch (e: unknown) {
+      logFor(p.name).error(`dispose failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   data.port.close();
 }

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
 import { BackendThread, checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
+import type { WorkerPort } from '../../vhost-user/worker-runtime.js';
 import { BACKEND_WORKER_ENTRY } from '../../platform/backends.js';
 import { createLogger } from '../log.js';
 import { UsageError } from '../errors.js';
@@ -49,41 +50,64 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     process.stdout.write(`${JSON.stringify(capabilities(kind))}\n`);
     return 0;
   }
-  if ((opts.socketPath === undefined) === (opts.fd === undefined)) {
-    throw new UsageError(`serve ${kind.name}: give exactly one of --socket-path PATH or --fd N`);
-  }
-  const log = createLogger(`avp-${kind.name}`, opts.verbose ? 'debug' : undefined);
   const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, ...deviceOptions } = opts;
-  let listenFd: number;
+  let split: ReturnType<NonNullable<DeviceKind['splitPorts']>>;
   try {
-    listenFd = socketPath !== undefined ? listenAt(socketPath) : checkInheritedSocket(Number(fdText));
+    split = kind.splitPorts?.(deviceOptions) ?? { main: deviceOptions, extra: [] };
   } catch (e: unknown) {
     throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const hasMain = socketPath !== undefined || fdText !== undefined;
+  if ((socketPath !== undefined && fdText !== undefined) || (!hasMain && split.main !== undefined)) {
+    throw new UsageError(`serve ${kind.name}: give exactly one of --socket-path PATH or --fd N`);
+  }
+  if (hasMain && split.main === undefined) {
+    throw new UsageError(`serve ${kind.name}: --socket-path/--fd serve the main device, but its options are missing (see --help)`);
+  }
+  const log = createLogger(`avp-${kind.name}`, opts.verbose ? 'debug' : undefined);
+  /** Listening fds we own, with the socket file to remove on exit (undefined for an inherited fd). */
+  const owned: Array<{ fd: number; path: string | undefined }> = [];
   const cleanup = () => {
-    closeQuiet(listenFd);
-    if (socketPath !== undefined) {
+    for (const { fd, path } of owned) {
+      closeQuiet(fd);
+      if (path === undefined) continue;
       try {
-        unlinkSync(socketPath);
+        unlinkSync(path);
       } catch {
         // Already gone: nothing to clean.
       }
     }
   };
+  const ports: WorkerPort[] = [];
+  try {
+    if (hasMain && split.main !== undefined) {
+      const fd = socketPath !== undefined ? listenAt(socketPath) : checkInheritedSocket(Number(fdText));
+      owned.push({ fd, path: socketPath });
+      ports.push({ name: kind.name, listenFd: fd, device: { kind: kind.name, options: split.main } });
+    }
+    for (const x of split.extra) {
+      const fd = listenAt(x.socketPath);
+      owned.push({ fd, path: x.socketPath });
+      ports.push({ name: x.name, listenFd: fd, device: { kind: kind.name, options: x.options } });
+    }
+  } catch (e: unknown) {
+    cleanup();
+    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
   let thread: BackendThread;
   try {
     thread = await BackendThread.start({
       entry: BACKEND_WORKER_ENTRY,
-      device: { kind: kind.name, options: deviceOptions },
-      listenFd,
-      onLog: (level, msg) => log[level](msg),
-      onEvent: (event) => log.debug({ event }, 'event'),
+      ports,
+      onLog: (level, msg, port) => (ports.length > 1 ? log[level]({ port }, msg) : log[level](msg)),
+      onEvent: (event, port) => log.debug({ event, port }, 'event'),
     });
   } catch (e: unknown) {
     cleanup();
     throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  log.info(`serving ${kind.name} on ${socketPath ?? `fd ${fdText}`}`);
+  const where = [...(hasMain ? [socketPath ?? `fd ${fdText}`] : []), ...split.extra.map((x) => x.socketPath)];
+  log.info(`serving ${kind.name} on ${where.join(', ')}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -91,7 +115,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     log.info(`${signal}: stopping`);
     void thread.stop();
   };
-  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: m[kind.name] }, 'metrics'));
+  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics'));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGUSR1', onUsr1);

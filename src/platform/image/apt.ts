@@ -125,6 +125,37 @@ export async function resolvePackage(name: string, progress: Progress): Promise<
   );
 }
 
+/** A package's candidate version and the package names of its Depends (first alternative of each). */
+export async function resolvePackageDepends(name: string, progress: Progress): Promise<{ pkg: DebPackage; depends: string[] }> {
+  return withAptUpdateRetry(
+    `resolving ${name}`,
+    async () => {
+      const stanza = await showCandidate(name);
+      // showCandidate guarantees Version.
+      return { pkg: { name, version: stanza.Version as string }, depends: dependencyNames(stanza.Depends ?? '') };
+    },
+    progress,
+  );
+}
+
+/** The Depends field of a .deb file (for building offline from cached packages). */
+export async function debDepends(deb: string): Promise<string[]> {
+  const { stdout } = await runTool('dpkg-deb', ['-f', deb, 'Depends']);
+  return dependencyNames(stdout.toString('utf8'));
+}
+
+/**
+ * Package names from a Depends field: `libc6 (>= 2.34), libssl3 (>= 3.0.0), a | b` → libc6,
+ * libssl3, a. The first alternative is taken; version constraints and `:any` qualifiers dropped.
+ */
+export function dependencyNames(depends: string): string[] {
+  return depends
+    .split(',')
+    .map((d) => (d.split('|')[0] ?? '').trim().split(/[\s(]/)[0] ?? '')
+    .map((n) => n.replace(/:[a-z0-9]+$/, ''))
+    .filter((n) => n !== '');
+}
+
 /** apt-get download names files `name_version_arch.deb` with ':' (an epoch) written as %3a. */
 function debPrefix(pkg: DebPackage): string {
   return `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}_`;

@@ -54,3 +54,25 @@ test('defaultCacheDir: $AVP_CACHE_DIR, else <repo>/.cache/avp', () => {
   assert.equal(defaultCacheDir({}), join(repo, '.cache', 'avp'));
   assert.equal(defaultCacheDir({ AVP_CACHE_DIR: '' }), join(repo, '.cache', 'avp'));
 });
+
+test('imageEntries: guest tools go in after the image folders, without repeating them, parents first', () => {
+  const tools = [
+    { type: 'dir' as const, path: 'lib' },
+    { type: 'dir' as const, path: 'usr' },
+    { type: 'dir' as const, path: 'lib/x86_64-linux-gnu' },
+    { type: 'dir' as const, path: 'usr/bin' },
+    { type: 'file' as const, path: 'lib/x86_64-linux-gnu/libc.so.6', data: Buffer.from('c'), mode: 0o755 },
+    { type: 'file' as const, path: 'usr/bin/socat', data: Buffer.from('s'), mode: 0o755 },
+    { type: 'symlink' as const, path: 'lib64/ld-linux-x86-64.so.2', target: '../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
+  ];
+  const entries = imageEntries({ ...content, script: undefined, tools: [{ type: 'dir', path: 'lib64' }, ...tools] });
+  const paths = entries.map((e) => e.path);
+  assert.equal(paths.filter((p) => p === 'lib').length, 1, 'folders the image has are not repeated');
+  assert.ok(paths.includes('usr/bin/socat') && paths.includes('lib/x86_64-linux-gnu/libc.so.6'));
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const parent = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : undefined;
+    if (parent !== undefined) assert.ok(seen.has(parent), `${e.path} before ${parent}`);
+    seen.add(e.path);
+  }
+});

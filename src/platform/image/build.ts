@@ -35,6 +35,7 @@ import {
 import { X86_CMDLINE_MAX_BYTES, bzImageCmdlineLimit } from './cmdline.js';
 import { packNewc, type CpioEntry } from './cpio.js';
 import { BAKED_SCRIPT_PATH, MODULES_DIR, MODULES_ORDER_PATH, renderHelpers, renderInit, renderModulesOrder } from './init.js';
+import { DEFAULT_GUEST_TOOLS, resolveToolPackages, toolEntries, type GuestTool } from './guest-tools.js';
 import { DEFAULT_GUEST_MODULES, readModuleFile, readModuleIndex, resolveLoadOrder } from './modules.js';
 import { runTool } from './tools.js';
 
@@ -54,6 +55,8 @@ export interface GuestImageOptions {
   script?: string;
   /** Debian package of the kernel: a meta package (default `linux-image-amd64`) or a concrete `linux-image-6.1.0-…`. */
   kernelPackage?: string;
+  /** Debian programs to add with their shared libraries (default DEFAULT_GUEST_TOOLS: socat, for vsock). */
+  tools?: readonly GuestTool[];
   /** Rebuild even when the cache has this image. */
   force?: boolean;
   /** Called with one line per build step. */
@@ -72,6 +75,8 @@ export interface GuestImage {
   busybox: string;
   /** Modules /init loads, in load order. */
   modules: string[];
+  /** Debian packages the guest tools (and their libraries) came from, `name=version`. */
+  toolPackages: string[];
   /** Requested modules that the kernel has built in (nothing to load). */
   builtinModules: string[];
   /** The longest kernel command line this kernel takes, in bytes (from its bzImage header). */
@@ -110,7 +115,9 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
   const requested = options.modules ?? DEFAULT_GUEST_MODULES;
   const kernel = await resolveKernel(options.kernelPackage ?? 'linux-image-amd64', debDir, progress);
   const busybox = await busyboxBinary(debDir, tmpRoot, progress);
-  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data);
+  const tools = options.tools ?? DEFAULT_GUEST_TOOLS;
+  const toolPkgs = tools.length === 0 ? [] : await resolveToolPackages(tools, debDir, progress);
+  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data, { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) });
   const imageDir = join(cacheDir, 'images', `${kernelRelease(kernel.pkg)}-${key}`);
 
   let image = options.force ? undefined : await readCachedImage(imageDir);
@@ -118,7 +125,7 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
   else {
     // Downloaded only now: a cached image needs no .deb, which may have been deleted to save space.
     const deb = kernel.deb ?? (await ensureDeb(debDir, kernel.pkg, progress));
-    image = await buildInto(imageDir, { pkg: kernel.pkg, deb, key, requested, script: options.script, busybox, tmpRoot, progress });
+    image = await buildInto(imageDir, { pkg: kernel.pkg, deb, key, requested, script: options.script, busybox, tmpRoot, progress, tools, toolPkgs, debDir });
     progress(`built ${imageDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   return options.outDir === undefined ? image : copyOut(image, options.outDir);
@@ -197,7 +204,7 @@ async function busyboxBinary(debDir: string, tmpRoot: string, progress: Progress
   }
 }
 
-function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | undefined, busybox: Buffer): string {
+function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | undefined, busybox: Buffer, tools: { tools: readonly GuestTool[]; packages: string[] }): string {
   const h = createHash('sha256');
   h.update(
     JSON.stringify({
@@ -208,6 +215,7 @@ function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | 
       init: renderInit(),
       helpers: [...renderHelpers()],
       busybox: createHash('sha256').update(busybox).digest('hex'),
+      tools,
     }),
   );
   return h.digest('hex').slice(0, 16);
@@ -241,6 +249,9 @@ interface BuildInputs {
   busybox: BusyboxSource;
   tmpRoot: string;
   progress: Progress;
+  tools: readonly GuestTool[];
+  toolPkgs: Awaited<ReturnType<typeof resolveToolPackages>>;
+  debDir: string;
 }
 
 async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage> {
@@ -266,8 +277,10 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
     });
     const moduleData = await Promise.all(plan.order.map((m) => readModuleFile(join(modulesDir, m.path))));
 
+    const tools = inp.tools.length === 0 ? [] : await toolEntries(inp.tools, inp.toolPkgs, inp.debDir, inp.tmpRoot, inp.progress);
     inp.progress('packing the initramfs');
     const entries = imageEntries({
+      tools,
       busybox: inp.busybox.data,
       modules: plan.order.map((m, i) => ({ name: m.name, data: moduleData[i] as Buffer })), // one datum per module
       script: inp.script,
@@ -279,6 +292,7 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
       kernelPackage: inp.pkg,
       busybox: inp.busybox.source,
       modules: plan.order.map((m) => m.name),
+      toolPackages: inp.toolPkgs.map((p) => `${p.name}=${p.version}`),
       builtinModules: plan.builtin,
       cmdlineLimit: bzImageCmdlineLimit(vmlinuz) ?? X86_CMDLINE_MAX_BYTES,
       kernelBytes: vmlinuz.length,
@@ -319,6 +333,8 @@ interface ImageContent {
   busybox: Uint8Array;
   modules: ReadonlyArray<{ name: string; data: Uint8Array }>;
   script: string | undefined;
+  /** Guest tools' entries (guest-tools.ts); folders the image already has are skipped. */
+  tools?: readonly CpioEntry[];
 }
 
 /** The initramfs entries, parents before children. */
@@ -338,6 +354,8 @@ export function imageEntries(c: ImageContent): CpioEntry[] {
   for (const [path, body] of renderHelpers()) entries.push({ type: 'file', path, data: text(body), mode: 0o755 });
   entries.push({ type: 'file', path: MODULES_ORDER_PATH, data: text(renderModulesOrder(c.modules.map((m) => m.name))) });
   for (const m of c.modules) entries.push({ type: 'file', path: `${MODULES_DIR}/${m.name}.ko`, data: m.data });
+  const have = new Set(entries.map((e) => e.path));
+  for (const e of c.tools ?? []) if (!(e.type === 'dir' && have.has(e.path))) entries.push(e);
   if (c.script !== undefined) entries.push({ type: 'file', path: BAKED_SCRIPT_PATH, data: text(c.script), mode: 0o755 });
   return entries;
 }

@@ -81,6 +81,7 @@ export function renderHelpers(): ReadonlyMap<string, string> {
     ['bin/avp-wait', AVP_WAIT],
     ['bin/avp-wait-match', AVP_WAIT_MATCH],
     ['bin/avp-ifup', AVP_IFUP],
+    ['bin/avp-net-agent', AVP_NET_AGENT],
   ]);
 }
 
@@ -150,4 +151,37 @@ ip link set lo up
 avp-wait "/sys/class/net/$1" 10
 ip link set "$1" up
 ip addr add "$2" dev "$1"
+`;
+
+const AVP_NET_AGENT = `#!/bin/sh
+# avp-net-agent: a network test agent the host drives over the console, one command per line;
+# results come back as avp-kv lines. Lets tests coordinate several running guests. Commands:
+#   data FILE MIB        write MIB MiB of random bytes to FILE   -> KV md5=<md5 of FILE>
+#   ping IP              3 pings, 10 s deadline each             -> KV ping_IP=ok|fail
+#   listen PORT          accept one TCP connection in the background, keep what arrives
+#                        -> "${M} listening PORT" once listening, later KV recv_PORT=<md5> <bytes>
+#   send IP PORT FILE    send FILE in the background            -> KV sent_PORT=ok|fail
+#   pings IP             ping IP every 0.5 s in the background  -> KV pong=<count of replies>
+#   quit                 end the agent
+echo "${M} agent ready"
+while read -r cmd a b c; do
+  case "$cmd" in
+    data) dd if=/dev/urandom of="$a" bs=1048576 count="$b" 2>/dev/null; avp-kv md5 "$(md5sum < "$a" | cut -c1-32)" ;;
+    ping) if ping -c 3 -W 10 "$a" > /tmp/ping.out 2>&1; then avp-kv "ping_$a" ok; else avp-kv "ping_$a" fail; cat /tmp/ping.out; fi ;;
+    listen)
+      # busybox nc half-closes when its stdin ends, and a sender exits on that: give the listener
+      # a stdin that never ends (a FIFO opened read-write) rather than the /dev/null of a
+      # background job. It exits when the sender closes.
+      rm -f "/tmp/hold.$a"; mkfifo "/tmp/hold.$a"
+      ( nc -l -p "$a" 0<>"/tmp/hold.$a" > "/tmp/recv.$a"; avp-kv "recv_$a" "$(md5sum < "/tmp/recv.$a" | cut -c1-32) $(wc -c < "/tmp/recv.$a")"; rm -f "/tmp/recv.$a" "/tmp/hold.$a" ) &
+      n=100
+      until netstat -ltn 2>/dev/null | grep -q ":$a "; do n=$((n - 1)); [ "$n" -gt 0 ] || break; sleep 0.1; done
+      echo "${M} listening $a" ;;
+    send) ( if nc "$a" "$b" < "$c"; then avp-kv "sent_$b" ok; else avp-kv "sent_$b" fail; fi ) & ;;
+    pings) ( n=0; while true; do if ping -c 1 -W 1 "$a" > /dev/null 2>&1; then n=$((n + 1)); avp-kv pong "$n"; fi; sleep 0.5; done ) & ;;
+    quit) break ;;
+    '') ;;
+    *) echo "${M} unknown command $cmd" ;;
+  esac
+done
 `;

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Test fixture: runs the whole catalog for a device against a back-end command and compares the
+ * verdicts with a checked-in expected-verdict file (conformance/expected/*.txt). The back-end is
+ * always stopped and its directory removed, pass or fail.
+ */
+import { readFileSync } from 'node:fs';
+import { catalogFor, fullCatalog } from './catalog.js';
+import { conformanceFor } from './devices.js';
+import { compareExpected, parseExpected } from './expected.js';
+import { runConformance, spawnedTarget, type ConformanceReport } from './runner.js';
+import { SpawnedBackend } from '../vhost-user/spawn.js';
+
+/** The checked-in expected-verdict file `name` (read from the source tree, next to dist/). */
+export function expectedFile(name: string): URL {
+  return new URL(`../../src/conformance/expected/${name}`, import.meta.url);
+}
+
+export interface ExpectedRun {
+  readonly report: ConformanceReport;
+  /** Differences from the expected file; empty when every verdict is as recorded. */
+  readonly problems: string[];
+}
+
+export async function runAgainstExpected(device: string, command: string, expected: URL, timeoutMs = 3000): Promise<ExpectedRun> {
+  const want = parseExpected(readFileSync(expected, 'utf8'), expected.pathname);
+  const backend = await SpawnedBackend.start(command);
+  try {
+    const conf = conformanceFor(device);
+    const report = await runConformance({ device: conf, checks: catalogFor(conf), target: spawnedTarget(backend), timeoutMs });
+    return { report, problems: compareExpected(report.results, want, fullCatalog().map((c) => c.id)) };
+  } finally {
+    await backend.stop();
+  }
+}
