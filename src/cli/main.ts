@@ -9,8 +9,11 @@ import { registerBenchCommand } from './commands/bench.js';
 import { registerConformanceCommand } from './commands/conformance.js';
 import { registerBenchNetCommand } from './commands/bench-net.js';
 import { registerImageCommand } from './commands/image.js';
+import { registerQemuArgsCommand } from './commands/qemu-args.js';
+import { registerRunCommand } from './commands/run.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSwitchCommand } from './commands/switch.js';
+import { registerValidateCommand } from './commands/validate.js';
 import { isAvpError } from './errors.js';
 
 function packageVersion(): string {
@@ -28,6 +31,9 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerSwitchCommand(program);
   registerBenchNetCommand(program);
+  registerValidateCommand(program);
+  registerQemuArgsCommand(program);
+  registerRunCommand(program);
   registerConformanceCommand(program);
   registerBenchCommand(program);
   return program;

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `planPlatform`: the layout of one run of a platform, as a pure function of the checked manifest
+ * (PlatformModel), the run directory and the guest image. `avp qemu-args` prints it and `avp run`
+ * carries it out, so the two cannot disagree.
+ *
+ * Owns: file and socket names in the run directory, which back-end serves which socket with
+ * which options (the device descriptions the registry builds from), and each VM's VmSpec (whose
+ * argv qemuArgs spells). Does not own: starting anything (run/), the QEMU option syntax (qemu.ts).
+ *
+ * Run directory layout:
+ *   <runDir>/<vm>/<device>.sock    vhost-user socket of each device (net: served by the switch)
+ *   <runDir>/<vm>/<device>.log     back-end log of each rng, blk and vsock device
+ *   <runDir>/<vm>/<device>.img     scratch disk of a blk device that has a size and no image
+ *   <runDir>/<vm>/<device>.vsock   host side of a vsock device (unless its `socket` says otherwise)
+ *   <runDir>/<vm>/console.log      the VM's console (unless `console.log` says otherwise)
+ *   <runDir>/_switch/<name>.log    back-end log of each switch
+ *   <runDir>/run.log               what avp run reported
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import type { DeviceSpec } from '../../devices/registry.js';
+import { PlatformPlanError } from '../errors.js';
+import { cmdParam, scriptParam } from '../image/cmdline.js';
+import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
+import type { DeviceModel, PlatformModel, VmModel } from './checks.js';
+import type { ManifestDeviceKind } from './schema.js';
+
+/** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+/** Seconds between QEMU's reconnect attempts to a back-end that is restarted on failure. */
+export const RECONNECT_SECONDS = 1;
+
+/** The built-in guest image, as buildGuestImage returns it. */
+export interface GuestImageRef {
+  kernel: string;
+  initramfs: string;
+  cmdlineLimit?: number;
+}
+
+export interface PlanOptions {
+  /** Absolute path of the run directory. */
+  runDir: string;
+  /** Needed when a VM boots the built-in image. */
+  image?: GuestImageRef;
+  /** Default 'tcg'. */
+  accel?: Accel;
+}
+
+/** One vhost-user socket a back-end serves. */
+export interface PortPlan {
+  /** `<vm>/<device>`: how logs, events and metrics name it. */
+  name: string;
+  vm: string;
+  device: string;
+  socket: string;
+  /** What the back-end builds for this socket (DEVICE_KINDS name and plain options). */
+  spec: DeviceSpec;
+}
+
+/**
+ * One back-end: a thread or process of its own, serving one socket (a device) or several (the
+ * ports of a switch; the vsock devices of VMs that talk to each other, which must share one
+ * back-end because guest-to-guest vsock traffic is passed inside it).
+ */
+export interface BackendPlan {
+  /** `<vm>/<device>` for a device, `switch/<name>` for a switch, `vsock/<vm>+<vm>...` for a vsock group. */
+  id: string;
+  role: 'device' | 'switch' | 'vsock-group';
+  kind: ManifestDeviceKind;
+  /** Its manifest path, for messages (`vms[0].devices[1]`, `switches[0]`; a group: its first device). */
+  path: string;
+  isolation: 'thread' | 'process';
+  restart: 'no' | 'on-failure';
+  log: string;
+  ports: PortPlan[];
+  /** VMs that use it: they are stopped when it fails for good. */
+  vms: string[];
+}
+
+export interface VmPlan {
+  name: string;
+  path: string;
+  dir: string;
+  spec: VmSpec;
+  /** qemuArgs(spec): the argv without the program. */
+  argv: string[];
+  /** Regular expression (source) of the line that shows the VM is up, if the manifest has one. */
+  ready?: string;
+  /** Whether it boots the built-in image (its `AVP-GUEST: EXIT n` line gives the script status). */
+  builtin: boolean;
+  consoleLog: string;
+  echo: boolean;
+  /** Back-ends it connects to (BackendPlan ids). */
+  backends: string[];
+}
+
+export interface PlatformPlan {
+  name: string;
+  runDir: string;
+  vms: VmPlan[];
+  backends: BackendPlan[];
+  /** blk images to create (sparse, `sizeBytes`) when they do not exist. */
+  disks: Array<{ path: string; sizeBytes: number; owner: string }>;
+  /** Every vhost-user socket; avp run creates and removes them. */
+  sockets: string[];
+  /** Sockets back-ends create (vsock host sides); avp run removes them at the end. */
+  hostSockets: string[];
+  /** Folders to create, parents first. */
+  dirs: string[];
+  /** The run's own log. */
+  runLog: string;
+}
+
+/**
+ * Lays out a run. Pure: no file-system access.
+ * @throws PlatformPlanError when a socket path is too long for the run directory or a VM needs the
+ *   built-in image and none was given; VmSpecError if a VM spec is refused (checks.ts should
+ *   have caught it).
+ */
+export function planPlatform(model: PlatformModel, options: PlanOptions): PlatformPlan {
+  const runDir = options.runDir;
+  if (!isAbsolute(runDir)) throw new PlatformPlanError(`the run directory must be an absolute path; got ${runDir}`);
+  const backends: BackendPlan[] = [];
+  const disks: PlatformPlan['disks'] = [];
+  const hostSockets: string[] = [];
+  const switchPorts = new Map<string, PortPlan[]>();
+  const switchVms = new Map<string, Set<string>>();
+  const socketOf = (vm: string, device: string): string => join(runDir, vm, `${device}.sock`);
+  const hostSocketOf = (vm: VmModel, d: Extract<DeviceModel, { kind: 'vsock' }>): string =>
+    d.socket === undefined ? join(runDir, vm.name, `${d.name}.vsock`) : resolve(runDir, d.socket);
+  const vsockCid = new Map<string, number>();
+  for (const vm of model.vms) for (const d of vm.devices) if (d.kind === 'vsock') vsockCid.set(vm.name, d.cid);
+  const groupOf = vsockGroups(model);
+  const groups = new Map<string, BackendPlan>();
+
+  const vms = model.vms.map((vm): VmPlan => {
+    const dir = join(runDir, vm.name);
+    const vmBackends: string[] = [];
+    const devices = vm.devices.map((d): VmDevice => {
+      const socket = socketOf(vm.name, d.name);
+      const port = (spec: DeviceSpec): PortPlan => ({ name: `${vm.name}/${d.name}`, vm: vm.name, device: d.name, socket, spec });
+      const reconnect = d.restart === 'on-failure' ? { reconnect: RECONNECT_SECONDS } : {};
+      if (d.kind === 'net') {
+        const id = `switch/${d.switch}`;
+        const ports = switchPorts.get(d.switch) ?? [];
+        ports.push(port({ kind: 'net', options: netOptions(model, d, `${vm.name}/${d.name}`) }));
+        switchPorts.set(d.switch, ports);
+        switchVms.set(d.switch, (switchVms.get(d.switch) ?? new Set()).add(vm.name));
+        if (!vmBackends.includes(id)) vmBackends.push(id);
+        return { kind: 'vhost-user-net', socket, mac: d.mac, mtu: d.mtu, ...reconnect };
+      }
+      const id = `${vm.name}/${d.name}`;
+      vmBackends.push(id);
+      let options: Record<string, unknown>;
+      let device: VmDevice;
+      switch (d.kind) {
+        case 'rng':
+          options = d.maxBytes === undefined ? {} : { maxBytes: d.maxBytes };
+          device = { kind: 'vhost-user-rng', socket };
+          break;
+        case 'blk': {
+          const image = d.image ?? join(dir, `${d.name}.img`);
+          if (d.sizeBytes !== undefined) disks.push({ path: image, sizeBytes: d.sizeBytes, owner: d.path });
+          options = {
+            image,
+            ...(d.readOnly ? { readOnly: true } : {}),
+            ...(d.serial === undefined ? {} : { serial: d.serial }),
+            ...(d.numQueues === undefined ? {} : { numQueues: d.numQueues }),
+          };
+          device = { kind: 'vhost-user-blk', socket, ...(d.numQueues === undefined ? {} : { numQueues: d.numQueues }), ...reconnect };
+          break;
+        }
+        case 'vsock': {
+          const host = hostSocketOf(vm, d);
+          hostSockets.push(host);
+          // Option names of the vsock device kind (devices/vsock/options.ts). udsPath: host
+          // programs connect there and send "CONNECT <port>". Peers by CID, allowed both ways.
+          options = { guestCid: d.cid, udsPath: host, ...(d.allowedPeers.length === 0 ? {} : { allowPeer: d.allowedPeers.map((p) => vsockCid.get(p) ?? 0) }) };
+          device = { kind: 'vhost-user-vsock', socket, guestCid: d.cid };
+          const members = groupOf.get(vm.name) ?? [vm.name];
+          if (members.length > 1) {
+            const gid = `vsock/${members.join('+')}`;
+            vmBackends[vmBackends.length - 1] = gid;
+            const group: BackendPlan = groups.get(gid) ?? {
+              id: gid,
+              role: 'vsock-group',
+              kind: 'vsock',
+              path: d.path,
+              isolation: d.isolation,
+              restart: d.restart,
+              log: join(runDir, '_vsock', `${members.join('+')}.log`),
+              ports: [],
+              vms: members,
+            };
+            if (!groups.has(gid)) {
+              groups.set(gid, group);
+              backends.push(group);
+            }
+            group.ports.push(port({ kind: 'vsock', options }));
+            return device;
+          }
+          break;
+        }
+      }
+      backends.push({
+        id,
+        role: 'device',
+        kind: d.kind,
+        path: d.path,
+        isolation: d.isolation,
+        restart: d.restart,
+        log: join(dir, `${d.name}.log`),
+        ports: [port({ kind: d.kind, options })],
+        vms: [vm.name],
+      });
+      return device;
+    });
+    const spec = vmSpec(vm, devices, options);
+    return {
+      name: vm.name,
+      path: vm.path,
+      dir,
+      spec,
+      argv: qemuArgs(spec),
+      ...(vm.boot.ready === undefined ? {} : { ready: vm.boot.ready }),
+      builtin: vm.boot.kind === 'builtin',
+      consoleLog: vm.console.log === undefined ? join(dir, 'console.log') : resolve(runDir, vm.console.log),
+      echo: vm.console.echo,
+      backends: vmBackends,
+    };
+  });
+
+  for (const sw of model.switches) {
+    const ports = switchPorts.get(sw.name);
+    // A switch no VM uses still runs when it has an uplink (host traffic may cross it); otherwise
+    // it has nothing to do.
+    if (ports === undefined && sw.uplinkTap === undefined) continue;
+    backends.push({
+      id: `switch/${sw.name}`,
+      role: 'switch',
+      kind: 'net',
+      path: sw.path,
+      isolation: sw.isolation,
+      restart: sw.restart,
+      log: join(runDir, '_switch', `${sw.name}.log`),
+      ports: ports ?? [],
+      vms: [...(switchVms.get(sw.name) ?? [])],
+    });
+  }
+
+  const sockets = backends.flatMap((b) => b.ports.map((p) => p.socket));
+  for (const s of [...sockets, ...hostSockets]) {
+    const bytes = Buffer.byteLength(s);
+    if (bytes > MAX_SOCKET_PATH_BYTES) {
+      throw new PlatformPlanError(
+        `socket path ${s} is ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} a Unix socket address holds; use a shorter run directory (--run-dir) or shorter VM and device names`,
+      );
+    }
+  }
+  const dirs = [runDir, ...model.vms.map((vm) => join(runDir, vm.name))];
+  if (backends.some((b) => b.role === 'switch')) dirs.push(join(runDir, '_switch'));
+  if (backends.some((b) => b.role === 'vsock-group')) dirs.push(join(runDir, '_vsock'));
+  return { name: model.name, runDir, vms, backends, disks, sockets, hostSockets, dirs, runLog: join(runDir, 'run.log') };
+}
+
+function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec {
+  const base = { name: vm.name, memoryMiB: vm.memoryMiB, cpus: vm.cpus, accel: options.accel ?? 'tcg', devices };
+  if (vm.boot.kind === 'kernel') return { ...base, kernel: vm.boot.kernel, initrd: vm.boot.initrd, append: vm.boot.cmdline };
+  const image = options.image;
+  if (image === undefined) throw new PlatformPlanError(`VM '${vm.name}' boots the built-in image, and no image was given to plan with`);
+  const append = [...vm.boot.cmdline];
+  if (vm.boot.command !== undefined) append.push(cmdParam(vm.boot.command));
+  if (vm.boot.script !== undefined) append.push(scriptParam(vm.boot.script));
+  return { ...base, kernel: image.kernel, initrd: image.initramfs, append, ...(image.cmdlineLimit === undefined ? {} : { cmdlineLimit: image.cmdlineLimit }) };
+}
+
+/**
+ * Options of one switch port, in the net device kind's terms (devices/net/options.ts): ports with
+ * the same `switch` share one switch; `mtu` and `uplinkTap` are switch-wide (repeated on each port,
+ * where they must agree); `rate` is `BYTES_PER_S[:PACKETS_PER_S]` with `-` for no byte limit. The
+ * port's own MTU (at most the switch's) reaches the guest through QEMU's host_mtu.
+ */
+function netOptions(model: PlatformModel, d: Extract<DeviceModel, { kind: 'net' }>, port: string): Record<string, unknown> {
+  const sw = model.switches.find((s) => s.name === d.switch);
+  const rate = d.rateLimit === undefined ? undefined : `${d.rateLimit.bytesPerSecond ?? '-'}${d.rateLimit.packetsPerSecond === undefined ? '' : `:${d.rateLimit.packetsPerSecond}`}`;
+  return {
+    switch: d.switch,
+    name: port,
+    mac: d.mac,
+    priority: d.priority,
+    ...(rate === undefined ? {} : { rate }),
+    mtu: sw?.mtu ?? d.mtu,
+    ...(sw?.uplinkTap === undefined ? {} : { uplinkTap: sw.uplinkTap }),
+  };
+}
+
+/**
+ * VMs whose vsock devices must share a back-end: the connected parts of the allowedPeers graph.
+ * Maps each VM with a vsock device to its group's members, in manifest order.
+ */
+export function vsockGroups(model: PlatformModel): Map<string, string[]> {
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let r = x;
+    while (parent.get(r) !== r) r = parent.get(r) ?? r;
+    return r;
+  };
+  for (const vm of model.vms) if (vm.devices.some((d) => d.kind === 'vsock')) parent.set(vm.name, vm.name);
+  for (const vm of model.vms) {
+    for (const d of vm.devices) {
+      if (d.kind !== 'vsock') continue;
+      for (const peer of d.allowedPeers) if (parent.has(peer)) parent.set(find(peer), find(vm.name));
+    }
+  }
+  const out = new Map<string, string[]>();
+  const order = [...parent.keys()];
+  for (const name of order) out.set(name, order.filter((other) => find(other) === find(name)));
+  return out;
+}
+
+/** Whether any VM boots the built-in image (then avp run builds or fetches it first). */
+export function needsBuiltinImage(model: PlatformModel): boolean {
+  return model.vms.some((vm) => vm.boot.kind === 'builtin');
+}
+
+/** The default run directory: `<cwd>/.avp/runs/<platform>-<UTC time>`, e.g. `cockpit-20250102-030405`. */
+export function defaultRunDir(platform: string, cwd: string, now: Date): string {
+  const t = now.toISOString().replace(/\.\d+Z$/, '').replace(/[-:]/g, '').replace('T', '-');
+  return join(cwd, '.avp', 'runs', `${platform}-${t}`);
+}
+
+/** `binary argv...` as one shell command line (single quotes where a word needs them). */
+export function commandLine(binary: string, argv: readonly string[]): string {
+  return [binary, ...argv].map(shellWord).join(' ');
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_/.,:=+@%-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

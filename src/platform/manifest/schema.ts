@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The platform manifest schema (zod): the one definition of the file format. `avp validate` and
+ * `avp run` parse with it; share/schema/avp-platform.schema.json is generated from it
+ * (json-schema.ts) so that editors validate manifests as they are typed.
+ *
+ * Owns: the keys, their types, defaults, value ranges, and the descriptions editors show.
+ * Does not own: checks across entries (duplicate names, unknown switches, CIDs, MACs: checks.ts),
+ * file-system checks (checks.ts), nor what the values turn into (plan.ts).
+ *
+ * Shape (YAML):
+ *   name: <platform>
+ *   switches: [{ name, mtu, uplink: { tap }, isolation, restart }]
+ *   vms:
+ *     - name, memory, cpus, console: { log, echo }
+ *       boot: { image: builtin, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
+ *       devices: [{ kind: rng|blk|net|vsock, name, ...kind options, isolation, restart }]
+ * Every object is strict: an unknown key is an error (a misspelt option must not be ignored).
+ */
+import { z } from 'zod';
+import { SIZE_WITH_UNIT_RE } from './units.js';
+
+/** VM, device, switch and platform names: they become file and socket names in the run directory. */
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const NAME_EXPECTED = 'expected a name of 1-32 letters, digits, _ or -, starting with a letter or digit';
+
+/** A MAC address as six colon-separated hex octets (the multicast bit is checked in checks.ts). */
+export const MAC_RE = /^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$/;
+/** A Linux interface name: at most IFNAMSIZ - 1 = 15 bytes, no '/' or white space. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** The memory a VM gets when the manifest says nothing (MiB). */
+export const DEFAULT_VM_MEMORY_MIB = 256;
+/** The least memory the built-in guest image boots in (the kernel plus the unpacked initramfs). */
+export const BUILTIN_MIN_MEMORY_MIB = 128;
+/** The MTU of a switch when the manifest says nothing. */
+export const DEFAULT_SWITCH_MTU = 1500;
+
+/**
+ * A strict object whose unknown-key error lists the keys it takes (load.ts turns it into one
+ * error per unknown key, each at that key's position).
+ */
+function strictObject<T extends z.core.$ZodLooseShape>(shape: T, what: string, unknownKeyHint = '') {
+  const keys = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') return `expected one of: ${keys}${unknownKeyHint}`;
+      if (iss.code === 'invalid_type') return `expected ${what} (a mapping)`;
+      return undefined;
+    },
+  });
+}
+
+const name = (description: string) => z.string({ error: NAME_EXPECTED }).regex(NAME_RE, { error: NAME_EXPECTED }).meta({ description });
+
+function int(min: number, max: number, description: string) {
+  const expected = `expected an integer from ${min} to ${max}`;
+  return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected }).meta({ description });
+}
+
+const path = (description: string) =>
+  z
+    .string({ error: 'expected a path (a string)' })
+    .min(1, { error: 'expected a path, got an empty string' })
+    .regex(/^[^\n\r\0]*$/, { error: 'expected a path without line breaks or NUL' })
+    .meta({ description });
+
+const isolation = z
+  .enum(['thread', 'process'], { error: "expected 'thread' or 'process'" })
+  .default('thread')
+  .meta({
+    description:
+      "Where the back-end runs: 'thread' (default) in a worker thread of `avp run`; 'process' as a separate `avp serve` process, so that a crash cannot touch the others.",
+  });
+
+const restart = z
+  .enum(['no', 'on-failure'], { error: "expected 'no' or 'on-failure'" })
+  .default('no')
+  .meta({
+    description:
+      "What `avp run` does when the back-end exits unexpectedly: 'no' (default) reports it and stops the VMs that use it; 'on-failure' starts it again on the same socket and QEMU reconnects (blk devices and switches; QEMU 7.2 cannot reconnect rng and vsock devices).",
+  });
+
+const SIZE_EXPECTED = 'expected a size in bytes or with a unit, such as 64M or 1G';
+const diskSize = z
+  .union([z.number().int().min(1), z.string().regex(SIZE_WITH_UNIT_RE, { error: SIZE_EXPECTED })], { error: SIZE_EXPECTED })
+  .meta({ description: 'Size of the image to create when it does not exist: bytes, or a number with a unit (K, M, G, T; binary multiples), e.g. 64M.' });
+
+const MEMORY_EXPECTED = 'expected MiB as a whole number, or a size with a unit such as 256M or 1G';
+const memory = z
+  .union([z.number().int().min(1), z.string().regex(SIZE_WITH_UNIT_RE, { error: MEMORY_EXPECTED })], { error: MEMORY_EXPECTED })
+  .default(DEFAULT_VM_MEMORY_MIB)
+  .meta({ description: `Guest RAM: MiB as a number, or with a unit (256M, 1G). Default ${DEFAULT_VM_MEMORY_MIB}. The built-in image needs at least ${BUILTIN_MIN_MEMORY_MIB} MiB.` });
+
+const rngDevice = strictObject(
+  {
+    kind: z.literal('rng').meta({ description: 'virtio-rng (VIRTIO 1.3 §5.4): random bytes from the host CSPRNG.' }),
+    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
+    maxBytes: int(1, 2 ** 30, 'Cap on random bytes per request (default 65536).').optional(),
+    isolation,
+    restart,
+  },
+  'an rng device',
+);
+
+const blkDevice = strictObject(
+  {
+    kind: z.literal('blk').meta({ description: 'virtio-blk (VIRTIO 1.3 §5.2): a raw image file as a disk.' }),
+    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
+    image: path(
+      'Raw image file, relative to the manifest folder. Created with `size` when missing. Without `image`, a scratch disk of `size` is made in the run directory.',
+    ).optional(),
+    size: diskSize.optional(),
+    readOnly: z.boolean({ error: 'expected true or false' }).default(false).meta({ description: 'Offer a read-only disk (VIRTIO_BLK_F_RO); writes fail.' }),
+    serial: z
+      .string({ error: 'expected a string' })
+      .regex(/^[\x20-\x7e]{0,20}$/, { error: 'expected at most 20 printable ASCII characters (VIRTIO_BLK_ID_BYTES)' })
+      .meta({ description: 'Serial number the guest reads (GET_ID), at most 20 characters.' })
+      .optional(),
+    numQueues: int(1, 1024, 'Request queues (default 1).').optional(),
+    isolation,
+    restart,
+  },
+  'a blk device',
+);
+
+const rateLimit = strictObject(
+  {
+    bytesPerSecond: int(1, Number.MAX_SAFE_INTEGER, 'Largest sustained rate this port may send, in bytes per second.').optional(),
+    packetsPerSecond: int(1, Number.MAX_SAFE_INTEGER, 'Largest sustained rate this port may send, in packets per second.').optional(),
+  },
+  'a rate limit',
+).meta({ description: 'Traffic the switch accepts from this port; excess frames are dropped.' });
+
+const netDevice = strictObject(
+  {
+    kind: z.literal('net').meta({ description: 'virtio-net (VIRTIO 1.3 §5.1): a port on one of the platform switches. Its back-end is the switch.' }),
+    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
+    switch: name('The switch (under `switches:`) this port is on.'),
+    mac: z
+      .string({ error: 'expected a MAC address such as 52:54:00:12:34:56' })
+      .regex(MAC_RE, { error: 'expected a MAC address such as 52:54:00:12:34:56' })
+      .meta({ description: 'Unicast MAC address; default: a locally administered address derived from the platform, VM and device names.' })
+      .optional(),
+    mtu: int(68, 65535, "MTU offered to the guest (VIRTIO_NET_F_MTU); default: the switch's MTU.").optional(),
+    rateLimit: rateLimit.optional(),
+    priority: int(0, 7, 'Forwarding priority of this port at the switch: 0 (default, lowest) to 7 (highest), as IEEE 802.1p classes.').default(0),
+  },
+  'a net device',
+  ' (a net port runs in its switch\'s back-end: set isolation and restart on the switch)',
+);
+
+const CID_EXPECTED = 'expected a context ID from 3 to 4294967294';
+const vsockDevice = strictObject(
+  {
+    kind: z.literal('vsock').meta({ description: 'virtio-vsock (VIRTIO 1.3 §5.10): sockets between this VM, the host and allowed peer VMs.' }),
+    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
+    cid: z
+      .number({ error: CID_EXPECTED })
+      .int({ error: CID_EXPECTED })
+      .min(3, { error: `${CID_EXPECTED}; 0-2 are reserved (hypervisor, local, host)` })
+      .max(0xfffffffe, { error: `${CID_EXPECTED}; 0xffffffff is VMADDR_CID_ANY` })
+      .meta({ description: "The guest's context ID, unique on the platform: 3 to 4294967294 (0-2 are reserved: hypervisor, local, host; 0xffffffff is VMADDR_CID_ANY)." }),
+    socket: path(
+      'Host-side Unix socket where host programs reach this guest (relative to the run directory); default <runDir>/<vm>/<name>.vsock.',
+    ).optional(),
+    allowedPeers: z
+      .array(name('A VM name.'), { error: 'expected a list of VM names' })
+      .default([])
+      .meta({ description: 'VMs (by name) whose vsock devices this guest may connect to and accept connections from. Default: none (host only).' }),
+    isolation,
+    restart,
+  },
+  'a vsock device',
+);
+
+/** Device kinds a manifest may name, in documentation order. */
+export const MANIFEST_DEVICE_KINDS = ['rng', 'blk', 'net', 'vsock'] as const;
+export type ManifestDeviceKind = (typeof MANIFEST_DEVICE_KINDS)[number];
+
+const device = z
+  .discriminatedUnion('kind', [rngDevice, blkDevice, netDevice, vsockDevice], {
+    error: (iss) =>
+      iss.code === 'invalid_union' ? `expected kind to be one of: ${MANIFEST_DEVICE_KINDS.join(', ')}` : iss.code === 'invalid_type' ? 'expected a device (a mapping with kind:)' : undefined,
+  })
+  .meta({ description: 'A virtio device of the VM, served by an AVP back-end over vhost-user.' });
+
+const boot = strictObject(
+  {
+    image: z
+      .literal('builtin', { error: "expected 'builtin' (or give kernel and initrd instead)" })
+      .meta({ description: "'builtin': AVP's guest image (Debian kernel and a busybox initramfs with the virtio drivers), built and cached on first use." })
+      .optional(),
+    script: z
+      .string({ error: 'expected a shell script (a string)' })
+      .min(1, { error: 'expected a shell script, got an empty string' })
+      .meta({ description: 'Shell script the built-in image runs after boot (carried on the kernel command line, so at most about 1400 bytes).' })
+      .optional(),
+    command: z
+      .string({ error: 'expected a shell command (a string)' })
+      .meta({ description: 'One shell command (no double quotes or line breaks) the built-in image runs after boot, instead of a script.' })
+      .optional(),
+    kernel: path('Guest kernel (bzImage), relative to the manifest folder; instead of image: builtin.').optional(),
+    initrd: path('Initramfs for `kernel`, relative to the manifest folder.').optional(),
+    cmdline: z
+      .string({ error: 'expected kernel parameters (a string)' })
+      .meta({ description: 'Extra kernel parameters, after console=ttyS0 panic=-1 quiet.' })
+      .optional(),
+    ready: z
+      .string({ error: 'expected a regular expression (a string)' })
+      .min(1, { error: 'expected a regular expression, got an empty string' })
+      .meta({
+        description:
+          "Regular expression (JavaScript syntax) of the console line that shows the VM is up; `avp run --headless` ends once every VM printed its line. Default for the built-in image: its 'AVP-GUEST: READY' marker.",
+      })
+      .optional(),
+  },
+  'a boot section',
+).meta({ description: 'What the VM boots: `image: builtin` (default) with a script or command, or your own `kernel` and `initrd`.' });
+
+const consoleSection = strictObject(
+  {
+    log: path('File the console is written to, relative to the run directory; default <vm>/console.log.').optional(),
+    echo: z.boolean({ error: 'expected true or false' }).default(true).meta({ description: "Print the console on avp run's output, each line prefixed with [vm] (default true)." }),
+  },
+  'a console section',
+);
+
+const vm = strictObject(
+  {
+    name: name('VM name, unique on the platform; console lines are prefixed with [name].'),
+    memory,
+    cpus: int(1, 64, 'Virtual CPUs (default 1).').default(1),
+    boot: boot.default({ image: 'builtin' }),
+    console: consoleSection.default({ echo: true }),
+    devices: z.array(device, { error: 'expected a list of devices' }).default([]),
+  },
+  'a VM',
+);
+
+const switchDef = strictObject(
+  {
+    name: name('Switch name, unique on the platform; net devices name it in `switch:`.'),
+    mtu: int(68, 65535, `Largest frame payload the switch forwards (default ${DEFAULT_SWITCH_MTU}).`).default(DEFAULT_SWITCH_MTU),
+    uplink: strictObject(
+      { tap: z.string({ error: 'expected an interface name' }).regex(IFNAME_RE, { error: 'expected an interface name of 1-15 letters, digits, _ . or -' }).meta({ description: 'Host tap interface (needs CAP_NET_ADMIN).' }) },
+      'an uplink',
+    )
+      .meta({ description: 'Connects the switch to the host network through a tap interface (optional).' })
+      .optional(),
+    isolation,
+    restart,
+  },
+  'a switch',
+).meta({ description: 'A virtual Ethernet switch (`avp switch`) joining the net devices that name it.' });
+
+/** The platform manifest. */
+export const PlatformManifestSchema = strictObject(
+  {
+    $schema: z.string({ error: 'expected a URL or path (a string)' }).meta({ description: 'JSON Schema of this file (for editors); ignored by avp.' }).optional(),
+    version: z.literal(1, { error: 'expected 1 (the only manifest version)' }).default(1).meta({ description: 'Manifest format version (1).' }),
+    name: name('Platform name; names the run directory (.avp/runs/<name>-<time>).'),
+    switches: z.array(switchDef, { error: 'expected a list of switches' }).default([]),
+    vms: z.array(vm, { error: 'expected a list of VMs' }).min(1, { error: 'expected at least one VM' }),
+  },
+  'a platform manifest',
+).meta({ title: 'AVP platform manifest', description: 'VMs, their virtio devices and the switches between them, for `avp run`.' });
+
+/** A manifest as written (defaults not applied). */
+export type PlatformManifestInput = z.input<typeof PlatformManifestSchema>;
+/** A manifest after parsing: defaults applied, every value in range. */
+export type PlatformManifest = z.output<typeof PlatformManifestSchema>;
+export type ManifestVm = PlatformManifest['vms'][number];
+export type ManifestDevice = ManifestVm['devices'][number];
+export type ManifestSwitch = PlatformManifest['switches'][number];
+export type ManifestBoot = ManifestVm['boot'];

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `avp run` and `avp qemu-args` from a manifest file: load and check it, find what this build
+ * cannot run, get the built-in guest image, lay the run out, and run it. Re-exports the runner.
+ *
+ * Owns: that composition, so that the CLI only parses arguments and formats output.
+ */
+import { resolve } from 'node:path';
+import { buildGuestImage } from '../image/build.js';
+import type { Progress } from '../image/apt.js';
+import { loadManifestFile } from '../manifest/load.js';
+import { defaultRunDir, needsBuiltinImage, planPlatform, type GuestImageRef, type PlatformPlan } from '../manifest/plan.js';
+import type { PlatformModel } from '../manifest/checks.js';
+import { detectAccel, type Accel } from '../qemu.js';
+import { checkAvailability } from './supervisor.js';
+
+export { AVP_BIN, SHARED_PROCESS_COMMANDS, liveBackendProcessCount, processCreatesSockets, serveArgv, unavailableReason, type BackendHandle, type PortState, type SharedProcessCommand } from './launch.js';
+export {
+  PlatformRun,
+  checkAvailability,
+  runPlatform,
+  type BackendStatus,
+  type RunPlatformOptions,
+  type RunReporter,
+  type RunResult,
+  type RunSnapshot,
+  type VmStatus,
+} from './supervisor.js';
+export { formatDuration, renderStatus, summarizeMetrics } from './status.js';
+
+/** Stands in for the built-in image when only the back-ends of a plan matter. */
+const IMAGE_PLACEHOLDER: GuestImageRef = { kernel: '/built-in-image/vmlinuz', initramfs: '/built-in-image/initramfs.cpio.gz' };
+
+export interface PlanFileOptions {
+  /** Default: `.avp/runs/<platform>-<time>` under `cwd`; a function gets the platform name. */
+  runDir?: string | ((platform: string) => string);
+  /** Default process.cwd(). */
+  cwd?: string;
+  /** Progress lines of the image build. */
+  onProgress?: Progress;
+  /** Default: detectAccel() (AVP_ACCEL; tcg when unset). */
+  accel?: Accel;
+  /** Refuse back-ends this build cannot run (avp run) before building anything. Default false. */
+  requireAvailable?: boolean;
+  /** For tests: the image to use instead of building the built-in one. */
+  image?: GuestImageRef;
+}
+
+/**
+ * Loads `file` and lays out a run of it, building (or taking from the cache) the built-in guest
+ * image when a VM boots it.
+ * @throws ManifestReadError, ManifestInvalidError, BackendUnavailableError (with
+ *   requireAvailable), PlatformPlanError, and the image build's errors.
+ */
+export async function planManifestFile(file: string, options: PlanFileOptions = {}): Promise<{ model: PlatformModel; plan: PlatformPlan }> {
+  const { model } = await loadManifestFile(file);
+  const cwd = options.cwd ?? process.cwd();
+  const given = typeof options.runDir === 'function' ? options.runDir(model.name) : options.runDir;
+  const runDir = resolve(cwd, given ?? defaultRunDir(model.name, cwd, new Date()));
+  if (options.requireAvailable === true) checkAvailability(planPlatform(model, { runDir, image: IMAGE_PLACEHOLDER }));
+  let image = options.image;
+  if (image === undefined && needsBuiltinImage(model)) {
+    image = await buildGuestImage(options.onProgress === undefined ? {} : { onProgress: options.onProgress });
+  }
+  const accel = options.accel ?? (await detectAccel(image === undefined ? {} : { probe: { kernel: image.kernel, initrd: image.initramfs } }));
+  return { model, plan: planPlatform(model, { runDir, accel, ...(image === undefined ? {} : { image }) }) };
+}

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Starting the back-ends of a planned platform: which back-ends this build can run, and the two
+ * ways to run one. `isolation: thread` runs it in a worker thread of this process
+ * (`BackendThread`); `isolation: process` runs `avp serve <kind> --fd 3` as a child process that
+ * inherits the listening socket. For those the supervisor owns the listening sockets, so a
+ * restarted back-end serves the very socket QEMU reconnects to. Back-ends serving several VMs run
+ * as processes through SHARED_PROCESS_COMMANDS, programs that create their sockets themselves.
+ *
+ * Owns: availability (`unavailableReason`), the `avp serve` argv for a device (`serveArgv`), and
+ * the `BackendHandle`s: start, stop, crash notification, logs to the run directory, connection
+ * state and counters for the status display.
+ * Does not own: the policy on a crash (supervisor.ts), socket files (supervisor.ts), devices
+ * (the registry builds them in the worker or in the child).
+ *
+ * Adding a back-end kind: a device kind in DEVICE_KINDS (src/devices/registry.ts) makes its
+ * devices start here with no other change, as threads, and as `avp serve` processes when its
+ * options have `avp serve` flags. Back-ends that serve several VMs (a switch; the vsock devices of
+ * VMs that talk to each other) run as threads, or as processes through SHARED_PROCESS_COMMANDS
+ * (`avp switch`; `avp serve vsock --vm ...`), which create their sockets themselves.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DEVICE_KINDS } from '../../devices/registry.js';
+import { BackendThread } from '../../vhost-user/server.js';
+import { BACKEND_WORKER_ENTRY } from '../backends.js';
+import { BackendStartError } from '../errors.js';
+import type { BackendPlan, PortPlan } from '../manifest/plan.js';
+
+/** The `avp` program (bin/avp.js of this package): this file is <pkg>/{src,dist}/platform/run/launch.*. */
+export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
+
+/** How a back-end that serves several VMs runs as a process of its own. */
+export interface SharedProcessCommand {
+  /** The argv after the node binary and bin/avp.js. */
+  argv(backend: BackendPlan): string[];
+  /**
+   * 'fds': the program inherits the listening sockets as fds 3, 4, ... in `ports` order; 'paths':
+   * it creates them at the ports' paths itself (and replaces the stale file a dead one left).
+   */
+  sockets: 'fds' | 'paths';
+  /** The name the program gives port `p` in its log records (pino's `port` field). */
+  portName(p: PortPlan): string;
+}
+
+/** `key=value,...` for the programs' port specs (values are paths, names and numbers without commas). */
+function spec(fields: Array<[string, unknown]>): string {
+  return fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`).join(',');
+}
+
+/**
+ * Process commands of the back-ends that serve several VMs. The options are those plan.ts gives
+ * the ports (the net and vsock device kinds' names).
+ */
+export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group', SharedProcessCommand>> = {
+  // avp switch --port socket=P,name=N,mac=M,priority=N[,rate=B:P] ... --mtu N [--uplink-tap T]
+  switch: {
+    sockets: 'paths',
+    portName: (p) => p.name,
+    argv: (b) => {
+      const first = b.ports[0]?.spec.options ?? {};
+      const ports = b.ports.flatMap((p) => {
+        const o = p.spec.options;
+        return ['--port', spec([['socket', p.socket], ['name', p.name], ['mac', o['mac']], ['priority', o['priority']], ['rate', o['rate']]])];
+      });
+      const tap = first['uplinkTap'];
+      return ['switch', ...ports, '--mtu', String(first['mtu'] ?? 1500), ...(typeof tap === 'string' ? ['--uplink-tap', tap] : [])];
+    },
+  },
+  // avp serve vsock --vm socket=P,cid=N,uds=U[,allow=A+B] ... (one process, one group)
+  'vsock-group': {
+    sockets: 'paths',
+    portName: (p) => `vsock-${String(p.spec.options['guestCid'])}`,
+    argv: (b) => [
+      'serve',
+      'vsock',
+      ...b.ports.flatMap((p) => {
+        const o = p.spec.options;
+        return ['--vm', spec([['socket', p.socket], ['cid', o['guestCid']], ['uds', o['udsPath']], ['allow', o['allowPeer']]])];
+      }),
+    ],
+  },
+};
+
+/** Whether `b` runs as a program that creates its sockets itself (the supervisor must not). */
+export function processCreatesSockets(b: BackendPlan): boolean {
+  return b.isolation === 'process' && b.role !== 'device' && SHARED_PROCESS_COMMANDS[b.role]?.sockets === 'paths';
+}
+
+/** How long a back-end may take to start (the worker loads koffi; a process also loads Node). */
+export const BACKEND_START_TIMEOUT_MS = 30_000;
+/** How long stop() waits for a back-end process after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 10_000;
+
+/**
+ * Why this build cannot run `b`, or undefined when it can. The reasons are what `avp run`
+ * prints, so they name what is missing.
+ */
+export function unavailableReason(b: BackendPlan): string | undefined {
+  const kinds = b.role === 'switch' ? ['net'] : [...new Set(b.ports.map((p) => p.spec.kind))];
+  for (const kind of kinds) {
+    if (DEVICE_KINDS[kind] === undefined) {
+      const what = kind === 'net' ? 'virtio-net switches are' : `${kind} back-ends are`;
+      return `${what} not available in this build (there is no '${kind}' device kind in the device registry yet); avp validate and avp qemu-args accept them`;
+    }
+  }
+  if (b.isolation !== 'process') return undefined;
+  if (b.role !== 'device') {
+    if (SHARED_PROCESS_COMMANDS[b.role] !== undefined) return undefined;
+    return `isolation: process is not available in this build for ${b.role === 'switch' ? 'a switch' : 'vsock devices that talk to each other'}; use isolation: thread`;
+  }
+  try {
+    serveArgv(b);
+    return undefined;
+  } catch (e: unknown) {
+    return `isolation: process is not available for this device: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/**
+ * `serve <kind> --fd 3 --option value ...`: the `avp serve` command line of a one-device back-end
+ * whose listening socket is inherited as fd 3. Options map to the kind's flags (`maxBytes` →
+ * `--max-bytes`); `true` is a bare flag, `false` is left out, lists and mappings are passed as JSON.
+ * @throws BackendStartError when the kind has no flag for an option.
+ */
+export function serveArgv(b: BackendPlan): string[] {
+  const port = b.ports[0];
+  if (b.role !== 'device' || port === undefined || b.ports.length !== 1) throw new BackendStartError(b.id, 'avp serve runs one device');
+  const kind = DEVICE_KINDS[port.spec.kind];
+  if (kind === undefined) throw new BackendStartError(b.id, `no device kind '${port.spec.kind}'`);
+  const flags = new Set(kind.cliOptions.map(([f]) => f.split(/[\s,]+/).find((w) => w.startsWith('--')) ?? ''));
+  const argv = ['serve', port.spec.kind, '--fd', '3'];
+  for (const [key, value] of Object.entries(port.spec.options)) {
+    if (value === false || value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    if (!flags.has(flag)) throw new BackendStartError(b.id, `avp serve ${port.spec.kind} has no ${flag} option for '${key}'`);
+    if (value === true) argv.push(flag);
+    else if (Array.isArray(value) && value.every((v) => typeof v !== 'object')) argv.push(flag, value.join(','));
+    else argv.push(flag, typeof value === 'object' ? JSON.stringify(value) : String(value));
+  }
+  return argv;
+}
+
+/** How a back-end instance ended. */
+export interface BackendExit {
+  /** The process that ended (isolation: process). */
+  pid?: number;
+  /** Thread exit code or process exit status. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last log lines, for the report. */
+  tail: string[];
+}
+
+/** Connection state and counters of one port. */
+export interface PortState {
+  name: string;
+  connected: boolean;
+  /** The latest metrics of the port's device and session (empty until asked). */
+  metrics: Record<string, unknown>;
+}
+
+export interface BackendHandleOptions {
+  plan: BackendPlan;
+  /** Listening fds in `plan.ports` order; owned by the caller. */
+  listenFds: readonly number[];
+  /** Called when a started instance ends without stop() having been called. */
+  onCrash: (exit: BackendExit) => void;
+}
+
+/** A running back-end (thread or process) that can be stopped, restarted, and asked for counters. */
+export interface BackendHandle {
+  readonly plan: BackendPlan;
+  /** The child's pid (isolation: process), while it runs. */
+  readonly pid: number | undefined;
+  readonly ports: ReadonlyMap<string, PortState>;
+  /** Starts an instance and resolves once it serves. @throws BackendStartError */
+  start(): Promise<void>;
+  /** Stops the current instance (no crash report) and resolves when it is gone. Idempotent. */
+  stop(): Promise<void>;
+  /** Refreshes `ports[*].metrics` (best effort; a busy or dead back-end keeps the old values). */
+  refreshMetrics(): Promise<void>;
+  /** Closes the log file (after the last stop). */
+  close(): Promise<void>;
+}
+
+export function createBackendHandle(opts: BackendHandleOptions): BackendHandle {
+  return opts.plan.isolation === 'process' ? new ProcessBackend(opts) : new ThreadBackend(opts);
+}
+
+/** Shared parts: the log file, the tail kept for crash reports, port states. */
+abstract class BaseBackend implements BackendHandle {
+  readonly plan: BackendPlan;
+  readonly ports = new Map<string, PortState>();
+  protected readonly listenFds: readonly number[];
+  protected readonly onCrash: (exit: BackendExit) => void;
+  readonly #log: WriteStream;
+  readonly #tail: string[] = [];
+
+  constructor(opts: BackendHandleOptions) {
+    this.plan = opts.plan;
+    this.listenFds = opts.listenFds;
+    this.onCrash = opts.onCrash;
+    for (const p of opts.plan.ports) this.ports.set(p.name, { name: p.name, connected: false, metrics: {} });
+    this.#log = createWriteStream(opts.plan.log, { flags: 'a' });
+    // A log that cannot be written must not take the run down; the run directory was created
+    // before, so this is a full disk or similar, and the console shows what matters.
+    this.#log.on('error', () => {});
+  }
+
+  abstract get pid(): number | undefined;
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
+  abstract refreshMetrics(): Promise<void>;
+
+  protected log(line: string): void {
+    this.#log.write(`${line}\n`);
+    this.#tail.push(line);
+    if (this.#tail.length > 20) this.#tail.shift();
+  }
+
+  protected tail(): string[] {
+    return [...this.#tail];
+  }
+
+  /** Records a connection event of port `name` (undefined, or unknown, with one port: that port). */
+  protected setConnected(name: string | undefined, connected: boolean): void {
+    const state = (name === undefined ? undefined : this.ports.get(name)) ?? (this.ports.size === 1 ? [...this.ports.values()][0] : undefined);
+    if (state !== undefined) state.connected = connected;
+  }
+
+  protected setMetrics(byPort: Record<string, unknown>): void {
+    for (const [name, value] of Object.entries(byPort)) {
+      const state = this.ports.get(name) ?? (this.ports.size === 1 ? [...this.ports.values()][0] : undefined);
+      if (state !== undefined && typeof value === 'object' && value !== null) state.metrics = value as Record<string, unknown>; // checked: a non-null object
+    }
+  }
+
+  protected allDisconnected(): void {
+    for (const s of this.ports.values()) s.connected = false;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#log.end(resolve));
+  }
+}
+
+/** isolation: thread — a BackendThread in this process. */
+class ThreadBackend extends BaseBackend {
+  #thread: BackendThread | undefined;
+  #stopping = false;
+
+  get pid(): number | undefined {
+    return undefined;
+  }
+
+  async start(): Promise<void> {
+    this.#stopping = false;
+    const ports: PortPlan[] = this.plan.ports;
+    const onLog = (level: string, msg: string, port?: string): void => {
+      this.log(`${new Date().toISOString()} ${level} ${port ?? this.plan.id} ${msg}`);
+    };
+    const onEvent = (event: { kind: string }, port?: string): void => {
+      if (event.kind === 'connected') this.setConnected(port, true);
+      else if (event.kind === 'disconnected') this.setConnected(port, false);
+    };
+    let thread: BackendThread;
+    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent });
+    try {
+      thread = await withTimeout(starting, BACKEND_START_TIMEOUT_MS, 'the worker did not become ready');
+    } catch (e: unknown) {
+      // A worker that becomes ready after the deadline must not serve on unnoticed.
+      void starting.then(
+        (late) => late.stop(),
+        () => {},
+      );
+      throw new BackendStartError(this.plan.id, e instanceof Error ? e.message : String(e), { cause: e });
+    }
+    this.#thread = thread;
+    void thread.exited.then((code) => {
+      if (this.#thread === thread) this.#thread = undefined;
+      this.allDisconnected();
+      if (!this.#stopping) {
+        this.log(`${new Date().toISOString()} error ${this.plan.id} worker thread exited (code ${code})`);
+        this.onCrash({ code, signal: null, tail: this.tail() });
+      }
+    });
+  }
+
+  #fd(i: number): number {
+    const fd = this.listenFds[i];
+    if (fd === undefined) throw new BackendStartError(this.plan.id, `no listening socket for port ${i}`);
+    return fd;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const thread = this.#thread;
+    this.#thread = undefined;
+    if (thread !== undefined) await thread.stop();
+    this.allDisconnected();
+  }
+
+  async refreshMetrics(): Promise<void> {
+    const thread = this.#thread;
+    if (thread === undefined) return;
+    // Safe: metrics() resolves with plain objects (per port name, or one device's metrics).
+    const m = (await withTimeout(thread.metrics(), 2_000, 'metrics').catch(() => undefined)) as Record<string, unknown> | undefined;
+    if (m !== undefined) this.setMetrics(perPort(m, this.plan));
+  }
+}
+
+/** isolation: process — `avp serve <kind> --fd 3` as a child process in its own process group. */
+class ProcessBackend extends BaseBackend {
+  /** The program's port names → ours. */
+  readonly #aliases: Map<string, string>;
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #stopping = false;
+  /** Whether the current instance got as far as serving: only then is its end a crash. */
+  #serving = false;
+
+  constructor(opts: BackendHandleOptions) {
+    super(opts);
+    const shared = opts.plan.role === 'device' ? undefined : SHARED_PROCESS_COMMANDS[opts.plan.role];
+    this.#aliases = new Map(opts.plan.ports.map((p) => [shared?.portName(p) ?? p.name, p.name]));
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  #rename(byPort: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(byPort).map(([k, v]) => [this.#aliases.get(k) ?? k, v]));
+  }
+
+  async start(): Promise<void> {
+    this.#stopping = false;
+    this.#serving = false;
+    const shared = this.plan.role === 'device' ? undefined : SHARED_PROCESS_COMMANDS[this.plan.role];
+    const argv = shared === undefined ? serveArgv(this.plan) : shared.argv(this.plan);
+    const fds = shared?.sockets === 'paths' ? [] : this.listenFds;
+    // --title puts the back-end and its sockets in ps/pgrep output (the argv shows only fds).
+    const title = `avp-backend ${this.plan.id} ${this.plan.ports.map((p) => p.socket).join(' ')}`;
+    const child = spawn(process.execPath, [`--title=${title}`, AVP_BIN, ...argv], {
+      // fds 3, 4, ... of the child are the listening sockets (libuv dup2s them, which clears FD_CLOEXEC).
+      stdio: ['ignore', 'pipe', 'pipe', ...fds],
+      // Its own process group: a Ctrl-C at the terminal reaches avp run only, which stops the
+      // VMs first and then the back-ends, in that order.
+      detached: true,
+    });
+    liveChildren.add(child);
+    installExitHook();
+    this.#child = child;
+    this.log(`${new Date().toISOString()} info ${this.plan.id} started: ${[process.execPath, AVP_BIN, ...argv].join(' ')} (pid ${String(child.pid)})`);
+    let serving: () => void = () => {};
+    let failed: (e: Error) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      serving = resolve;
+      failed = reject;
+    });
+    let partial = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) this.#onLogLine(line, serving);
+    });
+    child.stdout?.resume(); // avp serve prints nothing on stdout while serving; keep the pipe drained
+    this.#exited = new Promise((resolve) => {
+      child.once('error', (e) => {
+        failed(e);
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        liveChildren.delete(child);
+        if (this.#child === child) this.#child = undefined;
+        this.allDisconnected();
+        this.log(`${new Date().toISOString()} ${this.#stopping ? 'info' : 'error'} ${this.plan.id} process ${String(child.pid)} exited (${signal ?? `status ${String(code)}`})`);
+        failed(new Error(`it exited (${signal ?? `status ${String(code)}`}) before serving; last log lines:\n${this.tail().join('\n')}`));
+        if (!this.#stopping && this.#serving) this.onCrash({ ...(child.pid === undefined ? {} : { pid: child.pid }), code, signal, tail: this.tail() });
+        resolve();
+      });
+    });
+    try {
+      await withTimeout(ready, BACKEND_START_TIMEOUT_MS, 'it did not log "serving" in time');
+      this.#serving = true;
+    } catch (e: unknown) {
+      await this.stop();
+      throw new BackendStartError(this.plan.id, e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+
+  /** One pino JSON line from the child: kept in the log; connection and metrics lines update the state. */
+  #onLogLine(line: string, serving: () => void): void {
+    if (line === '') return;
+    this.log(line);
+    let entry: { msg?: unknown; port?: unknown; metrics?: unknown; stats?: { ports?: unknown } };
+    try {
+      entry = JSON.parse(line) as typeof entry; // pino writes one JSON object per line
+    } catch {
+      return; // not a log record (a Node warning, say); it is in the log file
+    }
+    const msg = typeof entry.msg === 'string' ? entry.msg : '';
+    const port = typeof entry.port === 'string' ? this.#aliases.get(entry.port) : undefined;
+    if (msg.startsWith('serving ')) serving();
+    else if (msg === 'front-end connected') this.setConnected(port, true);
+    else if (msg.startsWith('front-end disconnected')) this.setConnected(port, false);
+    else {
+      // avp serve logs {metrics} on SIGUSR1, avp switch {stats: {ports}}; both keyed by its port names.
+      const byPort = msg === 'metrics' ? entry.metrics : msg === 'stats' ? entry.stats?.ports : undefined;
+      if (typeof byPort === 'object' && byPort !== null) this.setMetrics(this.#rename(perPort(byPort as Record<string, unknown>, this.plan))); // checked: a non-null object
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return this.#exited;
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), STOP_GRACE_MS);
+    });
+    const first = await Promise.race([this.#exited, grace]);
+    clearTimeout(timer);
+    if (first === 'late') {
+      child.kill('SIGKILL');
+      await this.#exited;
+    }
+  }
+
+  async refreshMetrics(): Promise<void> {
+    // avp serve logs its metrics on SIGUSR1; #onLogLine picks the line up when it arrives.
+    const child = this.#child;
+    if (child !== undefined && child.exitCode === null) child.kill('SIGUSR1');
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Metrics as one back-end reports them → per port name. A multi-port back-end keys them by port
+ * name; a single device may report its own metrics directly, or keyed by its kind.
+ */
+function perPort(m: Record<string, unknown>, plan: BackendPlan): Record<string, unknown> {
+  const only = plan.ports.length === 1 ? plan.ports[0] : undefined;
+  if (only === undefined) return m;
+  if ('device' in m || 'session' in m) return { [only.name]: m };
+  const first = Object.values(m)[0];
+  return first === undefined ? {} : { [only.name]: first };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Back-end processes not yet exited, killed when this process exits however it exits. */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+/** Back-end processes this process started that have not exited (for tests of cleanup). */
+export function liveBackendProcessCount(): number {
+  return liveChildren.size;
+}
