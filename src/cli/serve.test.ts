@@ -204,3 +204,27 @@ test('serve: each shipped vhost-user JSON descriptor names a program whose capab
     assert.ok(desc.description.length > 0);
   }
 });
+
+test('regression: SIGTERM while the back-end worker is starting still exits 0 and removes the socket', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
+  const socket = join(dir, 'rng.sock');
+  try {
+    const { spawn } = await import('node:child_process');
+    const { watch } = await import('node:fs');
+    // Signal the moment the socket file appears: the listening socket exists, the worker may not.
+    const appeared = new Promise<void>((resolve) => {
+      const w = watch(dir, () => {
+        w.close();
+        resolve();
+      });
+    });
+    const child = spawn(process.execPath, [AVP_BIN, 'serve', 'rng', '--socket-path', socket], { stdio: 'ignore' });
+    const exited = new Promise<[number | null, string | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    await appeared;
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, [0, null], 'a clean exit, not death by signal');
+    assert.throws(() => statSync(socket), { code: 'ENOENT' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

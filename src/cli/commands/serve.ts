@@ -9,9 +9,9 @@ import { unlinkSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
-import { BackendThread, checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
+import { checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
 import type { WorkerPort } from '../../vhost-user/worker-runtime.js';
-import { BACKEND_WORKER_ENTRY } from '../../platform/backends.js';
+import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError } from '../errors.js';
 
@@ -65,6 +65,8 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     throw new UsageError(`serve ${kind.name}: --socket-path/--fd serve the main device, but its options are missing (see --help)`);
   }
   const log = createLogger(`avp-${kind.name}`, opts.verbose ? 'debug' : undefined);
+  // Before the first socket file exists: a stop signal from now on ends in a clean exit.
+  const trap = trapStopSignals(log);
   /** Listening fds we own, with the socket file to remove on exit (undefined for an inherited fd). */
   const owned: Array<{ fd: number; path: string | undefined }> = [];
   const cleanup = () => {
@@ -92,41 +94,17 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     }
   } catch (e: unknown) {
     cleanup();
-    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  let thread: BackendThread;
-  try {
-    thread = await BackendThread.start({
-      entry: BACKEND_WORKER_ENTRY,
-      ports,
-      onLog: (level, msg, port) => (ports.length > 1 ? log[level]({ port }, msg) : log[level](msg)),
-      onEvent: (event, port) => log.debug({ event, port }, 'event'),
-    });
-  } catch (e: unknown) {
-    cleanup();
+    trap.release();
     throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const where = [...(hasMain ? [socketPath ?? `fd ${fdText}`] : []), ...split.extra.map((x) => x.socketPath)];
-  log.info(`serving ${kind.name} on ${where.join(', ')}`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    void thread.stop();
-  };
-  const onUsr1 = () => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics'));
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('SIGUSR1', onUsr1);
-  const code = await thread.exited;
-  process.off('SIGTERM', stop);
-  process.off('SIGINT', stop);
-  process.off('SIGUSR1', onUsr1);
-  cleanup();
-  if (!stopping) {
-    log.error(`back-end worker exited unexpectedly (code ${code})`);
-    return 1;
-  }
-  return 0;
+  return runBackendProgram({
+    trap,
+    name: `serve ${kind.name}`,
+    ports,
+    log,
+    cleanup,
+    servingMessage: `serving ${kind.name} on ${where.join(', ')}`,
+    onUsr1: (thread) => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics')),
+  });
 }

@@ -21,8 +21,8 @@
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { closeQuiet } from '../../sys/index.js';
-import { BackendThread, listenAt } from '../../vhost-user/server.js';
-import { BACKEND_WORKER_ENTRY } from '../../platform/backends.js';
+import { listenAt, type BackendThread } from '../../vhost-user/server.js';
+import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError } from '../errors.js';
 
@@ -190,6 +190,8 @@ function writeStats(file: string, doc: Record<string, unknown>): void {
 
 async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
   const log = createLogger('avp-switch', verbose ? 'debug' : undefined);
+  // Before the first socket file exists: a stop signal from now on ends in a clean exit.
+  const trap = trapStopSignals(log);
   const opened: Array<{ path: string; fd: number }> = [];
   const cleanup = () => {
     for (const o of opened) {
@@ -205,61 +207,39 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
     for (const p of plan.ports) opened.push({ path: p.socketPath, fd: listenAt(p.socketPath) });
   } catch (e: unknown) {
     cleanup();
+    trap.release();
     throw new UsageError(`switch: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let thread: BackendThread;
-  try {
-    thread = await BackendThread.start({
-      entry: BACKEND_WORKER_ENTRY,
-      // Safe: one listening fd was opened per planned port, in order.
-      ports: plan.ports.map((p, i) => ({ name: p.name, listenFd: opened[i]!.fd, device: { kind: 'net', options: p.options } })),
-      onLog: (level, msg, port) => log[level]({ port }, msg),
-      onEvent: (event, port) => log.debug({ event, port }, 'event'),
-    });
-  } catch (e: unknown) {
-    cleanup();
-    throw new UsageError(`switch: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  log.info(`serving switch on ${plan.ports.map((p) => `${p.name}=${p.socketPath}`).join(', ')}`);
-  let stopping = false;
-  let statsTimer: NodeJS.Timeout | undefined;
-  const snapshot = async (): Promise<Record<string, unknown>> => statsDocument(await thread.metrics());
-  if (plan.statsFile !== undefined) {
-    const file = plan.statsFile;
-    const tick = () => {
-      void snapshot()
-        .then((doc) => {
-          if (!stopping) writeStats(file, doc);
-        })
-        .catch((e: unknown) => log.warn(`--stats-file ${file}: ${e instanceof Error ? e.message : String(e)}`))
-        .finally(() => {
-          if (!stopping) statsTimer = setTimeout(tick, plan.statsIntervalMs);
-        });
-    };
-    tick();
-  }
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    clearTimeout(statsTimer);
-    log.info(`${signal}: stopping`);
-    void thread.stop();
-  };
-  const onUsr1 = () => void snapshot().then((doc) => log.info({ stats: doc }, 'stats'));
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('SIGUSR1', onUsr1);
-  const code = await thread.exited;
-  const expected = stopping;
-  stopping = true;
-  clearTimeout(statsTimer);
-  process.off('SIGTERM', stop);
-  process.off('SIGINT', stop);
-  process.off('SIGUSR1', onUsr1);
-  cleanup();
-  if (!expected) {
-    log.error(`back-end worker exited unexpectedly (code ${code})`);
-    return 1;
-  }
-  return 0;
+  const snapshot = async (thread: BackendThread): Promise<Record<string, unknown>> => statsDocument(await thread.metrics());
+  return runBackendProgram({
+    trap,
+    name: 'switch',
+    // Safe: one listening fd was opened per planned port, in order.
+    ports: plan.ports.map((p, i) => ({ name: p.name, listenFd: opened[i]!.fd, device: { kind: 'net', options: p.options } })),
+    log,
+    cleanup,
+    servingMessage: `serving switch on ${plan.ports.map((p) => `${p.name}=${p.socketPath}`).join(', ')}`,
+    onUsr1: (thread) => void snapshot(thread).then((doc) => log.info({ stats: doc }, 'stats')),
+    onStarted: (thread) => {
+      if (plan.statsFile === undefined) return () => {};
+      const file = plan.statsFile;
+      let stopped = false;
+      let timer: NodeJS.Timeout | undefined;
+      const tick = () => {
+        void snapshot(thread)
+          .then((doc) => {
+            if (!stopped) writeStats(file, doc);
+          })
+          .catch((e: unknown) => log.warn(`--stats-file ${file}: ${e instanceof Error ? e.message : String(e)}`))
+          .finally(() => {
+            if (!stopped) timer = setTimeout(tick, plan.statsIntervalMs);
+          });
+      };
+      tick();
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
+    },
+  });
 }
