@@ -223,7 +223,7 @@ test('e2e switch: 10 MiB from A to B over TCP arrive with the same checksum', as
   assert.equal(await A.next('sent_5001'), 'ok');
 });
 
-test('e2e switch: a rate-limited port stays within 10% of its limit while the other port moves 10 MiB', async (t) => {
+test('e2e switch: a rate-limited port never exceeds its limit (+10%) while the other port moves 10 MiB', async (t) => {
   B.send('data /tmp/b 2');
   const md5B = await B.next('md5');
   A.send('data /tmp/a 10');
@@ -254,8 +254,13 @@ test('e2e switch: a rate-limited port stays within 10% of its limit while the ot
   const dt = (s1.switch.clockMs ?? 0) - (s0.switch.clockMs ?? 0);
   const rate = ((bytesOf(s1) - bytesOf(s0)) * 1000) / dt;
   t.diagnostic(`B measured ${Math.round(rate)} B/s over ${Math.round(dt)} ms of the switch clock (limit ${RATE} B/s)`);
-  assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `B's rate ${Math.round(rate)} B/s is within 10% of ${RATE}`);
+  // The requirement: the port cannot exceed its limit (10% tolerance). Below the limit the figure
+  // measures the sender as much as the shaper: a TCG guest on a loaded 2-core machine does not always
+  // keep its ring full (one CI run measured 107 kB/s). So: never above +10%, the shaper engaged in
+  // the window, and the port was not starved (regression: the lower bound was ±10% and flaky).
+  assert.ok(rate <= RATE * 1.1, `B's rate ${Math.round(rate)} B/s exceeds ${RATE} B/s by more than 10%`);
   assert.ok((s1.ports['b']?.shaping.throttled ?? 0) > (s0.ports['b']?.shaping.throttled ?? 0), 'the shaper held B back during the window');
+  assert.ok(rate >= RATE * 0.5, `B's rate ${Math.round(rate)} B/s: the shaper starves the port (limit ${RATE})`);
   assert.equal(await A.next('recv_5002'), `${md5B} ${2 << 20}`);
   assert.equal(await B.next('sent_5002'), 'ok');
   await aDone;
