@@ -12,10 +12,15 @@ import { fileURLToPath } from 'node:url';
 
 export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
 
-export interface BackendProcess {
-  child: ChildProcess;
+/** `avp serve` in a temp folder; `stop` also removes the folder. */
+export interface BackendProcess extends AvpProcess {
   socket: string;
   dir: string;
+}
+
+/** A running `avp` child process with its stderr lines, as both back-end fixtures use it. */
+export interface AvpProcess {
+  child: ChildProcess;
   /** Every stderr line so far (pino JSON). */
   logs: string[];
   /** Resolves with the exit code (or signal name) when the process ends. */
@@ -26,13 +31,16 @@ export interface BackendProcess {
   stop(): Promise<number | string>;
 }
 
-/** Starts `avp serve <kind> --socket-path <tmp>/<kind>.sock ...args` and waits until it serves. */
-export async function startBackend(kind: string, args: readonly string[] = [], opts: { timeoutMs?: number } = {}): Promise<BackendProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
-  const socket = join(dir, `${kind}.sock`);
-  const child = spawn(process.execPath, [AVP_BIN, 'serve', kind, '--socket-path', socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `avp ...args`, collects its stderr lines, and waits for the line matching `ready`; the
+ * process is stopped again if it never gets there. `label` names it in errors (and in the echo
+ * when `$echoEnv` is set).
+ */
+export async function spawnAvp(args: readonly string[], ready: RegExp, opts: { label: string; timeoutMs?: number; echoEnv?: string }): Promise<AvpProcess> {
+  const child = spawn(process.execPath, [AVP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const waiters = new Set<{ re: RegExp; nth: number; resolve: (l: string) => void }>();
+  const echo = opts.echoEnv !== undefined && process.env[opts.echoEnv] !== undefined;
   let buffered = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     buffered += chunk;
@@ -41,6 +49,7 @@ export async function startBackend(kind: string, args: readonly string[] = [], o
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       logs.push(line);
+      if (echo) process.stderr.write(`[${opts.label}] ${line}\n`);
       for (const w of waiters) {
         if (w.re.test(line) && logs.filter((l) => w.re.test(l)).length >= w.nth) {
           waiters.delete(w);
@@ -57,14 +66,14 @@ export async function startBackend(kind: string, args: readonly string[] = [], o
       const w = { re, nth, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };
       const timer = setTimeout(() => {
         waiters.delete(w);
-        reject(new Error(`no log line matching ${re} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`));
+        reject(new Error(`no ${opts.label} log line matching ${re} within ${timeoutMs} ms; logs:\n${logs.join('\n')}`));
       }, timeoutMs);
       waiters.add(w);
       void exited.then((code) => {
         if (!waiters.has(w)) return;
         waiters.delete(w);
         clearTimeout(timer);
-        reject(new Error(`backend exited (${code}) before logging ${re}; logs:\n${logs.join('\n')}`));
+        reject(new Error(`${opts.label} exited (${code}) before logging ${re}; logs:\n${logs.join('\n')}`));
       });
     });
   };
@@ -75,15 +84,32 @@ export async function startBackend(kind: string, args: readonly string[] = [], o
       await exited;
       clearTimeout(timer);
     }
-    rmSync(dir, { recursive: true, force: true });
     return exited;
   };
-  const proc: BackendProcess = { child, socket, dir, logs, exited, waitLog, stop };
   try {
-    await waitLog(/"msg":"serving /, opts.timeoutMs ?? 30_000);
+    await waitLog(ready, opts.timeoutMs ?? 30_000);
   } catch (e) {
     await stop();
     throw e;
   }
-  return proc;
+  return { child, logs, exited, waitLog, stop };
+}
+
+/** Starts `avp serve <kind> --socket-path <tmp>/<kind>.sock ...args` and waits until it serves. */
+export async function startBackend(kind: string, args: readonly string[] = [], opts: { timeoutMs?: number } = {}): Promise<BackendProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
+  const socket = join(dir, `${kind}.sock`);
+  let p: AvpProcess;
+  try {
+    p = await spawnAvp(['serve', kind, '--socket-path', socket, ...args], /"msg":"serving /, { label: 'backend', ...opts });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const stop = async (): Promise<number | string> => {
+    const code = await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+    return code;
+  };
+  return { ...p, socket, dir, stop };
 }
