@@ -26,3 +26,8 @@ export function hasCode(e: unknown, code: string): boolean {
 export function hex(v: number | bigint): string {
   return `0x${v.toString(16)}`;
 }
+
+/** The message of an error (or the value thrown, as text), for one-line reports. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

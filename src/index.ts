@@ -9,4 +9,5 @@ export * as rng from './devices/rng/index.js';
 export * as blk from './devices/blk/index.js';
 export * as net from './devices/net/index.js';
 export * as vsock from './devices/vsock/index.js';
-export { DEVICE_KINDS, createDevice, type DeviceKind, type DeviceSpec } from './devices/registry.js';
+export { DEVICE_KINDS, createDevice, createDevices, findKind, kindOf, type DeviceKind, type DeviceSpec, type HostCapabilities } from './devices/registry.js';
+export { cliFlags, parseOptions, toServeFlags } from './devices/options.js';

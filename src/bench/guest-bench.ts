@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildGuestImage, scriptParam } from '../platform/image/index.js';
 import { runGuest, type VmDevice } from '../platform/qemu.js';
+import { vhostUserDevice } from '../platform/attach.js';
 
 const ROUNDS = Number(process.env['AVP_BENCH_ROUNDS'] ?? 3);
 const IMAGE_MIB = 512;
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
             backends.push(rng);
             const blk = await serve(dir, 'blk', ['--image', disk]);
             backends.push(blk);
-            devices = [{ kind: 'vhost-user-rng', socket: rng.socket }, { kind: 'vhost-user-blk', socket: blk.socket }];
+            devices = [vhostUserDevice('rng', rng.socket), vhostUserDevice('blk', blk.socket)];
           } else {
             devices = [{ kind: 'virtio-rng' }, { kind: 'virtio-blk', file: disk }];
           }

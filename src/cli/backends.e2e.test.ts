@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
 import { runGuest, startVm, type VmDevice, type VmSpec } from '../platform/qemu.js';
+import { vhostUserDevice } from '../platform/attach.js';
 import { startBackend, type BackendProcess } from './testing/backend-process.js';
 
 const IMAGE_BYTES = 64 << 20;
@@ -96,7 +97,7 @@ for b in ${WRITE_BLOCKS.join(' ')}; do
   avp-kv w$b "$(md5sum < /tmp/blk | cut -c1-32)"
 done
 `;
-  const a = await runGuest(vm([{ kind: 'vhost-user-rng', socket: rng.socket }, { kind: 'vhost-user-blk', socket: blk.socket }], scriptA), { timeoutMs: BOOT_MS, expectStatus: 0 });
+  const a = await runGuest(vm([vhostUserDevice('rng', rng.socket), vhostUserDevice('blk', blk.socket)], scriptA), { timeoutMs: BOOT_MS, expectStatus: 0 });
   const kv = a.kv;
   assert.equal(kv.get('rng'), 'virtio_rng.0', 'the guest uses our virtio-rng');
   assert.equal(kv.get('hwrng_bytes'), '1024');
@@ -116,7 +117,7 @@ sleep 1
 avp-kv io started
 sleep 600
 `;
-  const b = await startVm(vm([{ kind: 'vhost-user-blk', socket: blk.socket }], scriptB));
+  const b = await startVm(vm([vhostUserDevice('blk', blk.socket)], scriptB));
   try {
     await b.waitForLine(/AVP-GUEST: KV io=started/, BOOT_MS);
     const joined = b.lines.join('\n');
@@ -130,7 +131,7 @@ sleep 600
   await blk.waitLog(/front-end disconnected/, 30_000, 2);
 
   // Boot C: the back-end survived the killed guest and serves a new one.
-  const c = await runGuest(vm([{ kind: 'vhost-user-blk', socket: blk.socket }], `${BLOCK_MD5}\navp-kv last "$(bmd5 ${WRITE_BLOCKS[2]})"\n`), { timeoutMs: BOOT_MS, expectStatus: 0 });
+  const c = await runGuest(vm([vhostUserDevice('blk', blk.socket)], `${BLOCK_MD5}\navp-kv last "$(bmd5 ${WRITE_BLOCKS[2]})"\n`), { timeoutMs: BOOT_MS, expectStatus: 0 });
   assert.equal(c.kv.get('last'), kv.get(`w${WRITE_BLOCKS[2]}`));
   assert.equal(blk.child.exitCode, null, 'blk back-end still running');
 
@@ -140,7 +141,7 @@ sleep 600
   const before = md5(readFileSync(roDisk));
   const ro = await backend('blk', ['--image', roDisk, '--read-only']);
   const d = await runGuest(
-    vm([{ kind: 'vhost-user-blk', socket: ro.socket }], `${BLOCK_MD5}
+    vm([vhostUserDevice('blk', ro.socket)], `${BLOCK_MD5}
 avp-kv ro "$(cat /sys/block/vda/ro)"
 avp-kv read "$(bmd5 ${HOST_BLOCK})"
 if dd if=/dev/zero of=/dev/vda bs=4096 count=1 conv=fsync 2>/dev/null; then avp-kv write accepted; else avp-kv write refused; fi

@@ -5,6 +5,8 @@
  */
 import { AvpError } from '../errors.js';
 
+export { errorText } from '../errors.js';
+
 export class UsageError extends AvpError {
   readonly code = 'CLI_USAGE';
 }

@@ -29,8 +29,8 @@ test('serve vsock: bad options give one precise line and exit 1, and leave no so
     const s = join(dir, 's.sock');
     const cases: Array<[string[], RegExp]> = [
       [['--socket-path', s], /--guest-cid N is required/],
-      [['--socket-path', s, '--guest-cid', '2'], /--guest-cid must be an integer from 3/],
-      [['--socket-path', s, '--guest-cid', '3', '--allow-peer', 'x'], /--allow-peer takes guest CIDs/],
+      [['--socket-path', s, '--guest-cid', '2'], /--guest-cid: expected a context ID from 3/],
+      [['--socket-path', s, '--guest-cid', '3', '--allow-peer', 'x'], /--allow-peer\[0\]: expected a context ID from 3 to 4294967294 .*got "x"/],
       [['--guest-cid', '3'], /give exactly one of --socket-path PATH or --fd N/],
       [['--vm', 'cid=4'], /socket=PATH is required/],
       [['--socket-path', s, '--vm', `socket=${join(dir, 'b.sock')},cid=4`], /options are missing/],

@@ -74,7 +74,7 @@ test('serve: bad arguments give one precise line and exit 1; a file in the way i
     assert.match(badFd.stderr, /--fd 99 is not an open socket/);
     const badOpt = spawnSync(process.execPath, [AVP_BIN, 'serve', 'rng', '--socket-path', join(dir, 's'), '--max-bytes', '0'], { encoding: 'utf8' });
     assert.equal(badOpt.status, 1);
-    assert.match(badOpt.stderr, /--max-bytes must be an integer from 1/);
+    assert.match(badOpt.stderr, /--max-bytes: expected an integer from 1/);
     assert.doesNotMatch(badOpt.stderr, /\n\s+at /, 'no stack trace');
   } finally {
     rmSync(dir, { recursive: true, force: true });

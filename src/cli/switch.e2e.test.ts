@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
 import { startVm, type QemuVm, type VmSpec } from '../platform/qemu.js';
+import { vhostUserDevice } from '../platform/attach.js';
 import { KV_LINE } from '../platform/image/markers.js';
 import { startSwitch, waitStats, type SwitchProcess, type SwitchStats } from './testing/switch-process.js';
 
@@ -137,7 +138,7 @@ exec avp-net-agent
     cmdlineLimit: image.cmdlineLimit,
     name,
     append: [scriptParam(script)],
-    devices: [{ kind: 'vhost-user-net', socket, mac, mtu: MTU }],
+    devices: [vhostUserDevice('net', socket, { mac, mtu: MTU })],
   };
 }
 

@@ -19,11 +19,11 @@ import { planSwitch, statsDocument } from './commands/switch.js';
 import { AVP_BIN, startBackend } from './testing/backend-process.js';
 import { readStats, startSwitch, waitStats } from './testing/switch-process.js';
 
-test('switch plan: --socket-path ports take per-port options positionally; - keeps a default', () => {
+test('switch plan: --socket-path ports take per-port options positionally; - keeps a default; values are parsed as the net kind options', () => {
   const plan = planSwitch({ socketPath: ['/s/a', '/s/b'], mac: ['52:54:00:00:00:01', '52:54:00:00:00:02'], rate: ['-', '1M:2000'], priority: ['7', '0'], mtu: '9000', uplinkTap: 'tap9' });
   assert.deepEqual(plan.ports, [
-    { socketPath: '/s/a', name: 'port0', options: { mac: '52:54:00:00:00:01', priority: '7', name: 'port0', mtu: '9000', uplinkTap: 'tap9' } },
-    { socketPath: '/s/b', name: 'port1', options: { mac: '52:54:00:00:00:02', rate: '1M:2000', priority: '0', name: 'port1', mtu: '9000', uplinkTap: 'tap9' } },
+    { socketPath: '/s/a', name: 'port0', options: { switch: 'default', mac: '52:54:00:00:00:01', priority: 7, name: 'port0', mtu: 9000, uplinkTap: 'tap9' } },
+    { socketPath: '/s/b', name: 'port1', options: { switch: 'default', mac: '52:54:00:00:00:02', rate: '1M:2000', priority: 0, name: 'port1', mtu: 9000, uplinkTap: 'tap9' } },
   ]);
   assert.equal(plan.statsIntervalMs, 1000);
 });
@@ -33,9 +33,9 @@ test('switch plan: --port specs', () => {
   assert.deepEqual(plan.ports[0], {
     socketPath: '/s/a',
     name: 'cam',
-    options: { name: 'cam', mac: '52:54:00:00:00:01', rate: '125k', burst: '3000', ratePolicy: 'drop', priority: '3', link: 'down', macAgeing: '60' },
+    options: { switch: 'default', name: 'cam', mac: '52:54:00:00:00:01', rate: '125k', burst: '3000', ratePolicy: 'drop', priority: 3, link: 'down', macAgeing: 60 },
   });
-  assert.deepEqual(plan.ports[1], { socketPath: '/s/b', name: 'port1', options: { name: 'port1', macAgeing: '60' } });
+  assert.deepEqual(plan.ports[1], { socketPath: '/s/b', name: 'port1', options: { switch: 'default', name: 'port1', macAgeing: 60 } });
 });
 
 test('switch plan: mistakes are named', () => {
@@ -68,10 +68,10 @@ test('switch: bad input is one line on stderr and exit status 1; no socket is le
     assert.equal(none.stderr, 'avp: switch: give at least one port (--socket-path PATH or --port socket=PATH,...)\n');
     const mtu = run('--socket-path', join(dir, 'a.sock'), '--mtu', '10');
     assert.equal(mtu.status, 1);
-    assert.match(mtu.stderr, /^avp: switch: --mtu must be an integer from 68 to 65535, got "10"\n$/);
+    assert.match(mtu.stderr, /^avp: switch: --mtu: expected an integer from 68 to 65535, got 10\n$/);
     const tap = run('--socket-path', join(dir, 'a.sock'), '--uplink-tap', 'bad/name');
     assert.equal(tap.status, 1);
-    assert.match(tap.stderr, /^avp: switch: --uplink-tap bad\/name: TAP name .* must be 1-15 letters/);
+    assert.match(tap.stderr, /^avp: switch: --uplink-tap: expected an interface name of 1-15 letters, digits, _ . or -, got "bad\/name"/);
     assert.equal(existsSync(join(dir, 'a.sock')), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
 import { startVm, type QemuVm, type VmDevice, type VmSpec } from '../platform/qemu.js';
+import { vhostUserDevice } from '../platform/attach.js';
 import { startBackend, type BackendProcess } from './testing/backend-process.js';
 
 const BOOT_MS = 300_000;
@@ -166,9 +167,9 @@ if socat -t 60 -T 120 'OPEN:/tmp/d!!CREATE:/tmp/e' VSOCK-CONNECT:3:1234,retry=60
 avp-kv g2g_back "$(sha256sum < /tmp/e | cut -c1-64)"
 if socat -u OPEN:/dev/null VSOCK-CONNECT:5:1234 2>/tmp/deny; then avp-kv deny connected; else avp-kv deny "$(tail -1 /tmp/deny)"; fi
 `;
-  const a = await startVm(vm([{ kind: 'vhost-user-vsock', socket: backend.socket, guestCid: 3 }], script3, 'avp-vsock-3'));
+  const a = await startVm(vm([vhostUserDevice('vsock', backend.socket, { guestCid: 3 })], script3, 'avp-vsock-3'));
   vms.push(a);
-  const b = await startVm(vm([{ kind: 'vhost-user-vsock', socket: sock4, guestCid: 4 }], script4, 'avp-vsock-4'));
+  const b = await startVm(vm([vhostUserDevice('vsock', sock4, { guestCid: 4 })], script4, 'avp-vsock-4'));
   vms.push(b);
   const deadline = Date.now() + BOOT_MS;
 

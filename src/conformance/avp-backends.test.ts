@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The whole conformance catalog against AVP's own back-ends, started as real programs
- * (`avp serve rng`, `avp serve blk`, writable and read-only) through `--exec`-style spawning.
- * Every verdict must be the one recorded in conformance/expected/avp-*.txt, and those files may
- * hold only PASS, REJECT and SKIP: our back-ends never FAIL, WEDGE or CRASH.
+ * The whole conformance catalog against AVP's own back-ends, every device kind of the registry
+ * and each of its conformance set-ups (`kind.conformanceSetups`), started as real programs
+ * (`avp serve <kind> --socket-path ...`). Every verdict must be the one recorded in the kind's
+ * expected-verdict file (devices/<kind>/*.expected.txt), and those files may hold only PASS,
+ * REJECT and SKIP: our back-ends never FAIL, WEDGE or CRASH. Files the set-up names are filled
+ * with a pattern first and must hold it again at the end (checks restore what they write).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,44 +13,38 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEVICE_KINDS } from '../devices/registry.js';
+import { toServeFlags } from '../devices/options.js';
 import { parseExpected } from './expected.js';
-import { expectedFile, runAgainstExpected } from './testing.js';
+import { kindExpectedFile, runAgainstExpected } from './testing.js';
 
-const AVP = `${JSON.stringify(process.execPath)} ${fileURLToPath(new URL('../../bin/avp.js', import.meta.url))}`;
+const AVP = [process.execPath, fileURLToPath(new URL('../../bin/avp.js', import.meta.url))];
 
-function image(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'disk.img');
-  // 16 MiB with a pattern, so reads return data and the checks' restore step is visible.
-  writeFileSync(file, Buffer.alloc(16 << 20, 0x3c));
-  return file;
+/** One shell word (the spawn helper runs the command through sh). */
+const sh = (w: string): string => (/^[A-Za-z0-9_/.,:=+@%-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
+
+for (const kind of DEVICE_KINDS) {
+  for (const setup of kind.conformanceSetups) {
+    test(`expected file ${kind.name}/${setup.expected} allows only PASS, REJECT and SKIP`, () => {
+      const file = kindExpectedFile(kind.name, setup.expected);
+      for (const [id, e] of parseExpected(readFileSync(file, 'utf8'), file.pathname)) assert.ok(['PASS', 'REJECT', 'SKIP'].includes(e.verdict), `${id} ${e.verdict}`);
+    });
+
+    test(`conformance: avp serve ${kind.name} (${setup.label})`, async (t) => {
+      const scratch = mkdtempSync(join(tmpdir(), 'avp-conf-'));
+      t.after(() => rmSync(scratch, { recursive: true, force: true }));
+      const files = Object.entries(setup.files ?? {}).map(([name, size]) => {
+        const path = join(scratch, name);
+        writeFileSync(path, Buffer.alloc(size, 0x3c));
+        return path;
+      });
+      const before = files.map((f) => readFileSync(f));
+      const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('{scratch}', scratch) : v]));
+      const command = [...AVP, 'serve', kind.name, '--socket-path', '{socket}', ...toServeFlags(kind, options)].map((w) => (w === '{socket}' ? w : sh(w))).join(' ');
+      const { report, problems } = await runAgainstExpected(kind.name, command, kindExpectedFile(kind.name, setup.expected));
+      assert.deepEqual(problems, []);
+      assert.equal(report.failed, 0);
+      files.forEach((f, i) => assert.ok(readFileSync(f).equals(before[i] ?? Buffer.alloc(0)), `${f}: every byte a check wrote was written back`));
+    });
+  }
 }
-
-for (const name of ['avp-rng.txt', 'avp-blk.txt', 'avp-blk-ro.txt']) {
-  test(`expected file ${name} allows only PASS, REJECT and SKIP`, () => {
-    for (const [id, e] of parseExpected(readFileSync(expectedFile(name), 'utf8'), name)) assert.ok(['PASS', 'REJECT', 'SKIP'].includes(e.verdict), `${id} ${e.verdict}`);
-  });
-}
-
-test('conformance: avp serve rng', async () => {
-  const { report, problems } = await runAgainstExpected('rng', `${AVP} serve rng --socket-path {socket}`, expectedFile('avp-rng.txt'));
-  assert.deepEqual(problems, []);
-  assert.equal(report.failed, 0);
-});
-
-test('conformance: avp serve blk (writable); the image keeps its contents', async (t) => {
-  const img = image(t);
-  const before = readFileSync(img);
-  const { report, problems } = await runAgainstExpected('blk', `${AVP} serve blk --socket-path {socket} --image ${img}`, expectedFile('avp-blk.txt'));
-  assert.deepEqual(problems, []);
-  assert.equal(report.failed, 0);
-  assert.ok(readFileSync(img).equals(before), 'every sector a check wrote was written back');
-});
-
-test('conformance: avp serve blk --read-only', async (t) => {
-  const img = image(t);
-  const { report, problems } = await runAgainstExpected('blk', `${AVP} serve blk --socket-path {socket} --image ${img} --read-only`, expectedFile('avp-blk-ro.txt'));
-  assert.deepEqual(problems, []);
-  assert.equal(report.failed, 0);
-});

@@ -56,10 +56,7 @@ export function isConnectRefused(e: unknown): e is SysError {
   return e instanceof SysError && (e.errnoName === 'ECONNREFUSED' || e.errnoName === 'ENOENT');
 }
 
-/** The message of an error, for details. */
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+export { errorText } from '../errors.js';
 
 /**
  * Sends the device's probe request on `d` (started) and checks the answer. Returns what is wrong,
@@ -71,7 +68,4 @@ export function probeOnce(d: VhostUserDriver): string | null {
   return p.verify(used);
 }
 
-/** `0x…` for feature words in details. */
-export function hex(v: bigint | number): string {
-  return `0x${v.toString(16)}`;
-}
+export { hex } from '../errors.js';

@@ -1,22 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The devices the conformance suite knows: each device folder's `conformance.ts`, by name.
- * A new device adds its checks file and one line here.
+ * The devices the conformance suite knows, derived from the device registry (each kind's
+ * `conformance`): nothing to add here for a new device.
  * Does not own: the checks (devices/<name>/conformance.ts) or generic checks (checks/).
  */
 import type { DeviceConformance } from '../device/conformance.js';
-import { blkConformance } from '../devices/blk/conformance.js';
-import { netConformance } from '../devices/net/conformance.js';
-import { rngConformance } from '../devices/rng/conformance.js';
-import { vsockConformance } from '../devices/vsock/conformance.js';
+import { DEVICE_KINDS } from '../devices/registry.js';
 import { ConformanceError } from './errors.js';
 
-export const DEVICE_CONFORMANCE: Readonly<Record<string, DeviceConformance>> = {
-  blk: blkConformance,
-  net: netConformance,
-  rng: rngConformance,
-  vsock: vsockConformance,
-};
+export const DEVICE_CONFORMANCE: Readonly<Record<string, DeviceConformance>> = Object.fromEntries(DEVICE_KINDS.map((k) => [k.name, k.conformance]));
 
 /** @throws ConformanceError CONFORMANCE_UNKNOWN_DEVICE */
 export function conformanceFor(device: string): DeviceConformance {

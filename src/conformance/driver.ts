@@ -269,7 +269,8 @@ export class VhostUserDriver implements ConformanceDriver {
     this.#sendFeatures();
     this.#createMemory(opts.memorySize ?? DEFAULT_MEMORY_SIZE, opts.memTable);
     const size = opts.queueSize ?? DEFAULT_QUEUE_SIZE;
-    for (const index of opts.queues ?? [this.device.probeQueue]) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
+    const queues = opts.queues ?? (this.device.startQueues === undefined ? [this.device.probeQueue] : Array.from({ length: this.device.startQueues }, (_, i) => i));
+    for (const index of queues) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
     this.#started = true;
   }
 

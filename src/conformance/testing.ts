@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Test fixture: runs the whole catalog for a device against a back-end command and compares the
- * verdicts with a checked-in expected-verdict file (conformance/expected/*.txt). The back-end is
+ * verdicts with a checked-in expected-verdict file (devices/<kind>/*.expected.txt for AVP's
+ * back-ends, conformance/expected/*.txt for third-party ones). The back-end is
  * always stopped and its directory removed, pass or fail.
  */
 import { readFileSync } from 'node:fs';
@@ -11,9 +12,14 @@ import { compareExpected, parseExpected } from './expected.js';
 import { runConformance, spawnedTarget, type ConformanceReport } from './runner.js';
 import { SpawnedBackend } from '../vhost-user/spawn.js';
 
-/** The checked-in expected-verdict file `name` (read from the source tree, next to dist/). */
+/** A checked-in expected-verdict file of a third-party back-end (conformance/expected/, in the source tree next to dist/). */
 export function expectedFile(name: string): URL {
   return new URL(`../../src/conformance/expected/${name}`, import.meta.url);
+}
+
+/** The expected-verdict file `name` of AVP's own back-end of a kind, beside the device (devices/<kind>/). */
+export function kindExpectedFile(kind: string, name: string): URL {
+  return new URL(`../../src/devices/${kind}/${name}`, import.meta.url);
 }
 
 export interface ExpectedRun {

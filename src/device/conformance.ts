@@ -161,6 +161,12 @@ export interface DeviceConformance {
   readonly configSize: number;
   /** Queue the generic checks drive. */
   readonly probeQueue: number;
+  /**
+   * Queues `ConformanceDriver.start` sets up for this device's own checks (0..n-1); default only
+   * `probeQueue`. A device whose checks use several queues (vsock: rx and tx) says how many, so a
+   * vhost-user driver sets them all up as the in-process harness does.
+   */
+  readonly startQueues?: number;
   /** A fresh valid request, laid out in `d`'s memory. */
   probe(d: ConformanceDriver): ProbeRequest;
   /** A request with buffers in the wrong direction (e.g. a device-readable buffer where data goes). */

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hasCode } from '../errors.js';
+import { vhostUserDevice } from './attach.js';
 import { detectAccel, qemuArgs, type VmSpec } from './qemu.js';
 
 const BASE = { kernel: '/img/vmlinuz', initrd: '/img/initramfs.cpio.gz' } as const;
@@ -66,14 +67,14 @@ test('qemuArgs: read-only virtio-blk', () => {
   assert.deepEqual(args.slice(-4), ['-drive', 'file=/d.img,format=raw,if=none,id=drive0,readonly=on', '-device', 'virtio-blk-pci,drive=drive0,id=dev0']);
 });
 
-test('qemuArgs: vhost-user rng, blk, net and vsock', () => {
+test('qemuArgs: vhost-user rng, blk, net and vsock, attached as their kinds say (QEMU 7.2 quirks by default)', () => {
   const spec: VmSpec = {
     ...BASE,
     devices: [
-      { kind: 'vhost-user-rng', socket: '/run/rng.sock' },
-      { kind: 'vhost-user-blk', socket: '/run/blk.sock', numQueues: 2 },
-      { kind: 'vhost-user-net', socket: '/run/net.sock', mac: '52:54:00:AB:cd:01' },
-      { kind: 'vhost-user-vsock', socket: '/run/vsock.sock', guestCid: 3 },
+      vhostUserDevice('rng', '/run/rng.sock'),
+      vhostUserDevice('blk', '/run/blk.sock', { numQueues: 2 }),
+      vhostUserDevice('net', '/run/net.sock', { mac: '52:54:00:AB:cd:01' }),
+      vhostUserDevice('vsock', '/run/vsock.sock', { guestCid: 3 }),
     ],
   };
   assert.deepEqual(qemuArgs(spec), [
@@ -91,7 +92,7 @@ test('qemuArgs: vhost-user rng, blk, net and vsock', () => {
     '-netdev',
     'vhost-user,chardev=chr2,id=net2',
     '-device',
-    'virtio-net-pci,netdev=net2,mac=52:54:00:ab:cd:01,vectors=0,romfile=,id=dev2',
+    'virtio-net-pci,netdev=net2,mac=52:54:00:ab:cd:01,romfile=,vectors=0,id=dev2',
     '-chardev',
     'socket,id=chr3,path=/run/vsock.sock',
     '-device',
@@ -101,7 +102,7 @@ test('qemuArgs: vhost-user rng, blk, net and vsock', () => {
 
 test('qemuArgs: vhost-user-vsock-pci gets no guest-cid (QEMU 7.2 has no such property; the back-end serves the CID)', () => {
   // Regression: `guest-cid=3` made QEMU 7.2 exit with "Property 'vhost-user-vsock-pci.guest-cid' not found".
-  const args = qemuArgs({ ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/v.sock', guestCid: 7 }] });
+  const args = qemuArgs({ ...BASE, devices: [vhostUserDevice('vsock', '/v.sock', { guestCid: 7 })] });
   assert.deepEqual(args.slice(-4), ['-chardev', 'socket,id=chr0,path=/v.sock', '-device', 'vhost-user-vsock-pci,chardev=chr0,id=dev0']);
 });
 
@@ -109,8 +110,8 @@ test('qemuArgs: reconnect on vhost-user blk and net chardevs, host_mtu on vhost-
   const spec: VmSpec = {
     ...BASE,
     devices: [
-      { kind: 'vhost-user-blk', socket: '/r.sock', reconnect: 1 },
-      { kind: 'vhost-user-net', socket: '/n.sock', mac: '52:54:00:00:00:01', mtu: 9000, reconnect: 2 },
+      vhostUserDevice('blk', '/r.sock', {}, { reconnect: 1 }),
+      vhostUserDevice('net', '/n.sock', { mac: '52:54:00:00:00:01', mtu: 9000 }, { reconnect: 2 }),
     ],
   };
   assert.deepEqual(qemuArgs(spec).slice(-10), [
@@ -123,13 +124,32 @@ test('qemuArgs: reconnect on vhost-user blk and net chardevs, host_mtu on vhost-
     '-netdev',
     'vhost-user,chardev=chr1,id=net1',
     '-device',
-    'virtio-net-pci,netdev=net1,mac=52:54:00:00:00:01,host_mtu=9000,vectors=0,romfile=,id=dev1',
+    'virtio-net-pci,netdev=net1,mac=52:54:00:00:00:01,host_mtu=9000,romfile=,vectors=0,id=dev1',
   ]);
 });
 
 test('qemuArgs: vhost-user-blk defaults to one queue', () => {
-  const args = qemuArgs({ ...BASE, devices: [{ kind: 'vhost-user-blk', socket: '/s' }] });
+  const args = qemuArgs({ ...BASE, devices: [vhostUserDevice('blk', '/s')] });
   assert.equal(args.at(-1), 'vhost-user-blk-pci,chardev=chr0,num-queues=1,id=dev0');
+});
+
+test('qemuArgs: a version quirk applies only below its QEMU version (virtio-net vectors=0 on 7.2)', () => {
+  const on = (qemuVersion: string) => qemuArgs({ ...BASE, devices: [vhostUserDevice('net', '/n', { mac: '52:54:00:00:00:01' }, { qemuVersion })] }).at(-1);
+  assert.equal(on('7.2'), 'virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=,vectors=0,id=dev0');
+  assert.equal(on('10.0'), 'virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=,id=dev0');
+});
+
+test('vhostUserDevice: options are checked against the kind (bad MAC, reserved CID, zero queues)', () => {
+  for (const [kind, options, flag] of [
+    ['net', { mac: '52:54:00:12:34' }, 'mac'],
+    ['vsock', { guestCid: 2 }, 'guestCid'],
+    ['vsock', { guestCid: 0xffffffff }, 'guestCid'],
+    ['net', { mac: '52:54:00:00:00:01', mtu: 67 }, 'mtu'],
+    ['blk', { numQueues: 0 }, 'numQueues'],
+  ] as const) {
+    assert.throws(() => vhostUserDevice(kind, '/s', options), (e: unknown) => hasCode(e, 'DEVICE_BAD_OPTION') && (e as Error).message.startsWith(`${flag}:`), `${kind} ${JSON.stringify(options)}`);
+  }
+  assert.throws(() => vhostUserDevice('gpu', '/s'), (e: unknown) => hasCode(e, 'DEVICE_UNKNOWN_KIND'));
 });
 
 test('qemuArgs: commas in option values are doubled, other paths are passed as they are', () => {
@@ -138,7 +158,7 @@ test('qemuArgs: commas in option values are doubled, other paths are passed as t
     initrd: '/a b/initrd',
     devices: [
       { kind: 'virtio-blk', file: '/x,y.img' },
-      { kind: 'vhost-user-rng', socket: '/s,1.sock' },
+      vhostUserDevice('rng', '/s,1.sock'),
     ],
   };
   const args = qemuArgs(spec);
@@ -161,14 +181,11 @@ const invalid: Array<[string, VmSpec, string]> = [
   ['newline in initrd', { ...BASE, initrd: 'a\nb' }, 'initrd'],
   ['parameter with a space', { ...BASE, append: ['a b'] }, 'append[0]'],
   ['empty parameter', { ...BASE, append: ['ok', ''] }, 'append[1]'],
-  ['bad mac', { ...BASE, devices: [{ kind: 'vhost-user-net', socket: '/s', mac: '52:54:00:12:34' }] }, 'devices[0].mac'],
-  ['multicast mac', { ...BASE, devices: [{ kind: 'vhost-user-net', socket: '/s', mac: '01:00:5e:00:00:01' }] }, 'devices[0].mac'],
-  ['reserved cid', { ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/s', guestCid: 2 }] }, 'devices[0].guestCid'],
-  ['cid any', { ...BASE, devices: [{ kind: 'vhost-user-vsock', socket: '/s', guestCid: 0xffffffff }] }, 'devices[0].guestCid'],
-  ['reconnect 0', { ...BASE, devices: [{ kind: 'vhost-user-blk', socket: '/s', reconnect: 0 }] }, 'devices[0].reconnect'],
-  ['mtu too small', { ...BASE, devices: [{ kind: 'vhost-user-net', socket: '/s', mac: '52:54:00:00:00:01', mtu: 67 }] }, 'devices[0].mtu'],
-  ['zero queues', { ...BASE, devices: [{ kind: 'virtio-rng' }, { kind: 'vhost-user-blk', socket: '/s', numQueues: 0 }] }, 'devices[1].numQueues'],
-  ['empty socket', { ...BASE, devices: [{ kind: 'vhost-user-rng', socket: '' }] }, 'devices[0].socket'],
+  ['reconnect 0', { ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'vhost-user-blk-pci', socket: '/s', reconnect: 0 }] }, 'devices[0].reconnect'],
+  ['bad device name', { ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'x,y', socket: '/s' }] }, 'devices[0].qemuDevice'],
+  ['property id', { ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'vhost-user-rng-pci', socket: '/s', props: { id: 'x' } }] }, 'devices[0].props'],
+  ['property with a newline', { ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'vhost-user-rng-pci', socket: '/s', props: { a: 'x\ny' } }] }, 'devices[0].props.a'],
+  ['empty socket', { ...BASE, devices: [{ kind: 'virtio-rng' }, { kind: 'vhost-user', qemuDevice: 'vhost-user-rng-pci', socket: '' }] }, 'devices[1].socket'],
   ['bad name', { ...BASE, name: 'a b' }, 'name'],
 ];
 

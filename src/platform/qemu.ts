@@ -11,8 +11,8 @@
  *
  * QEMU 7.2 facts behind the argv (shared/reference/qemu-7.2-and-node-notes.md §3, §5, §10):
  * vhost-user needs guest RAM in shared memory (memfd, share=on); the guest's `panic=-1` with
- * `-no-reboot` ends QEMU on a panic; vhost-user virtio-net needs `vectors=0` under TCG (QEMU 7.2
- * segfaults in msix_set_vector_notifiers otherwise) and `romfile=` skips the iPXE ROM.
+ * `-no-reboot` ends QEMU on a panic. How each vhost-user device attaches (device name, properties,
+ * version quirks such as virtio-net's `vectors=0` on 7.2) is its device kind's (platform/attach.ts).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -31,37 +31,31 @@ import { EXIT_LINE, READY_LINE, parseGuestKv } from './image/markers.js';
 
 export type Accel = 'tcg' | 'kvm';
 
-/** A device of the VM. Built-in devices are emulated by QEMU; vhost-user ones by a back-end at `socket`. */
+/**
+ * A device of the VM. Built-in devices are emulated by QEMU (for comparisons); `vhost-user` ones
+ * by a back-end at `socket`, attached as their device kind says (platform/attach.ts builds them
+ * from the device registry).
+ */
 export type VmDevice =
   | { kind: 'virtio-rng' }
   | { kind: 'virtio-blk'; file: string; readOnly?: boolean }
-  | ({ kind: 'vhost-user-rng' } & VhostUserSocket)
-  | ({ kind: 'vhost-user-blk'; numQueues?: number } & VhostUserSocket & Reconnect)
-  | ({ kind: 'vhost-user-net'; mac: string; /** Offered to the guest as VIRTIO_NET_F_MTU (host_mtu). */ mtu?: number } & VhostUserSocket & Reconnect)
-  | ({
-      kind: 'vhost-user-vsock';
-      /**
-       * The guest's CID. QEMU 7.2's vhost-user-vsock-pci has no guest-cid property: the guest
-       * reads the CID from the device config space, which the back-end serves. It is checked here
-       * (3 to 0xfffffffe) and must be the CID the back-end at `socket` was started with.
-       */
-      guestCid: number;
-    } & VhostUserSocket);
+  | VhostUserVmDevice;
 
-/** Where a vhost-user back-end listens. */
-export interface VhostUserSocket {
+/** A vhost-user device: `-chardev socket` plus `-device <qemuDevice>,chardev=...` (or `-netdev vhost-user`). */
+export interface VhostUserVmDevice {
+  kind: 'vhost-user';
+  /** QEMU's device name, e.g. `vhost-user-rng-pci`. */
+  qemuDevice: string;
+  /** Where the back-end listens. */
   socket: string;
-}
-
-/**
- * Whether QEMU reconnects when the back-end goes away (for back-ends that are restarted on
- * failure). Only blk and net have it: QEMU 7.2 waits for the connection when it creates those
- * devices, while vhost-user-rng-pci and vhost-user-vsock-pci start talking to a reconnecting
- * chardev before it has connected and fail ("Failed to set msg fds"; rng then aborts on an
- * assertion), measured with a listening back-end.
- */
-export interface Reconnect {
-  /** Seconds between QEMU's attempts (chardev `reconnect=`). Default: no reconnect. */
+  /** Device properties, in order (`num-queues=2`). */
+  props?: Readonly<Record<string, string | number>>;
+  /** Attach through `-netdev vhost-user,chardev=...` and `netdev=` on the device (virtio-net). */
+  netdev?: boolean;
+  /**
+   * Seconds between QEMU's reconnect attempts (chardev `reconnect=`), for back-ends restarted on
+   * failure; only for front-ends that can reconnect (DeviceKind.frontend.reconnect). Default: none.
+   */
   reconnect?: number;
 }
 
@@ -154,12 +148,6 @@ function deviceArgs(d: VmDevice, i: number): string[] {
   const field = `devices[${i}]`;
   const dev = `dev${i}`;
   const chr = `chr${i}`;
-  const chardev = (v: VhostUserSocket & Reconnect): string[] => {
-    checkPath(`${field}.socket`, v.socket);
-    if (v.reconnect === undefined) return ['-chardev', `socket,id=${chr},path=${optValue(v.socket)}`];
-    checkInt(`${field}.reconnect`, v.reconnect, 1, 3600);
-    return ['-chardev', `socket,id=${chr},path=${optValue(v.socket)},reconnect=${v.reconnect}`];
-  };
   switch (d.kind) {
     case 'virtio-rng':
       return ['-device', `virtio-rng-pci,id=${dev}`];
@@ -173,41 +161,28 @@ function deviceArgs(d: VmDevice, i: number): string[] {
         `virtio-blk-pci,drive=drive${i},id=${dev}`,
       ];
     }
-    case 'vhost-user-rng':
-      return [...chardev(d), '-device', `vhost-user-rng-pci,chardev=${chr},id=${dev}`];
-    case 'vhost-user-blk': {
-      const queues = d.numQueues ?? 1;
-      // QEMU caps a virtio device at VIRTIO_QUEUE_MAX (1024) queues.
-      checkInt(`${field}.numQueues`, queues, 1, 1024);
-      return [...chardev(d), '-device', `vhost-user-blk-pci,chardev=${chr},num-queues=${queues},id=${dev}`];
+    case 'vhost-user': {
+      checkPath(`${field}.socket`, d.socket);
+      if (!/^[a-z][a-z0-9-]*$/.test(d.qemuDevice)) throw new VmSpecError(`${field}.qemuDevice`, 'must be a QEMU device name such as vhost-user-rng-pci', d.qemuDevice);
+      let chardev = `socket,id=${chr},path=${optValue(d.socket)}`;
+      if (d.reconnect !== undefined) {
+        checkInt(`${field}.reconnect`, d.reconnect, 1, 3600);
+        chardev += `,reconnect=${d.reconnect}`;
+      }
+      const props = Object.entries(d.props ?? {}).map(([k, v]) => {
+        if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(k) || ['id', 'chardev', 'netdev'].includes(k)) throw new VmSpecError(`${field}.props`, 'must name QEMU properties (letters, digits, _ . -; not id, chardev or netdev)', k);
+        if (typeof v === 'number' ? !Number.isFinite(v) : typeof v !== 'string' || /[\n\r\0]/.test(v)) throw new VmSpecError(`${field}.props.${k}`, 'must be a number or a one-line string', v);
+        return `,${k}=${optValue(String(v))}`;
+      });
+      if (d.netdev === true) {
+        return ['-chardev', chardev, '-netdev', `vhost-user,chardev=${chr},id=net${i}`, '-device', `${d.qemuDevice},netdev=net${i}${props.join('')},id=${dev}`];
+      }
+      return ['-chardev', chardev, '-device', `${d.qemuDevice},chardev=${chr}${props.join('')},id=${dev}`];
     }
-    case 'vhost-user-net':
-      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(d.mac) || (parseInt(d.mac.slice(0, 2), 16) & 1) !== 0) {
-        throw new VmSpecError(`${field}.mac`, 'must be a unicast MAC address such as 52:54:00:12:34:56', d.mac);
-      }
-      let mtu = '';
-      if (d.mtu !== undefined) {
-        // host_mtu is a uint16; 68 is the least MTU an IPv4 host must accept (RFC 791).
-        checkInt(`${field}.mtu`, d.mtu, 68, 65535);
-        mtu = `,host_mtu=${d.mtu}`;
-      }
-      return [
-        ...chardev(d),
-        '-netdev',
-        `vhost-user,chardev=${chr},id=net${i}`,
-        '-device',
-        `virtio-net-pci,netdev=net${i},mac=${d.mac.toLowerCase()}${mtu},vectors=0,romfile=,id=${dev}`,
-      ];
-    case 'vhost-user-vsock':
-      // CIDs 0-2 are the hypervisor, local and host; 0xffffffff is VMADDR_CID_ANY. The CID is
-      // not on the argv: QEMU 7.2 refuses `guest-cid` on vhost-user-vsock-pci ("Property
-      // 'vhost-user-vsock-pci.guest-cid' not found"); the back-end's config space carries it.
-      checkInt(`${field}.guestCid`, d.guestCid, 3, 0xfffffffe);
-      return [...chardev(d), '-device', `vhost-user-vsock-pci,chardev=${chr},id=${dev}`];
     default: {
       // Unreachable for typed callers; a spec from JSON may carry any kind.
       const kind: unknown = (d as { kind?: unknown }).kind;
-      throw new VmSpecError(`${field}.kind`, 'must be a known device kind', kind);
+      throw new VmSpecError(`${field}.kind`, "must be 'vhost-user', 'virtio-rng' or 'virtio-blk'", kind);
     }
   }
 }

@@ -7,13 +7,14 @@
  */
 import { unlinkSync } from 'node:fs';
 import type { Command } from 'commander';
+import { cliFlags, parseOptions, coerceCliValues } from '../../devices/options.js';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
 import { checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
 import type { WorkerPort } from '../../vhost-user/worker-runtime.js';
 import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
-import { UsageError } from '../errors.js';
+import { UsageError, errorText } from '../errors.js';
 
 interface CommonOptions {
   socketPath?: string;
@@ -25,7 +26,7 @@ interface CommonOptions {
 
 export function registerServeCommand(program: Command): void {
   const serve = program.command('serve').description('serve a device to a vhost-user front-end (QEMU -chardev socket + vhost-user-*-pci)');
-  for (const kind of Object.values(DEVICE_KINDS)) {
+  for (const kind of DEVICE_KINDS) {
     const cmd = serve
       .command(kind.name)
       .description(kind.description)
@@ -33,7 +34,7 @@ export function registerServeCommand(program: Command): void {
       .option('--fd <n>', 'serve an already-listening socket passed as file descriptor N')
       .option('--print-capabilities', 'print the vhost-user capabilities as JSON and exit')
       .option('-v, --verbose', 'log every connection event at debug level');
-    for (const [flags, description] of kind.cliOptions) cmd.option(flags, description);
+    for (const f of cliFlags(kind.options)) cmd.option(f.flags, f.description);
     cmd.action(async (opts: CommonOptions) => {
       process.exitCode = await serveDevice(kind, opts);
     });
@@ -50,12 +51,19 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     process.stdout.write(`${JSON.stringify(capabilities(kind))}\n`);
     return 0;
   }
-  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, ...deviceOptions } = opts;
+  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, ...raw } = opts;
+  // Commander leaves an option that was not given undefined, and sets --no-x flags to their
+  // default true; the kind's schema supplies defaults itself, so only given values are kept.
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
   let split: ReturnType<NonNullable<DeviceKind['splitPorts']>>;
   try {
-    split = kind.splitPorts?.(deviceOptions) ?? { main: deviceOptions, extra: [] };
+    const values = coerceCliValues(kind.options, given);
+    split = kind.splitPorts?.(values) ?? { main: values, extra: [] };
+    // Checked now, so a typo fails before any socket is created; the worker parses them again.
+    if (split.main !== undefined) split = { ...split, main: parseOptions(kind, split.main, 'cli') };
+    split = { ...split, extra: split.extra.map((x) => ({ ...x, options: parseOptions(kind, x.options, 'cli') })) };
   } catch (e: unknown) {
-    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`serve ${kind.name}: ${errorText(e)}`);
   }
   const hasMain = socketPath !== undefined || fdText !== undefined;
   if ((socketPath !== undefined && fdText !== undefined) || (!hasMain && split.main !== undefined)) {
@@ -95,7 +103,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
   } catch (e: unknown) {
     cleanup();
     trap.release();
-    throw new UsageError(`serve ${kind.name}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`serve ${kind.name}: ${errorText(e)}`);
   }
   const where = [...(hasMain ? [socketPath ?? `fd ${fdText}`] : []), ...split.extra.map((x) => x.socketPath)];
   return runBackendProgram({

@@ -24,7 +24,9 @@ import { closeQuiet } from '../../sys/index.js';
 import { listenAt, type BackendThread } from '../../vhost-user/server.js';
 import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
-import { UsageError } from '../errors.js';
+import { UsageError, errorText } from '../errors.js';
+import { parseOptions } from '../../devices/options.js';
+import { kindOf } from '../../devices/registry.js';
 
 /** Per-port options, as their CLI flag and as the device option name. */
 const PORT_KEYS = [
@@ -162,7 +164,12 @@ export function planSwitch(opts: SwitchCliOptions): SwitchPlan {
     const name = typeof p.options['name'] === 'string' ? p.options['name'] : `port${i}`;
     if (names.has(name)) throw new UsageError(`switch: two ports are named ${name}`);
     names.add(name);
-    return { socketPath: p.socketPath, name, options: { ...p.options, name, ...wide } };
+    try {
+      // Checked now (a typo fails before any socket exists), as the net kind's options.
+      return { socketPath: p.socketPath, name, options: parseOptions(kindOf('net'), { ...p.options, name, ...wide }, 'cli') };
+    } catch (e: unknown) {
+      throw new UsageError(`switch: ${errorText(e)}`);
+    }
   });
   const interval = opts.statsInterval === undefined ? 1000 : Number(opts.statsInterval);
   if (!Number.isSafeInteger(interval) || interval < 50 || interval > 3_600_000) throw new UsageError(`switch: --stats-interval must be an integer from 50 to 3600000 ms, got ${opts.statsInterval}`);

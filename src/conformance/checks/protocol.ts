@@ -228,13 +228,17 @@ export const PROTOCOL_CHECKS: readonly Check[] = [
       const no = needsConfig(ctx, d);
       if (no !== null) return no;
       d.handshake();
-      const all = d.fe.getConfig(0, ctx.device.configSize);
-      const part = d.fe.getConfig(8, 4);
-      if (all === null || all.payload.length !== ctx.device.configSize) return fail('GET_CONFIG of the whole config space failed');
-      if (part === null || part.payload.length !== 4) return fail('GET_CONFIG of 4 bytes at offset 8 failed');
-      const want = [...all.payload.subarray(8, 12)];
+      // A 4-byte window in the middle of the config space (8..12 for blk; 4..8 for vsock's 8 bytes).
+      const size = ctx.device.configSize;
+      const at = Math.min(8, Math.max(1, size - 4));
+      const len = Math.min(4, size - at);
+      const all = d.fe.getConfig(0, size);
+      const part = d.fe.getConfig(at, len);
+      if (all === null || all.payload.length !== size) return fail('GET_CONFIG of the whole config space failed');
+      if (part === null || part.payload.length !== len) return fail(`GET_CONFIG of ${len} bytes at offset ${at} failed`);
+      const want = [...all.payload.subarray(at, at + len)];
       const got = [...part.payload];
-      return want.every((b, i) => b === got[i]) ? pass() : fail(`4 bytes at offset 8 read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there (the offset was ignored?)`);
+      return want.every((b, i) => b === got[i]) ? pass() : fail(`${len} bytes at offset ${at} read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there(the offset was ignored?)`);
     },
   },
   {

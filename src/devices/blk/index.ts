@@ -5,4 +5,4 @@ export * from './errors.js';
 export * from './host.js';
 export * from './metrics.js';
 export * from './model.js';
-export * from './options.js';
+export * from './kind.js';

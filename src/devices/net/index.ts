@@ -9,3 +9,4 @@ export * from './shaper.js';
 export * from './model.js';
 export * from './switch.js';
 export * from './options.js';
+export * from './kind.js';

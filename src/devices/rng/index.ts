@@ -4,3 +4,4 @@ export * from './spec.js';
 export * from './host.js';
 export * from './metrics.js';
 export * from './model.js';
+export * from './kind.js';

@@ -205,6 +205,8 @@ export const vsockConformance: DeviceConformance = {
   deviceId: VSOCK_DEVICE_ID,
   configSize: VIRTIO_VSOCK_CONFIG_SIZE,
   probeQueue: VSOCK_TX_QUEUE,
+  // rx (0) and tx (1): the checks read the device's answers from rx.
+  startQueues: 2,
   probe(d) {
     // An RST for no flow: the device takes it and owes nothing back (never RST an RST).
     const cid = d.hasConfigAccess ? guestCid(d) : 3n;

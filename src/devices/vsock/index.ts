@@ -7,3 +7,4 @@ export * from './fabric.js';
 export * from './metrics.js';
 export * from './model.js';
 export * from './options.js';
+export * from './kind.js';

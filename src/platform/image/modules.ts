@@ -12,23 +12,15 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { DEVICE_KINDS } from '../../devices/registry.js';
 import { KernelModuleError } from '../errors.js';
 import { runTool } from './tools.js';
 
-/** The drivers AVP's guests need: virtio over PCI, and the blk, rng, net and vsock devices. */
-export const DEFAULT_GUEST_MODULES: readonly string[] = [
-  'virtio_ring',
-  'virtio',
-  'virtio_pci_modern_dev',
-  'virtio_pci_legacy_dev',
-  'virtio_pci',
-  'virtio_blk',
-  'virtio-rng',
-  'virtio_net',
-  'vsock',
-  'vmw_vsock_virtio_transport_common',
-  'vmw_vsock_virtio_transport',
-];
+/** The virtio transport every guest needs: virtio over PCI. */
+export const VIRTIO_TRANSPORT_MODULES: readonly string[] = ['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci'];
+
+/** The drivers AVP's guests need: the virtio transport, then each device kind's (DeviceKind.guestModules). */
+export const DEFAULT_GUEST_MODULES: readonly string[] = [...new Set([...VIRTIO_TRANSPORT_MODULES, ...DEVICE_KINDS.flatMap((k) => k.guestModules)])];
 
 /** modules.dep as a map: module path (relative to lib/modules/<version>) → its dependencies' paths. */
 export type ModulesDep = ReadonlyMap<string, readonly string[]>;

@@ -13,8 +13,9 @@
  * Issues carry the manifest path as segments; load.ts finds their line and column.
  */
 import { createHash } from 'node:crypto';
+import { findKind } from '../../devices/registry.js';
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { GuestCmdlineTooLongError, VmSpecError } from '../errors.js';
 import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline, scriptParam } from '../image/cmdline.js';
 import { READY_LINE } from '../image/markers.js';
@@ -25,7 +26,7 @@ import {
   type ManifestVm,
   type PlatformManifest,
 } from './schema.js';
-import { diskBytes, formatBytes, memoryMiB } from './units.js';
+import { formatBytes, memoryMiB } from './units.js';
 
 /** A path into the manifest, as segments: `['vms', 1, 'devices', 2, 'image']`. */
 export type IssuePath = ReadonlyArray<string | number>;
@@ -44,44 +45,41 @@ const MAX_MEMORY_MIB = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Model: the manifest with every default resolved
 
-interface DeviceCommon {
+/** A device of a VM, defaults resolved. Its kind's own fields stay in `entry` (read through the kind). */
+export interface DeviceModel {
+  kind: string;
   /** The device's name (the kind when the manifest gives none). */
   name: string;
   /** Its manifest path, `vms[i].devices[j]`. */
   path: string;
+  /** For net ports: their switch's. */
+  isolation: 'thread' | 'process';
+  restart: 'no' | 'on-failure';
+  /** The manifest entry as parsed (the kind's schema applied its defaults). */
+  entry: ManifestDevice;
+}
+
+/** A net port's entry (cross-VM rules: switches and MACs), as the net kind's manifest fields define it. */
+export interface NetEntry {
+  switch: string;
+  mac?: string;
+  mtu?: number;
+  priority: number;
+}
+
+/** A vsock entry (cross-VM rules: CIDs and peers), as the vsock kind's manifest fields define it. */
+export interface VsockEntry {
+  cid: number;
+  socket?: string;
+  allowedPeers: string[];
   isolation: 'thread' | 'process';
   restart: 'no' | 'on-failure';
 }
 
-export type DeviceModel =
-  | (DeviceCommon & { kind: 'rng'; maxBytes?: number })
-  | (DeviceCommon & {
-      kind: 'blk';
-      /** Absolute image path; undefined: a scratch disk in the run directory. */
-      image?: string;
-      /** Bytes to create the image with when it is missing. */
-      sizeBytes?: number;
-      readOnly: boolean;
-      serial?: string;
-      numQueues?: number;
-    })
-  | (DeviceCommon & {
-      kind: 'net';
-      switch: string;
-      /** Lower case, given or derived. */
-      mac: string;
-      /** The device's MTU, else its switch's. */
-      mtu: number;
-      rateLimit?: { bytesPerSecond?: number; packetsPerSecond?: number };
-      priority: number;
-    })
-  | (DeviceCommon & {
-      kind: 'vsock';
-      cid: number;
-      /** As written (relative paths are relative to the run directory); undefined: the default. */
-      socket?: string;
-      allowedPeers: string[];
-    });
+/** The entry of a net device. Safe: the net kind's schema parsed it (manifest/schema.ts). */
+export const netEntry = (d: ManifestDevice): NetEntry => d as unknown as NetEntry;
+/** The entry of a vsock device. Safe: the vsock kind's schema parsed it. */
+export const vsockEntry = (d: ManifestDevice): VsockEntry => d as unknown as VsockEntry;
 
 export type BootModel =
   | { kind: 'builtin'; script?: string; command?: string; cmdline: string[]; ready: string }
@@ -109,6 +107,8 @@ export interface SwitchModel {
 /** A checked platform with defaults resolved: what plan.ts lays out and `avp run` starts. */
 export interface PlatformModel {
   name: string;
+  /** The manifest's folder: relative paths in device entries start there. */
+  baseDir: string;
   switches: SwitchModel[];
   vms: VmModel[];
 }
@@ -167,7 +167,7 @@ export function checkManifest(m: PlatformManifest): RawIssue[] {
   });
   checkVsockPeers(m, add);
   checkUnique(
-    m.vms.flatMap((vm, i) => vm.devices.flatMap((d, j) => (d.kind === 'vsock' ? [{ value: String(d.cid), path: ['vms', i, 'devices', j, 'cid'] }] : []))),
+    m.vms.flatMap((vm, i) => vm.devices.flatMap((d, j) => (d.kind === 'vsock' ? [{ value: String(vsockEntry(d).cid), path: ['vms', i, 'devices', j, 'cid'] }] : []))),
     (v, first) => `duplicate vsock cid ${v} (also ${formatPath(first)}); each guest needs its own context ID`,
     add,
   );
@@ -175,7 +175,7 @@ export function checkManifest(m: PlatformManifest): RawIssue[] {
     m.vms.flatMap((vm, i) =>
       vm.devices.flatMap((d, j) =>
         d.kind === 'net'
-          ? [{ value: (d.mac ?? derivedMac(m.name, vm.name, deviceName(d))).toLowerCase(), path: d.mac === undefined ? ['vms', i, 'devices', j] : ['vms', i, 'devices', j, 'mac'] }]
+          ? [{ value: (netEntry(d).mac ?? derivedMac(m.name, vm.name, deviceName(d))).toLowerCase(), path: netEntry(d).mac === undefined ? ['vms', i, 'devices', j] : ['vms', i, 'devices', j, 'mac'] }]
           : [],
       ),
     ),
@@ -185,7 +185,7 @@ export function checkManifest(m: PlatformManifest): RawIssue[] {
   return issues;
 }
 
-/** File checks: the kernel and initrd exist; a blk image exists or has a `size` to create it with. */
+/** File checks: the kernel and initrd exist, and each device kind's own (a blk image exists or has a `size`). */
 export function checkFiles(m: PlatformManifest, ctx: CheckContext): RawIssue[] {
   const exists = ctx.fileExists ?? existsSync;
   const issues: RawIssue[] = [];
@@ -197,9 +197,10 @@ export function checkFiles(m: PlatformManifest, ctx: CheckContext): RawIssue[] {
       }
     }
     vm.devices.forEach((d, j) => {
-      if (d.kind === 'blk' && d.image !== undefined && d.size === undefined && !exists(resolve(ctx.baseDir, d.image))) {
-        issues.push({ path: ['vms', i, 'devices', j, 'image'], message: `file not found: ${resolve(ctx.baseDir, d.image)} (give size: to create it)` });
-      }
+      const at: IssuePath = ['vms', i, 'devices', j];
+      findKind(d.kind)?.manifest.checkFiles?.(d, { resolve: (p) => resolve(ctx.baseDir, p), exists }, (path, message, key) =>
+        issues.push({ path: [...at, ...path], message, ...(key === undefined ? {} : { at: key }) }),
+      );
     });
   });
   return issues;
@@ -277,54 +278,43 @@ interface DeviceContext {
 }
 
 function checkDevice(d: ManifestDevice, at: IssuePath, vmName: string, ctx: DeviceContext, add: Add): void {
-  if ((d.kind === 'rng' || d.kind === 'vsock') && d.restart === 'on-failure') {
+  // The schema accepted only kinds of the registry.
+  const kind = findKind(d.kind);
+  if (kind === undefined) return;
+  if (d.restart === 'on-failure' && kind.frontend.reconnect !== true) {
     add(
       [...at, 'restart'],
-      `on-failure needs QEMU to reconnect to the restarted back-end, which QEMU 7.2's vhost-user-${d.kind}-pci cannot (with a reconnecting socket it fails at start-up); it works for blk devices and switches`,
+      `on-failure needs QEMU to reconnect to the restarted back-end, which ${kind.frontend.qemuDevice} cannot${typeof kind.frontend.reconnect === 'string' ? ` before QEMU ${kind.frontend.reconnect}` : ''} (with a reconnecting socket it fails at start-up); use restart: no`,
     );
   }
-  switch (d.kind) {
-    case 'rng':
-      return;
-    case 'blk': {
-      if (d.image === undefined && d.size === undefined) add(at, 'a blk device needs image:, size:, or both (size alone makes a scratch disk in the run directory)');
-      if (d.size !== undefined) {
-        const bytes = diskBytes(d.size);
-        if (bytes === undefined || bytes % 512 !== 0) add([...at, 'size'], `expected a whole number of 512-byte sectors; got ${JSON.stringify(d.size)}`);
-      }
-      return;
-    }
-    case 'net': {
-      const sw = ctx.switches.get(d.switch);
-      if (sw === undefined) {
-        const known = [...ctx.switches.keys()];
-        add([...at, 'switch'], known.length === 0 ? `unknown switch '${d.switch}': no switches are defined (add it under switches:)` : `unknown switch '${d.switch}'; switches: ${known.join(', ')}`);
-      } else if (d.mtu !== undefined && d.mtu > sw.mtu) {
-        add([...at, 'mtu'], `${d.mtu} is larger than switch '${d.switch}' forwards (mtu ${sw.mtu})`);
-      }
-      if (d.mac !== undefined && (parseInt(d.mac.slice(0, 2), 16) & 1) !== 0) {
-        add([...at, 'mac'], `${d.mac} is a multicast address (low bit of the first octet set); expected a unicast MAC such as 52:54:00:12:34:56`);
-      }
-      if (d.rateLimit !== undefined && d.rateLimit.bytesPerSecond === undefined && d.rateLimit.packetsPerSecond === undefined) {
-        add([...at, 'rateLimit'], 'expected bytesPerSecond, packetsPerSecond, or both');
-      }
-      return;
-    }
-    case 'vsock': {
-      d.allowedPeers.forEach((peer, k) => {
-        const p = [...at, 'allowedPeers', k];
-        if (peer === vmName) add(p, `'${peer}' is this VM; list the other VMs it may talk to`);
-        else if (!ctx.vmNames.has(peer)) add(p, `unknown VM '${peer}'; VMs with a vsock device: ${[...ctx.vsockVms.keys()].join(', ')}`);
-        else if (!ctx.vsockVms.has(peer)) add(p, `VM '${peer}' has no vsock device to talk to`);
-      });
-      checkUnique(
-        d.allowedPeers.map((p, k) => ({ value: p, path: [...at, 'allowedPeers', k] })),
-        (v, first) => `'${v}' is listed twice (also ${formatPath(first)})`,
-        add,
-      );
-      return;
-    }
+  kind.manifest.check?.(d, (path, message, key) => add([...at, ...path], message, key));
+  // Cross-VM rules: a net port's switch, a vsock device's peers.
+  if (d.kind === 'net') checkNetPort(netEntry(d), at, ctx, add);
+  if (d.kind === 'vsock') checkPeers(vsockEntry(d), at, vmName, ctx, add);
+}
+
+function checkNetPort(d: NetEntry, at: IssuePath, ctx: DeviceContext, add: Add): void {
+  const sw = ctx.switches.get(d.switch);
+  if (sw === undefined) {
+    const known = [...ctx.switches.keys()];
+    add([...at, 'switch'], known.length === 0 ? `unknown switch '${d.switch}': no switches are defined (add it under switches:)` : `unknown switch '${d.switch}'; switches: ${known.join(', ')}`);
+  } else if (d.mtu !== undefined && d.mtu > sw.mtu) {
+    add([...at, 'mtu'], `${d.mtu} is larger than switch '${d.switch}' forwards (mtu ${sw.mtu})`);
   }
+}
+
+function checkPeers(d: VsockEntry, at: IssuePath, vmName: string, ctx: DeviceContext, add: Add): void {
+  d.allowedPeers.forEach((peer, k) => {
+    const p = [...at, 'allowedPeers', k];
+    if (peer === vmName) add(p, `'${peer}' is this VM; list the other VMs it may talk to`);
+    else if (!ctx.vmNames.has(peer)) add(p, `unknown VM '${peer}'; VMs with a vsock device: ${[...ctx.vsockVms.keys()].join(', ')}`);
+    else if (!ctx.vsockVms.has(peer)) add(p, `VM '${peer}' has no vsock device to talk to`);
+  });
+  checkUnique(
+    d.allowedPeers.map((p, k) => ({ value: p, path: [...at, 'allowedPeers', k] })),
+    (v, first) => `'${v}' is listed twice (also ${formatPath(first)})`,
+    add,
+  );
 }
 
 /**
@@ -332,11 +322,10 @@ function checkDevice(d: ManifestDevice, at: IssuePath, vmName: string, ctx: Devi
  * allow-lists agree), and peers share one back-end, so their isolation and restart must agree.
  */
 function checkVsockPeers(m: PlatformManifest, add: Add): void {
-  type Vsock = Extract<ManifestDevice, { kind: 'vsock' }>;
-  const byVm = new Map<string, { d: Vsock; at: IssuePath }>();
+  const byVm = new Map<string, { d: VsockEntry; at: IssuePath }>();
   m.vms.forEach((vm, i) =>
     vm.devices.forEach((d, j) => {
-      if (d.kind === 'vsock' && !byVm.has(vm.name)) byVm.set(vm.name, { d, at: ['vms', i, 'devices', j] });
+      if (d.kind === 'vsock' && !byVm.has(vm.name)) byVm.set(vm.name, { d: vsockEntry(d), at: ['vms', i, 'devices', j] });
     }),
   );
   for (const [name, { d, at }] of byVm) {
@@ -399,7 +388,6 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
     isolation: s.isolation,
     restart: s.restart,
   }));
-  const switchMtu = new Map(switches.map((s) => [s.name, s.mtu]));
   const vms = m.vms.map((vm, i): VmModel => {
     const at = (rest: IssuePath) => formatPath(['vms', i, ...rest]);
     const cmdline = splitCmdline(vm.boot.cmdline ?? '') ?? [];
@@ -420,57 +408,16 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
             ready: vm.boot.ready ?? READY_LINE.source,
           };
     const devices = vm.devices.map((d, j): DeviceModel => {
-      const common: DeviceCommon = { name: deviceName(d), path: at(['devices', j]), isolation: 'thread', restart: 'no' };
-      switch (d.kind) {
-        case 'rng':
-          return { ...common, isolation: d.isolation, restart: d.restart, kind: 'rng', ...(d.maxBytes === undefined ? {} : { maxBytes: d.maxBytes }) };
-        case 'blk': {
-          const sizeBytes = d.size === undefined ? undefined : diskBytes(d.size);
-          return {
-            ...common,
-            isolation: d.isolation,
-            restart: d.restart,
-            kind: 'blk',
-            ...(d.image === undefined ? {} : { image: isAbsolute(d.image) ? d.image : resolve(ctx.baseDir, d.image) }),
-            ...(sizeBytes === undefined ? {} : { sizeBytes }),
-            readOnly: d.readOnly,
-            ...(d.serial === undefined ? {} : { serial: d.serial }),
-            ...(d.numQueues === undefined ? {} : { numQueues: d.numQueues }),
-          };
-        }
-        case 'net': {
-          const sw = switches.find((s) => s.name === d.switch);
-          return {
-            ...common,
-            // A port is served by its switch's back-end, so it runs where the switch runs.
-            isolation: sw?.isolation ?? 'thread',
-            restart: sw?.restart ?? 'no',
-            kind: 'net',
-            switch: d.switch,
-            mac: (d.mac ?? derivedMac(m.name, vm.name, deviceName(d))).toLowerCase(),
-            mtu: d.mtu ?? switchMtu.get(d.switch) ?? 1500,
-            ...(d.rateLimit === undefined
-              ? {}
-              : {
-                  rateLimit: {
-                    ...(d.rateLimit.bytesPerSecond === undefined ? {} : { bytesPerSecond: d.rateLimit.bytesPerSecond }),
-                    ...(d.rateLimit.packetsPerSecond === undefined ? {} : { packetsPerSecond: d.rateLimit.packetsPerSecond }),
-                  },
-                }),
-            priority: d.priority,
-          };
-        }
-        case 'vsock':
-          return {
-            ...common,
-            isolation: d.isolation,
-            restart: d.restart,
-            kind: 'vsock',
-            cid: d.cid,
-            ...(d.socket === undefined ? {} : { socket: d.socket }),
-            allowedPeers: [...d.allowedPeers],
-          };
-      }
+      // A port of a shared back-end (a net port: its switch's) runs where that back-end runs.
+      const sw = d.kind === 'net' ? switches.find((x) => x.name === netEntry(d).switch) : undefined;
+      return {
+        kind: d.kind,
+        name: deviceName(d),
+        path: at(['devices', j]),
+        isolation: d.isolation ?? sw?.isolation ?? 'thread',
+        restart: d.restart ?? sw?.restart ?? 'no',
+        entry: d,
+      };
     });
     return {
       name: vm.name,
@@ -483,5 +430,5 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
       devices,
     };
   });
-  return { name: m.name, switches, vms };
+  return { name: m.name, baseDir: ctx.baseDir, switches, vms };
 }

@@ -120,7 +120,7 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     '-netdev',
     'vhost-user,chardev=chr2,id=net2',
     '-device',
-    `virtio-net-pci,netdev=net2,mac=${mac},host_mtu=1500,vectors=0,romfile=,id=dev2`,
+    `virtio-net-pci,netdev=net2,mac=${mac},host_mtu=1500,romfile=,vectors=0,id=dev2`,
     '-chardev',
     `socket,id=chr3,path=/run/avp/${vm}/vsock.sock`,
     '-device',

@@ -18,12 +18,12 @@
  *   <runDir>/run.log               what avp run reported
  */
 import { isAbsolute, join, resolve } from 'node:path';
-import type { DeviceSpec } from '../../devices/registry.js';
+import { kindOf, type DeviceSpec } from '../../devices/registry.js';
+import { vhostUserDevice } from '../attach.js';
 import { PlatformPlanError } from '../errors.js';
 import { cmdParam, scriptParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
-import type { DeviceModel, PlatformModel, VmModel } from './checks.js';
-import type { ManifestDeviceKind } from './schema.js';
+import { derivedMac, netEntry, vsockEntry, type PlatformModel, type VmModel } from './checks.js';
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -44,6 +44,8 @@ export interface PlanOptions {
   image?: GuestImageRef;
   /** Default 'tcg'. */
   accel?: Accel;
+  /** The QEMU that will run the VMs (x.y), for version quirks; default: the oldest supported. */
+  qemuVersion?: string;
 }
 
 /** One vhost-user socket a back-end serves. */
@@ -66,7 +68,8 @@ export interface BackendPlan {
   /** `<vm>/<device>` for a device, `switch/<name>` for a switch, `vsock/<vm>+<vm>...` for a vsock group. */
   id: string;
   role: 'device' | 'switch' | 'vsock-group';
-  kind: ManifestDeviceKind;
+  /** The device kind (`net` for a switch). */
+  kind: string;
   /** Its manifest path, for messages (`vms[0].devices[1]`, `switches[0]`; a group: its first device). */
   path: string;
   isolation: 'thread' | 'process';
@@ -126,93 +129,77 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   const switchPorts = new Map<string, PortPlan[]>();
   const switchVms = new Map<string, Set<string>>();
   const socketOf = (vm: string, device: string): string => join(runDir, vm, `${device}.sock`);
-  const hostSocketOf = (vm: VmModel, d: Extract<DeviceModel, { kind: 'vsock' }>): string =>
-    d.socket === undefined ? join(runDir, vm.name, `${d.name}.vsock`) : resolve(runDir, d.socket);
   const vsockCid = new Map<string, number>();
-  for (const vm of model.vms) for (const d of vm.devices) if (d.kind === 'vsock') vsockCid.set(vm.name, d.cid);
+  for (const vm of model.vms) for (const d of vm.devices) if (d.kind === 'vsock') vsockCid.set(vm.name, vsockEntry(d.entry).cid);
   const groupOf = vsockGroups(model);
   const groups = new Map<string, BackendPlan>();
+  const attach = { ...(options.qemuVersion === undefined ? {} : { qemuVersion: options.qemuVersion }) };
 
   const vms = model.vms.map((vm): VmPlan => {
     const dir = join(runDir, vm.name);
     const vmBackends: string[] = [];
     const devices = vm.devices.map((d): VmDevice => {
+      const kind = kindOf(d.kind);
       const socket = socketOf(vm.name, d.name);
-      const port = (spec: DeviceSpec): PortPlan => ({ name: `${vm.name}/${d.name}`, vm: vm.name, device: d.name, socket, spec });
+      const port = (opts: Record<string, unknown>): PortPlan => ({ name: `${vm.name}/${d.name}`, vm: vm.name, device: d.name, socket, spec: { kind: d.kind, options: opts } });
       const reconnect = d.restart === 'on-failure' ? { reconnect: RECONNECT_SECONDS } : {};
+      const planned = kind.manifest.plan(d.entry, {
+        path: d.path,
+        vm: vm.name,
+        name: d.name,
+        vmDir: dir,
+        resolveManifestPath: (p) => (isAbsolute(p) ? p : resolve(model.baseDir, p)),
+        resolveRunPath: (p) => resolve(runDir, p),
+      });
+      for (const f of planned.files ?? []) disks.push({ path: f.path, sizeBytes: f.sizeBytes, owner: d.path });
+      hostSockets.push(...(planned.hostSockets ?? []));
+
+      // Cross-VM: a net port is served by its switch's back-end, which gets the switch-wide options.
       if (d.kind === 'net') {
-        const id = `switch/${d.switch}`;
-        const ports = switchPorts.get(d.switch) ?? [];
-        ports.push(port({ kind: 'net', options: netOptions(model, d, `${vm.name}/${d.name}`) }));
-        switchPorts.set(d.switch, ports);
-        switchVms.set(d.switch, (switchVms.get(d.switch) ?? new Set()).add(vm.name));
+        const n = netEntry(d.entry);
+        const sw = model.switches.find((x) => x.name === n.switch);
+        const mac = (n.mac ?? derivedMac(model.name, vm.name, d.name)).toLowerCase();
+        const opts = { ...defined(planned.options), mac, mtu: sw?.mtu ?? n.mtu ?? 1500, ...(sw?.uplinkTap === undefined ? {} : { uplinkTap: sw.uplinkTap }) };
+        const id = `switch/${n.switch}`;
+        switchPorts.set(n.switch, [...(switchPorts.get(n.switch) ?? []), port(opts)]);
+        switchVms.set(n.switch, (switchVms.get(n.switch) ?? new Set()).add(vm.name));
         if (!vmBackends.includes(id)) vmBackends.push(id);
-        return { kind: 'vhost-user-net', socket, mac: d.mac, mtu: d.mtu, ...reconnect };
+        // The guest's MTU is the port's own (at most the switch's), through QEMU's host_mtu.
+        return vhostUserDevice('net', socket, { mac, mtu: n.mtu ?? sw?.mtu ?? 1500 }, { ...attach, ...reconnect });
       }
+      const device = vhostUserDevice(d.kind, socket, planned.options, { ...attach, ...reconnect });
       const id = `${vm.name}/${d.name}`;
       vmBackends.push(id);
-      let options: Record<string, unknown>;
-      let device: VmDevice;
-      switch (d.kind) {
-        case 'rng':
-          options = d.maxBytes === undefined ? {} : { maxBytes: d.maxBytes };
-          device = { kind: 'vhost-user-rng', socket };
-          break;
-        case 'blk': {
-          const image = d.image ?? join(dir, `${d.name}.img`);
-          if (d.sizeBytes !== undefined) disks.push({ path: image, sizeBytes: d.sizeBytes, owner: d.path });
-          options = {
-            image,
-            ...(d.readOnly ? { readOnly: true } : {}),
-            ...(d.serial === undefined ? {} : { serial: d.serial }),
-            ...(d.numQueues === undefined ? {} : { numQueues: d.numQueues }),
+      // Cross-VM: vsock peers by CID (allowed both ways); peers share one back-end (a group).
+      if (d.kind === 'vsock') {
+        const v = vsockEntry(d.entry);
+        const opts = { ...planned.options, ...(v.allowedPeers.length === 0 ? {} : { allowPeer: v.allowedPeers.map((p) => vsockCid.get(p) ?? 0) }) };
+        const members = groupOf.get(vm.name) ?? [vm.name];
+        if (members.length > 1) {
+          const gid = `vsock/${members.join('+')}`;
+          vmBackends[vmBackends.length - 1] = gid;
+          const group: BackendPlan = groups.get(gid) ?? {
+            id: gid,
+            role: 'vsock-group',
+            kind: 'vsock',
+            path: d.path,
+            isolation: d.isolation,
+            restart: d.restart,
+            log: join(runDir, '_vsock', `${members.join('+')}.log`),
+            ports: [],
+            vms: members,
           };
-          device = { kind: 'vhost-user-blk', socket, ...(d.numQueues === undefined ? {} : { numQueues: d.numQueues }), ...reconnect };
-          break;
-        }
-        case 'vsock': {
-          const host = hostSocketOf(vm, d);
-          hostSockets.push(host);
-          // Option names of the vsock device kind (devices/vsock/options.ts). udsPath: host
-          // programs connect there and send "CONNECT <port>". Peers by CID, allowed both ways.
-          options = { guestCid: d.cid, udsPath: host, ...(d.allowedPeers.length === 0 ? {} : { allowPeer: d.allowedPeers.map((p) => vsockCid.get(p) ?? 0) }) };
-          device = { kind: 'vhost-user-vsock', socket, guestCid: d.cid };
-          const members = groupOf.get(vm.name) ?? [vm.name];
-          if (members.length > 1) {
-            const gid = `vsock/${members.join('+')}`;
-            vmBackends[vmBackends.length - 1] = gid;
-            const group: BackendPlan = groups.get(gid) ?? {
-              id: gid,
-              role: 'vsock-group',
-              kind: 'vsock',
-              path: d.path,
-              isolation: d.isolation,
-              restart: d.restart,
-              log: join(runDir, '_vsock', `${members.join('+')}.log`),
-              ports: [],
-              vms: members,
-            };
-            if (!groups.has(gid)) {
-              groups.set(gid, group);
-              backends.push(group);
-            }
-            group.ports.push(port({ kind: 'vsock', options }));
-            return device;
+          if (!groups.has(gid)) {
+            groups.set(gid, group);
+            backends.push(group);
           }
-          break;
+          group.ports.push(port(opts));
+          return device;
         }
+        backends.push({ id, role: 'device', kind: d.kind, path: d.path, isolation: d.isolation, restart: d.restart, log: join(dir, `${d.name}.log`), ports: [port(opts)], vms: [vm.name] });
+        return device;
       }
-      backends.push({
-        id,
-        role: 'device',
-        kind: d.kind,
-        path: d.path,
-        isolation: d.isolation,
-        restart: d.restart,
-        log: join(dir, `${d.name}.log`),
-        ports: [port({ kind: d.kind, options })],
-        vms: [vm.name],
-      });
+      backends.push({ id, role: 'device', kind: d.kind, path: d.path, isolation: d.isolation, restart: d.restart, log: join(dir, `${d.name}.log`), ports: [port(planned.options)], vms: [vm.name] });
       return device;
     });
     const spec = vmSpec(vm, devices, options);
@@ -274,24 +261,9 @@ function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec 
   return { ...base, kernel: image.kernel, initrd: image.initramfs, append, ...(image.cmdlineLimit === undefined ? {} : { cmdlineLimit: image.cmdlineLimit }) };
 }
 
-/**
- * Options of one switch port, in the net device kind's terms (devices/net/options.ts): ports with
- * the same `switch` share one switch; `mtu` and `uplinkTap` are switch-wide (repeated on each port,
- * where they must agree); `rate` is `BYTES_PER_S[:PACKETS_PER_S]` with `-` for no byte limit. The
- * port's own MTU (at most the switch's) reaches the guest through QEMU's host_mtu.
- */
-function netOptions(model: PlatformModel, d: Extract<DeviceModel, { kind: 'net' }>, port: string): Record<string, unknown> {
-  const sw = model.switches.find((s) => s.name === d.switch);
-  const rate = d.rateLimit === undefined ? undefined : `${d.rateLimit.bytesPerSecond ?? '-'}${d.rateLimit.packetsPerSecond === undefined ? '' : `:${d.rateLimit.packetsPerSecond}`}`;
-  return {
-    switch: d.switch,
-    name: port,
-    mac: d.mac,
-    priority: d.priority,
-    ...(rate === undefined ? {} : { rate }),
-    mtu: sw?.mtu ?? d.mtu,
-    ...(sw?.uplinkTap === undefined ? {} : { uplinkTap: sw.uplinkTap }),
-  };
+/** The options without keys whose value is undefined (they cross into a worker as plain data). */
+function defined(o: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
 /**
@@ -309,7 +281,7 @@ export function vsockGroups(model: PlatformModel): Map<string, string[]> {
   for (const vm of model.vms) {
     for (const d of vm.devices) {
       if (d.kind !== 'vsock') continue;
-      for (const peer of d.allowedPeers) if (parent.has(peer)) parent.set(find(peer), find(vm.name));
+      for (const peer of vsockEntry(d.entry).allowedPeers) if (parent.has(peer)) parent.set(find(peer), find(vm.name));
     }
   }
   const out = new Map<string, string[]>();

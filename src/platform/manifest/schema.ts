@@ -14,10 +14,11 @@
  *   vms:
  *     - name, memory, cpus, console: { log, echo }
  *       boot: { image: builtin, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
- *       devices: [{ kind: rng|blk|net|vsock, name, ...kind options, isolation, restart }]
+ *       devices: [{ kind: <a kind of the device registry>, name, ...the kind's fields, isolation, restart }]
  * Every object is strict: an unknown key is an error (a misspelt option must not be ignored).
  */
 import { z } from 'zod';
+import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { SIZE_WITH_UNIT_RE } from './units.js';
 
 /** VM, device, switch and platform names: they become file and socket names in the run directory. */
@@ -78,13 +79,8 @@ const restart = z
   .default('no')
   .meta({
     description:
-      "What `avp run` does when the back-end exits unexpectedly: 'no' (default) reports it and stops the VMs that use it; 'on-failure' starts it again on the same socket and QEMU reconnects (blk devices and switches; QEMU 7.2 cannot reconnect rng and vsock devices).",
+      "What `avp run` does when the back-end exits unexpectedly: 'no' (default) reports it and stops the VMs that use it; 'on-failure' starts it again on the same socket and QEMU reconnects (for devices whose QEMU front-end can reconnect, and switches).",
   });
-
-const SIZE_EXPECTED = 'expected a size in bytes or with a unit, such as 64M or 1G';
-const diskSize = z
-  .union([z.number().int().min(1), z.string().regex(SIZE_WITH_UNIT_RE, { error: SIZE_EXPECTED })], { error: SIZE_EXPECTED })
-  .meta({ description: 'Size of the image to create when it does not exist: bytes, or a number with a unit (K, M, G, T; binary multiples), e.g. 64M.' });
 
 const MEMORY_EXPECTED = 'expected MiB as a whole number, or a size with a unit such as 256M or 1G';
 const memory = z
@@ -92,98 +88,40 @@ const memory = z
   .default(DEFAULT_VM_MEMORY_MIB)
   .meta({ description: `Guest RAM: MiB as a number, or with a unit (256M, 1G). Default ${DEFAULT_VM_MEMORY_MIB}. The built-in image needs at least ${BUILTIN_MIN_MEMORY_MIB} MiB.` });
 
-const rngDevice = strictObject(
-  {
-    kind: z.literal('rng').meta({ description: 'virtio-rng (VIRTIO 1.3 §5.4): random bytes from the host CSPRNG.' }),
-    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
-    maxBytes: int(1, 2 ** 30, 'Cap on random bytes per request (default 65536).').optional(),
-    isolation,
-    restart,
-  },
-  'an rng device',
-);
+const deviceName = () => name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional();
 
-const blkDevice = strictObject(
-  {
-    kind: z.literal('blk').meta({ description: 'virtio-blk (VIRTIO 1.3 §5.2): a raw image file as a disk.' }),
-    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
-    image: path(
-      'Raw image file, relative to the manifest folder. Created with `size` when missing. Without `image`, a scratch disk of `size` is made in the run directory.',
-    ).optional(),
-    size: diskSize.optional(),
-    readOnly: z.boolean({ error: 'expected true or false' }).default(false).meta({ description: 'Offer a read-only disk (VIRTIO_BLK_F_RO); writes fail.' }),
-    serial: z
-      .string({ error: 'expected a string' })
-      .regex(/^[\x20-\x7e]{0,20}$/, { error: 'expected at most 20 printable ASCII characters (VIRTIO_BLK_ID_BYTES)' })
-      .meta({ description: 'Serial number the guest reads (GET_ID), at most 20 characters.' })
-      .optional(),
-    numQueues: int(1, 1024, 'Request queues (default 1).').optional(),
-    isolation,
-    restart,
-  },
-  'a blk device',
-);
+/**
+ * The manifest entry of one device kind: `kind`, `name`, the kind's own fields
+ * (`kind.manifest.fields`), and `isolation`/`restart` when the device has a back-end of its own.
+ */
+function deviceEntry(kind: DeviceKind) {
+  const own = kind.manifest.ownBackend !== false;
+  const restartHint = kind.frontend.reconnect === false ? ` (QEMU's ${kind.frontend.qemuDevice} cannot reconnect: restart is refused for ${kind.name})` : '';
+  return strictObject(
+    {
+      kind: z.literal(kind.name).meta({ description: `${kind.description}.` }),
+      name: deviceName(),
+      ...kind.manifest.fields,
+      ...(own ? { isolation, restart: restart.meta({ description: `${restart.meta()?.description ?? ''}${restartHint}` }) } : {}),
+    },
+    `a ${kind.name} device`,
+    own ? '' : ` (a ${kind.name} device runs in a shared back-end: set isolation and restart there)`,
+  );
+}
 
-const rateLimit = strictObject(
-  {
-    bytesPerSecond: int(1, Number.MAX_SAFE_INTEGER, 'Largest sustained rate this port may send, in bytes per second.').optional(),
-    packetsPerSecond: int(1, Number.MAX_SAFE_INTEGER, 'Largest sustained rate this port may send, in packets per second.').optional(),
-  },
-  'a rate limit',
-).meta({ description: 'Traffic the switch accepts from this port; excess frames are dropped.' });
+/** Device kinds a manifest may name, in documentation order (the device registry's). */
+export const MANIFEST_DEVICE_KINDS: readonly string[] = DEVICE_KINDS.map((k) => k.name);
+export type ManifestDeviceKind = string;
 
-const netDevice = strictObject(
-  {
-    kind: z.literal('net').meta({ description: 'virtio-net (VIRTIO 1.3 §5.1): a port on one of the platform switches. Its back-end is the switch.' }),
-    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
-    switch: name('The switch (under `switches:`) this port is on.'),
-    mac: z
-      .string({ error: 'expected a MAC address such as 52:54:00:12:34:56' })
-      .regex(MAC_RE, { error: 'expected a MAC address such as 52:54:00:12:34:56' })
-      .meta({ description: 'Unicast MAC address; default: a locally administered address derived from the platform, VM and device names.' })
-      .optional(),
-    mtu: int(68, 65535, "MTU offered to the guest (VIRTIO_NET_F_MTU); default: the switch's MTU.").optional(),
-    rateLimit: rateLimit.optional(),
-    priority: int(0, 7, 'Forwarding priority of this port at the switch: 0 (default, lowest) to 7 (highest), as IEEE 802.1p classes.').default(0),
-  },
-  'a net device',
-  ' (a net port runs in its switch\'s back-end: set isolation and restart on the switch)',
-);
-
-const CID_EXPECTED = 'expected a context ID from 3 to 4294967294';
-const vsockDevice = strictObject(
-  {
-    kind: z.literal('vsock').meta({ description: 'virtio-vsock (VIRTIO 1.3 §5.10): sockets between this VM, the host and allowed peer VMs.' }),
-    name: name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional(),
-    cid: z
-      .number({ error: CID_EXPECTED })
-      .int({ error: CID_EXPECTED })
-      .min(3, { error: `${CID_EXPECTED}; 0-2 are reserved (hypervisor, local, host)` })
-      .max(0xfffffffe, { error: `${CID_EXPECTED}; 0xffffffff is VMADDR_CID_ANY` })
-      .meta({ description: "The guest's context ID, unique on the platform: 3 to 4294967294 (0-2 are reserved: hypervisor, local, host; 0xffffffff is VMADDR_CID_ANY)." }),
-    socket: path(
-      'Host-side Unix socket where host programs reach this guest (relative to the run directory); default <runDir>/<vm>/<name>.vsock.',
-    ).optional(),
-    allowedPeers: z
-      .array(name('A VM name.'), { error: 'expected a list of VM names' })
-      .default([])
-      .meta({ description: 'VMs (by name) whose vsock devices this guest may connect to and accept connections from. Default: none (host only).' }),
-    isolation,
-    restart,
-  },
-  'a vsock device',
-);
-
-/** Device kinds a manifest may name, in documentation order. */
-export const MANIFEST_DEVICE_KINDS = ['rng', 'blk', 'net', 'vsock'] as const;
-export type ManifestDeviceKind = (typeof MANIFEST_DEVICE_KINDS)[number];
+// Safe: the registry has at least one kind, and each entry is a strict object with a literal `kind`.
+const entries = DEVICE_KINDS.map(deviceEntry) as unknown as [ReturnType<typeof deviceEntry>, ...Array<ReturnType<typeof deviceEntry>>];
 
 const device = z
-  .discriminatedUnion('kind', [rngDevice, blkDevice, netDevice, vsockDevice], {
+  .discriminatedUnion('kind', entries, {
     error: (iss) =>
       iss.code === 'invalid_union' ? `expected kind to be one of: ${MANIFEST_DEVICE_KINDS.join(', ')}` : iss.code === 'invalid_type' ? 'expected a device (a mapping with kind:)' : undefined,
   })
-  .meta({ description: 'A virtio device of the VM, served by an AVP back-end over vhost-user.' });
+  .meta({ description: 'A virtio device of the VM, served by an AVP back-end over vhost-user.' }) as unknown as z.ZodType<ManifestDevice, Record<string, unknown>>;
 
 const boot = strictObject(
   {
@@ -271,6 +209,18 @@ export type PlatformManifestInput = z.input<typeof PlatformManifestSchema>;
 /** A manifest after parsing: defaults applied, every value in range. */
 export type PlatformManifest = z.output<typeof PlatformManifestSchema>;
 export type ManifestVm = PlatformManifest['vms'][number];
-export type ManifestDevice = ManifestVm['devices'][number];
+/**
+ * A device entry after parsing. Its kind's fields are checked by the kind's schema; code outside
+ * the kind reads them through `kind.manifest` (or, for the platform's cross-VM rules, narrows
+ * them with the kind's own type).
+ */
+export interface ManifestDevice {
+  kind: string;
+  name?: string | undefined;
+  /** Absent for kinds without a back-end of their own (net ports). */
+  isolation?: 'thread' | 'process' | undefined;
+  restart?: 'no' | 'on-failure' | undefined;
+  readonly [field: string]: unknown;
+}
 export type ManifestSwitch = PlatformManifest['switches'][number];
 export type ManifestBoot = ManifestVm['boot'];

@@ -8,22 +8,9 @@
  * Does not own: the limits a VM or a disk must respect (checks.ts).
  */
 
-/**
- * A size with a unit: digits, optional spaces, K/M/G/T with optional i and B, any case. No `i`
- * flag: the pattern also goes into the JSON Schema, whose patterns take no flags.
- */
-export const SIZE_WITH_UNIT_RE = /^(\d+)\s*([KMGTkmgt])(?:[iI]?[bB])?$/;
+import { SIZE_WITH_UNIT_RE, sizeStringBytes } from '../../devices/options.js';
 
-const UNIT_SHIFT: Readonly<Record<string, number>> = { K: 10, M: 20, G: 30, T: 40 };
-
-/** Bytes of a size string with a unit, or undefined when `text` is not one (or is not exact). */
-export function sizeStringBytes(text: string): number | undefined {
-  const m = SIZE_WITH_UNIT_RE.exec(text.trim());
-  if (m === null) return undefined;
-  // Both groups take part in every match of SIZE_WITH_UNIT_RE.
-  const bytes = Number(m[1] as string) * 2 ** (UNIT_SHIFT[(m[2] as string).toUpperCase()] as number);
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
-}
+export { SIZE_WITH_UNIT_RE, sizeStringBytes };
 
 /**
  * VM memory in MiB: a number is MiB; a string needs a unit and must be a whole number of MiB.

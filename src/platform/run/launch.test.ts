@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DEVICE_KINDS } from '../../devices/registry.js';
+import { findKind } from '../../devices/registry.js';
 import { hasCode } from '../../errors.js';
 import { parseManifest } from '../manifest/load.js';
 import { planPlatform, type BackendPlan } from '../manifest/plan.js';
@@ -55,7 +55,7 @@ test('serveArgv: an option without a flag is refused, naming it', () => {
   );
 });
 
-test('serveArgv: lists of scalars are joined with commas', { skip: DEVICE_KINDS['vsock'] === undefined ? 'no vsock device kind in this build' : false }, () => {
+test('serveArgv: lists of scalars are joined with commas', { skip: findKind('vsock') === undefined ? 'no vsock device kind in this build' : false }, () => {
   assert.deepEqual(serveArgv(plan('vsock', { guestCid: 3, udsPath: '/r/v', allowPeer: [4, 5] })), [
     'serve',
     'vsock',
@@ -83,7 +83,7 @@ test('unavailableReason: switches need the net kind (thread) and avp switch (pro
   const sw = plan('net', { switch: 'lan' }, { id: 'switch/lan', role: 'switch' });
   for (const isolation of ['thread', 'process'] as const) {
     const reason = unavailableReason({ ...sw, isolation });
-    if (DEVICE_KINDS['net'] === undefined) assert.match(reason ?? '', /^virtio-net switches are not available in this build/);
+    if (findKind('net') === undefined) assert.match(reason ?? '', /^virtio-net switches are not available in this build/);
     else assert.equal(reason, undefined);
   }
 });

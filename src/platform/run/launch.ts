@@ -22,7 +22,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DEVICE_KINDS } from '../../devices/registry.js';
+import { toServeFlags } from '../../devices/options.js';
+import { findKind } from '../../devices/registry.js';
+import { errorText } from '../../errors.js';
 import { BackendThread } from '../../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../backends.js';
 import { BackendStartError } from '../errors.js';
@@ -100,7 +102,7 @@ const STOP_GRACE_MS = 10_000;
 export function unavailableReason(b: BackendPlan): string | undefined {
   const kinds = b.role === 'switch' ? ['net'] : [...new Set(b.ports.map((p) => p.spec.kind))];
   for (const kind of kinds) {
-    if (DEVICE_KINDS[kind] === undefined) {
+    if (findKind(kind) === undefined) {
       const what = kind === 'net' ? 'virtio-net switches are' : `${kind} back-ends are`;
       return `${what} not available in this build (there is no '${kind}' device kind in the device registry yet); avp validate and avp qemu-args accept them`;
     }
@@ -121,25 +123,19 @@ export function unavailableReason(b: BackendPlan): string | undefined {
 /**
  * `serve <kind> --fd 3 --option value ...`: the `avp serve` command line of a one-device back-end
  * whose listening socket is inherited as fd 3. Options map to the kind's flags (`maxBytes` →
- * `--max-bytes`); `true` is a bare flag, `false` is left out, lists and mappings are passed as JSON.
+ * `--max-bytes`, devices/options.ts toServeFlags).
  * @throws BackendStartError when the kind has no flag for an option.
  */
 export function serveArgv(b: BackendPlan): string[] {
   const port = b.ports[0];
   if (b.role !== 'device' || port === undefined || b.ports.length !== 1) throw new BackendStartError(b.id, 'avp serve runs one device');
-  const kind = DEVICE_KINDS[port.spec.kind];
+  const kind = findKind(port.spec.kind);
   if (kind === undefined) throw new BackendStartError(b.id, `no device kind '${port.spec.kind}'`);
-  const flags = new Set(kind.cliOptions.map(([f]) => f.split(/[\s,]+/).find((w) => w.startsWith('--')) ?? ''));
-  const argv = ['serve', port.spec.kind, '--fd', '3'];
-  for (const [key, value] of Object.entries(port.spec.options)) {
-    if (value === false || value === undefined || (Array.isArray(value) && value.length === 0)) continue;
-    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    if (!flags.has(flag)) throw new BackendStartError(b.id, `avp serve ${port.spec.kind} has no ${flag} option for '${key}'`);
-    if (value === true) argv.push(flag);
-    else if (Array.isArray(value) && value.every((v) => typeof v !== 'object')) argv.push(flag, value.join(','));
-    else argv.push(flag, typeof value === 'object' ? JSON.stringify(value) : String(value));
+  try {
+    return ['serve', port.spec.kind, '--fd', '3', ...toServeFlags(kind, port.spec.options)];
+  } catch (e: unknown) {
+    throw new BackendStartError(b.id, errorText(e), { cause: e });
   }
-  return argv;
 }
 
 /** How a back-end instance ended. */

@@ -4,9 +4,11 @@
  * (how they run, state, connected or not, a few counters). Pure: a snapshot and a clock in, lines
  * out; the CLI redraws them in place on a terminal.
  *
- * Owns: the columns and how metrics become counters. Does not own: collecting the snapshot
+ * Owns: the columns. Does not own: how a device's metrics become counters (its kind's `summarize`), collecting the snapshot
  * (supervisor.ts) nor drawing (cli).
  */
+import { findKind } from '../../devices/registry.js';
+import { formatCount, metric } from '../../devices/summary.js';
 import type { RunSnapshot } from './supervisor.js';
 
 /** The status table for `snapshot` at time `now` (Date.now()). */
@@ -35,23 +37,14 @@ export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
 }
 
 /**
- * A few counters from a back-end's metrics: rng requests and bytes, blk bytes read and written,
- * net frames and drops, vsock packets, else the vhost-user messages of the session.
+ * A few counters from a back-end's metrics: its device kind's summary (`kind.summarize`, chosen by
+ * the metrics' `device` field), else the vhost-user messages of the session.
  */
 export function summarizeMetrics(m: Record<string, unknown>): string {
-  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
-  if (m['device'] === 'rng') return `${num(m['requests']) ?? 0} req, ${formatCount(num(m['bytes']) ?? 0)}B`;
-  if (m['device'] === 'blk') return `read ${formatCount(num(m['bytesRead']) ?? 0)}B, written ${formatCount(num(m['bytesWritten']) ?? 0)}B`;
-  const field = (o: unknown, k: string): unknown => (typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined); // checked: an object
-  if (m['device'] === 'net') {
-    const drops = field(m, 'drops');
-    const dropped = typeof drops === 'object' && drops !== null ? Object.values(drops).reduce((n: number, v) => n + (typeof v === 'number' ? v : 0), 0) : 0;
-    return `tx ${num(field(m['tx'], 'frames')) ?? 0} fr, rx ${num(field(m['rx'], 'frames')) ?? 0} fr, ${dropped} dropped`;
-  }
-  if (m['device'] === 'vsock') return `tx ${num(field(m['packets'], 'tx')) ?? 0} pkts, rx ${num(field(m['packets'], 'rx')) ?? 0} pkts`;
-  const session = m['session'];
-  const requests = typeof session === 'object' && session !== null ? num((session as Record<string, unknown>)['requests']) : undefined; // checked: an object
-  return requests === undefined ? '' : `${requests} messages`;
+  const kind = typeof m['device'] === 'string' ? findKind(m['device']) : undefined;
+  if (kind !== undefined) return kind.summarize(m);
+  const requests = metric(m, ['session', 'requests'], -1);
+  return requests < 0 ? '' : `${requests} messages`;
 }
 
 function table(header: string[], rows: string[][]): string[] {
@@ -69,14 +62,4 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
 }
 
-/** 1536 → `1.5 Ki`, for byte counters. */
-export function formatCount(n: number): string {
-  const units = ['', ' Ki', ' Mi', ' Gi', ' Ti'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} ` : `${v.toFixed(1)}${units[u] ?? ''}`;
-}
+export { formatCount };
