@@ -6,6 +6,7 @@
  * back-end down.
  */
 import { test } from 'node:test';
+import { DEVICE_KINDS } from '../devices/registry.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -192,7 +193,7 @@ test('serve rng: SIGUSR1 logs metrics', async (t) => {
 test('serve: each shipped vhost-user JSON descriptor names a program whose capabilities match it', () => {
   const root = new URL('../../', import.meta.url);
   const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { bin: Record<string, string> };
-  for (const kind of ['rng', 'blk']) {
+  for (const kind of DEVICE_KINDS.map((k) => k.name)) {
     const desc = JSON.parse(readFileSync(new URL(`share/qemu/vhost-user/50-avp-${kind}.json`, root), 'utf8')) as { description: string; type: string; binary: string };
     const program = desc.binary.split('/').pop() ?? '';
     assert.equal(program, `avp-vhost-user-${kind}`);
