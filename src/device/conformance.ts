@@ -13,6 +13,7 @@
  * Does not own: running checks, transports, reports (all in `conformance/`).
  */
 import type { DriverBuffer } from '../queue/split-driver.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit } from '../spec/virtio.js';
 
 /**
  * What a check concluded.
@@ -65,11 +66,18 @@ export const reject = (details: string): CheckOutcome => ({ verdict: 'REJECT', d
 export const skip = (details: string): CheckOutcome => ({ verdict: 'SKIP', details });
 export const fail = (details: string): CheckOutcome => ({ verdict: 'FAIL', details });
 
+/**
+ * Features a conformance driver accepts when a check does not say: the device-specific bits (0-23,
+ * §6) plus the ring features every `ConformanceDriver` implements (VERSION_1, INDIRECT_DESC,
+ * EVENT_IDX). Transports share it so that a check sees the same negotiation over each.
+ */
+export const DEFAULT_DRIVER_FEATURES = 0xff_ffffn | featureBit(VIRTIO_F_VERSION_1) | featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX);
+
 /** What `ConformanceDriver.start` negotiates. */
 export interface DriverStartOptions {
   /**
-   * Device feature bits the driver accepts (default: VERSION_1, INDIRECT_DESC and EVENT_IDX when
-   * offered). Bits the device does not offer are dropped, as a driver would.
+   * Device feature bits the driver accepts (default: DEFAULT_DRIVER_FEATURES). Bits the device
+   * does not offer are dropped, as a driver would.
    */
   readonly features?: bigint;
   /** Size of every queue (default 16, capped by what the device allows). */
