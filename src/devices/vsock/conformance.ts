@@ -26,6 +26,7 @@ import {
   VSOCK_DEVICE_ID,
   VSOCK_RX_QUEUE,
   VSOCK_TX_QUEUE,
+  type VirtioVsockHdr,
 } from './spec.js';
 
 const SPEC = 'VIRTIO 1.3 §5.10';
@@ -34,19 +35,8 @@ const TYPE_STREAM = 1;
 /** A host port nobody is expected to listen on. */
 const UNUSED_PORT = 0xffff_ff00;
 
-/** A vsock header as plain numbers (CIDs as bigint: the upper half matters to the tests). */
-export interface Hdr {
-  src_cid: bigint;
-  dst_cid: bigint;
-  src_port: number;
-  dst_port: number;
-  len: number;
-  type: number;
-  op: number;
-  flags: number;
-  buf_alloc: number;
-  fwd_cnt: number;
-}
+/** A vsock header as plain numbers: the spec struct's fields (its bytes are built here, never by the codec under test). */
+export type Hdr = VirtioVsockHdr;
 
 /** `op` values (§5.10.6). */
 export const OP = { REQUEST: 1, RESPONSE: 2, RST: 3, SHUTDOWN: 4, RW: 5, CREDIT_UPDATE: 6, CREDIT_REQUEST: 7 } as const;
