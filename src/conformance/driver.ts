@@ -97,7 +97,7 @@ export interface VhostUserStartOptions extends DriverStartOptions {
   readonly memTable?: 'set' | 'add';
   /** Send SET_VRING_ENABLE 1 (default true; ignored without protocol features). */
   readonly enable?: boolean;
-  /** Queue indexes to set up (default: the device's probe queue). */
+  /** Queue indexes to set up (default: the device's `queues`, else its probe queue). */
   readonly queues?: readonly number[];
   /** Initial avail/used index of every ring (16-bit wrap tests). */
   readonly startIndex?: number;
@@ -265,7 +265,7 @@ export class VhostUserDriver implements ConformanceDriver {
     this.#sendFeatures();
     this.#createMemory(opts.memorySize ?? DEFAULT_MEMORY_SIZE, opts.memTable);
     const size = opts.queueSize ?? DEFAULT_QUEUE_SIZE;
-    for (const index of opts.queues ?? [this.device.probeQueue]) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
+    for (const index of opts.queues ?? this.device.queues ?? [this.device.probeQueue]) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
     this.#started = true;
   }
 

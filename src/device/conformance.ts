@@ -169,6 +169,11 @@ export interface DeviceConformance {
   readonly configSize: number;
   /** Queue the generic checks drive. */
   readonly probeQueue: number;
+  /**
+   * Queues a driver sets up on `start` when the check does not say (default: the probe queue
+   * alone). Devices whose checks also use other queues (vsock replies on rx) list them all.
+   */
+  readonly queues?: readonly number[];
   /** A fresh valid request, laid out in `d`'s memory. */
   probe(d: ConformanceDriver): ProbeRequest;
   /** A request with buffers in the wrong direction (e.g. a device-readable buffer where data goes). */

@@ -24,6 +24,7 @@ import {
   VIRTIO_VSOCK_F_SEQPACKET,
   VIRTIO_VSOCK_F_STREAM,
   VSOCK_DEVICE_ID,
+  VSOCK_EVENT_QUEUE,
   VSOCK_RX_QUEUE,
   VSOCK_TX_QUEUE,
   type VirtioVsockHdr,
@@ -212,6 +213,8 @@ export const vsockConformance: DeviceConformance = {
   deviceId: VSOCK_DEVICE_ID,
   configSize: VIRTIO_VSOCK_CONFIG_SIZE,
   probeQueue: VSOCK_TX_QUEUE,
+  // Replies come on rx; the event queue is set up as a driver does, though no check uses it.
+  queues: [VSOCK_RX_QUEUE, VSOCK_TX_QUEUE, VSOCK_EVENT_QUEUE],
   probe(d) {
     // An RST for no flow: the device takes it and owes nothing back (never RST an RST).
     const cid = d.hasConfigAccess ? guestCid(d) : 3n;
