@@ -178,13 +178,16 @@ export const PROTOCOL_CHECKS: readonly Check[] = [
     needs: needsConfig,
     setup: 'handshaken',
     run(d, ctx) {
-      const all = d.fe.getConfig(0, ctx.device.configSize);
-      const part = d.fe.getConfig(8, 4);
-      if (all === null || all.payload.length !== ctx.device.configSize) return fail('GET_CONFIG of the whole config space failed');
-      if (part === null || part.payload.length !== 4) return fail('GET_CONFIG of 4 bytes at offset 8 failed');
-      const want = [...all.payload.subarray(8, 12)];
+      const size = ctx.device.configSize;
+      // Offset 8, or less where the config space is smaller (vsock's has 8 bytes).
+      const at = Math.max(0, Math.min(8, size - 4));
+      const all = d.fe.getConfig(0, size);
+      const part = d.fe.getConfig(at, 4);
+      if (all === null || all.payload.length !== size) return fail('GET_CONFIG of the whole config space failed');
+      if (part === null || part.payload.length !== 4) return fail(`GET_CONFIG of 4 bytes at offset ${at} failed`);
+      const want = [...all.payload.subarray(at, at + 4)];
       const got = [...part.payload];
-      return want.every((b, i) => b === got[i]) ? pass() : fail(`4 bytes at offset 8 read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there (the offset was ignored?)`);
+      return want.every((b, i) => b === got[i]) ? pass() : fail(`4 bytes at offset ${at} read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there (the offset was ignored?)`);
     },
   }),
   protocol({
