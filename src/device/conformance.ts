@@ -9,7 +9,7 @@
  * device (negotiate, read and write config space, place buffers with guard bytes around them, send
  * requests, look for stray writes). Device checks are written against this interface only, so a
  * device folder never imports vhost-user: the conformance layer implements it over a vhost-user
- * front-end, and an in-process implementation over the harness can implement it too.
+ * front-end, and `HarnessDriver` (device/testing.ts) over the in-process harness.
  * Does not own: running checks, transports, reports (all in `conformance/`).
  */
 import type { DriverBuffer } from '../queue/split-driver.js';
