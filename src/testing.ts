@@ -9,6 +9,7 @@ export { GuestAllocator } from './memory/allocator.js';
 export { DriverQueue } from './queue/split-driver.js';
 export { createQueuePair, type QueuePair, type QueuePairOptions } from './queue/testing.js';
 export { DeviceHarness, type HarnessOptions } from './device/harness.js';
+export { HarnessDriver, type HarnessDriverOptions } from './device/testing.js';
 export { FakeEntropySource } from './devices/rng/host.js';
 export { MemoryBlockHost } from './devices/blk/host.js';
 export { BlkDriver } from './devices/blk/testing.js';

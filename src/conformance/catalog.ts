@@ -7,7 +7,7 @@
  * Does not own: the checks (checks/, devices/<name>/conformance.ts), running them (runner.ts).
  */
 import type { CheckInfo, DeviceCheck, DeviceConformance } from '../device/conformance.js';
-import type { Check } from './check.js';
+import { type Check, driverCheck } from './check.js';
 import { HOSTILE_CHECKS } from './checks/hostile.js';
 import { PROTOCOL_CHECKS } from './checks/protocol.js';
 import { QUEUE_CHECKS } from './checks/queue.js';
@@ -17,17 +17,9 @@ import { ConformanceError } from './errors.js';
 /** Generic checks, in run order: protocol, queue, hostile. */
 export const GENERIC_CHECKS: readonly Check[] = [...PROTOCOL_CHECKS, ...QUEUE_CHECKS, ...HOSTILE_CHECKS];
 
-/** Wraps a device check: it gets a fresh connection as its driver. */
+/** A device check as a catalog check: its body gets a fresh connection and starts it itself. */
 export function fromDeviceCheck(check: DeviceCheck): Check {
-  return {
-    id: check.id,
-    title: check.title,
-    source: check.source,
-    level: check.level,
-    group: check.group,
-    devices: check.devices,
-    run: (ctx) => check.run(ctx.connect()),
-  };
+  return driverCheck({ ...check, setup: 'connected', run: (d) => check.run(d) });
 }
 
 /** True when `check` applies to device `name`. */

@@ -19,13 +19,14 @@
  * 32 bits, and is announced at an unrelated front-end virtual address, so a back-end that mixes up
  * the two address spaces (vhost-user.rst "Memory access") fails at once.
  */
-import type {
-  ConfigWriteResult,
-  ConformanceDriver,
-  DeviceConformance,
-  DriverStartOptions,
-  RequestOptions,
-  UsedElement,
+import {
+  DEFAULT_DRIVER_FEATURES,
+  type ConfigWriteResult,
+  type ConformanceDriver,
+  type DeviceConformance,
+  type DriverStartOptions,
+  type RequestOptions,
+  type UsedElement,
 } from '../device/conformance.js';
 import { GuestAllocator } from '../memory/allocator.js';
 import { DriverQueue, type DriverBuffer } from '../queue/split-driver.js';
@@ -40,8 +41,6 @@ import {
 import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VIRTIO_F_EVENT_IDX,
-  VIRTIO_F_INDIRECT_DESC,
-  VIRTIO_F_VERSION_1,
   featureBit,
   hasFeature,
 } from '../spec/virtio.js';
@@ -76,9 +75,6 @@ export const DRIVER_PROTOCOL_FEATURES =
   featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
   featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
 
-/** Device-specific feature bits (0-23, §6) plus the ring features the driver implements. */
-const DRIVER_FEATURE_MASK = 0xff_ffffn | featureBit(VIRTIO_F_VERSION_1) | featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX);
-
 /** How long one wait slice lasts before the used ring is looked at again without a notification. */
 const POLL_SLICE_MS = 20;
 
@@ -101,7 +97,7 @@ export interface VhostUserStartOptions extends DriverStartOptions {
   readonly memTable?: 'set' | 'add';
   /** Send SET_VRING_ENABLE 1 (default true; ignored without protocol features). */
   readonly enable?: boolean;
-  /** Queue indexes to set up (default: the device's probe queue). */
+  /** Queue indexes to set up (default: the device's `queues`, else its probe queue). */
   readonly queues?: readonly number[];
   /** Initial avail/used index of every ring (16-bit wrap tests). */
   readonly startIndex?: number;
@@ -263,14 +259,13 @@ export class VhostUserDriver implements ConformanceDriver {
     if (this.#started) throw new ConformanceError('CONFORMANCE_NOT_STARTED', 'start() was already called on this connection');
     this.#ackAll = opts.ackAll === true;
     this.handshake(opts.protocol ?? DRIVER_PROTOCOL_FEATURES, { noProtocolFeatures: opts.noProtocolFeatures === true });
-    const wanted = opts.features ?? DRIVER_FEATURE_MASK;
+    const wanted = opts.features ?? DEFAULT_DRIVER_FEATURES;
     this.#features = this.offeredFeatures & wanted;
     this.#setFeatures = this.#features | (this.#protocolFeatures ? featureBit(VHOST_USER_F_PROTOCOL_FEATURES) : 0n);
     this.#sendFeatures();
     this.#createMemory(opts.memorySize ?? DEFAULT_MEMORY_SIZE, opts.memTable);
     const size = opts.queueSize ?? DEFAULT_QUEUE_SIZE;
-    const queues = opts.queues ?? (this.device.startQueues === undefined ? [this.device.probeQueue] : Array.from({ length: this.device.startQueues }, (_, i) => i));
-    for (const index of queues) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
+    for (const index of opts.queues ?? this.device.queues ?? [this.device.probeQueue]) this.#setupQueue(index, size, opts.startIndex ?? 0, opts.enable ?? true);
     this.#started = true;
   }
 

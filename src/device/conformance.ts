@@ -9,10 +9,11 @@
  * device (negotiate, read and write config space, place buffers with guard bytes around them, send
  * requests, look for stray writes). Device checks are written against this interface only, so a
  * device folder never imports vhost-user: the conformance layer implements it over a vhost-user
- * front-end, and an in-process implementation over the harness can implement it too.
+ * front-end, and `HarnessDriver` (device/testing.ts) over the in-process harness.
  * Does not own: running checks, transports, reports (all in `conformance/`).
  */
 import type { DriverBuffer } from '../queue/split-driver.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit } from '../spec/virtio.js';
 
 /**
  * What a check concluded.
@@ -65,11 +66,18 @@ export const reject = (details: string): CheckOutcome => ({ verdict: 'REJECT', d
 export const skip = (details: string): CheckOutcome => ({ verdict: 'SKIP', details });
 export const fail = (details: string): CheckOutcome => ({ verdict: 'FAIL', details });
 
+/**
+ * Features a conformance driver accepts when a check does not say: the device-specific bits (0-23,
+ * §6) plus the ring features every `ConformanceDriver` implements (VERSION_1, INDIRECT_DESC,
+ * EVENT_IDX). Transports share it so that a check sees the same negotiation over each.
+ */
+export const DEFAULT_DRIVER_FEATURES = 0xff_ffffn | featureBit(VIRTIO_F_VERSION_1) | featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX);
+
 /** What `ConformanceDriver.start` negotiates. */
 export interface DriverStartOptions {
   /**
-   * Device feature bits the driver accepts (default: VERSION_1, INDIRECT_DESC and EVENT_IDX when
-   * offered). Bits the device does not offer are dropped, as a driver would.
+   * Device feature bits the driver accepts (default: DEFAULT_DRIVER_FEATURES). Bits the device
+   * does not offer are dropped, as a driver would.
    */
   readonly features?: bigint;
   /** Size of every queue (default 16, capped by what the device allows). */
@@ -162,11 +170,10 @@ export interface DeviceConformance {
   /** Queue the generic checks drive. */
   readonly probeQueue: number;
   /**
-   * Queues `ConformanceDriver.start` sets up for this device's own checks (0..n-1); default only
-   * `probeQueue`. A device whose checks use several queues (vsock: rx and tx) says how many, so a
-   * vhost-user driver sets them all up as the in-process harness does.
+   * Queues a driver sets up on `start` when the check does not say (default: the probe queue
+   * alone). Devices whose checks also use other queues (vsock replies on rx) list them all.
    */
-  readonly startQueues?: number;
+  readonly queues?: readonly number[];
   /** A fresh valid request, laid out in `d`'s memory. */
   probe(d: ConformanceDriver): ProbeRequest;
   /** A request with buffers in the wrong direction (e.g. a device-readable buffer where data goes). */

@@ -22,13 +22,13 @@
  * - CRASH: the back-end process died (decided by the runner, which sees the process).
  * Does not own: the requests' meaning (device probes).
  */
-import { fail, pass, reject, skip, type CheckOutcome, type Verdict } from '../../device/conformance.js';
+import { fail, pass, reject, type CheckOutcome, type Verdict } from '../../device/conformance.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE } from '../../spec/split-ring.js';
 import { VIRTIO_F_INDIRECT_DESC, featureBit, hasFeature } from '../../spec/virtio.js';
 import { VhostUserFrontendError } from '../../vhost-user/frontend-errors.js';
 import { VHOST_USER_PROTOCOL_F_RESET_DEVICE } from '../../vhost-user/protocol.js';
-import { type Check, type CheckContext, errorText, isBackendSilence, isBadUsed, isConnectRefused, probeOnce } from '../check.js';
-import type { VhostUserDriver, VhostUserStartOptions } from '../driver.js';
+import { type Check, type CheckContext, type GenericCheckSpec, errorText, genericChecks, isBackendSilence, isBadUsed, isConnectRefused, offersFeature, probeOnce } from '../check.js';
+import type { VhostUserDriver } from '../driver.js';
 import { ConformanceError } from '../errors.js';
 import { addChain, descsOf, type RawDesc, writableLength, writeTable } from './chains.js';
 
@@ -48,21 +48,14 @@ interface Injection {
   readonly judge?: (used: { len: number } | null) => CheckOutcome;
 }
 
-interface HostileSpec {
-  readonly id: string;
-  readonly title: string;
-  readonly source: string;
-  /** SKIP reason when the device cannot be tested this way. */
-  readonly needs?: (d: VhostUserDriver) => string | null;
-  readonly start?: (d: VhostUserDriver) => VhostUserStartOptions;
+/** A hostile check: the generic spec minus its body, which is always inject, kick, judge. */
+interface HostileSpec extends Omit<GenericCheckSpec, 'level' | 'setup' | 'run'> {
   inject(ctx: CheckContext, d: VhostUserDriver): Injection;
 }
 
 const outcome = (verdict: Verdict, details: string): CheckOutcome => ({ verdict, details });
 
-function needsIndirect(d: VhostUserDriver): string | null {
-  return hasFeature(d.offeredFeatures, VIRTIO_F_INDIRECT_DESC) ? null : 'VIRTIO_F_INDIRECT_DESC is not offered';
-}
+const needsIndirect = offersFeature(VIRTIO_F_INDIRECT_DESC, 'VIRTIO_F_INDIRECT_DESC');
 
 /** The probe's descriptors, to be bent by an injection. */
 function probeDescs(ctx: CheckContext, d: VhostUserDriver): RawDesc[] {
@@ -173,24 +166,19 @@ function judge(ctx: CheckContext, d: VhostUserDriver, inj: Injection): CheckOutc
   return recover(ctx, d, problem);
 }
 
-function hostile(spec: HostileSpec): Check {
-  return {
-    id: spec.id,
-    title: spec.title,
-    source: spec.source,
+const hostileCheck = genericChecks('hostile');
+
+/** Every hostile check breaks a driver MUST, and is judged the same way (see the file comment). */
+function hostile({ inject, ...spec }: HostileSpec): Check {
+  return hostileCheck({
+    ...spec,
     level: 'MUST',
-    group: 'hostile',
-    devices: 'all',
-    run(ctx) {
-      const d = ctx.connect();
-      const why = spec.needs?.(d) ?? null;
-      if (why !== null) return skip(why);
-      d.start(spec.start?.(d) ?? {});
-      const inj = spec.inject(ctx, d);
+    run(d, ctx) {
+      const inj = inject(ctx, d);
       d.kick();
       return judge(ctx, d, inj);
     },
-  };
+  });
 }
 
 export const HOSTILE_CHECKS: readonly Check[] = [

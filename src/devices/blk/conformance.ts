@@ -129,6 +129,20 @@ function preserving(d: ConformanceDriver, sector: number, len: number, body: () 
   return result;
 }
 
+/**
+ * A write the device must refuse: it is answered IOERR and the `watched` bytes at `sector` read
+ * the same before and after. `say` words the two failures.
+ */
+function refusedWrite(d: ConformanceDriver, w: { sector: number; data: Uint8Array; watched: number }, say: { status: (name: string) => string; changed: string }): CheckOutcome {
+  const before = readOk(d, w.sector, w.watched);
+  if (typeof before === 'string') return fail(before);
+  const r = write(d, w.sector, w.data);
+  if (r.status !== VIRTIO_BLK_S_IOERR) return fail(say.status(statusName(r.status)));
+  const after = readOk(d, w.sector, w.watched);
+  if (typeof after === 'string') return fail(after);
+  return sameBytes(before, after) ? pass() : fail(say.changed);
+}
+
 function needsWritable(d: ConformanceDriver): CheckOutcome | null {
   return offers(d, VIRTIO_BLK_F_RO) ? skip('the device is read-only (VIRTIO_BLK_F_RO)') : null;
 }
@@ -346,15 +360,12 @@ const checks: DeviceCheck[] = [
       if (ro !== null) return ro;
       const cap = capacity(d);
       if (typeof cap === 'string') return skip(cap);
-      return preserving(d, cap - 1, 512, () => {
-        const before = readOk(d, cap - 1, 512);
-        if (typeof before === 'string') return fail(before);
-        const w = write(d, cap - 1, pattern(1024, 3));
-        if (w.status !== VIRTIO_BLK_S_IOERR) return fail(`a 2-sector write at sector ${cap - 1} (capacity ${cap}) answered ${statusName(w.status)}`);
-        const after = readOk(d, cap - 1, 512);
-        if (typeof after === 'string') return fail(after);
-        return sameBytes(before, after) ? pass() : fail('the last sector changed although the write was refused');
-      });
+      return preserving(d, cap - 1, 512, () =>
+        refusedWrite(d, { sector: cap - 1, data: pattern(1024, 3), watched: 512 }, {
+          status: (s) => `a 2-sector write at sector ${cap - 1} (capacity ${cap}) answered ${s}`,
+          changed: 'the last sector changed although the write was refused',
+        }),
+      );
     },
   },
   {
@@ -367,13 +378,10 @@ const checks: DeviceCheck[] = [
     run(d) {
       d.start();
       if (!offers(d, VIRTIO_BLK_F_RO)) return skip('the device is writable (VIRTIO_BLK_F_RO not offered)');
-      const before = readOk(d, RW_SECTOR, 4096);
-      if (typeof before === 'string') return fail(before);
-      const w = write(d, RW_SECTOR, pattern(4096, 4));
-      if (w.status !== VIRTIO_BLK_S_IOERR) return fail(`write answered ${statusName(w.status)}`);
-      const after = readOk(d, RW_SECTOR, 4096);
-      if (typeof after === 'string') return fail(after);
-      return sameBytes(before, after) ? pass() : fail('the data changed although the device is read-only');
+      return refusedWrite(d, { sector: RW_SECTOR, data: pattern(4096, 4), watched: 4096 }, {
+        status: (s) => `write answered ${s}`,
+        changed: 'the data changed although the device is read-only',
+      });
     },
   },
   {

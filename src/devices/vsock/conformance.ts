@@ -8,7 +8,8 @@
  * no device-readable header), and the vsock checks: the config space holds a usable guest CID, the
  * offered features, RST answers to a packet of unknown type and to a connection request nobody
  * listens for, and hostile headers (truncated, lying about their length, a spoofed source CID)
- * that must neither crash nor wedge the device.
+ * that must neither crash nor wedge the device; and vsock headers built and read field by field
+ * (also used by the unit tests, through testing.ts).
  * Does not own: running checks, transports.
  *
  * Replies come on the rx queue, into buffers the driver posts; a driver request blocks until the
@@ -23,30 +24,26 @@ import {
   VIRTIO_VSOCK_F_SEQPACKET,
   VIRTIO_VSOCK_F_STREAM,
   VSOCK_DEVICE_ID,
+  VSOCK_EVENT_QUEUE,
   VSOCK_RX_QUEUE,
   VSOCK_TX_QUEUE,
+  type VirtioVsockHdr,
 } from './spec.js';
 
 const SPEC = 'VIRTIO 1.3 §5.10';
 const HDR = 44;
-const OP_REQUEST = 1;
-const OP_RST = 3;
 const TYPE_STREAM = 1;
 /** A host port nobody is expected to listen on. */
 const UNUSED_PORT = 0xffff_ff00;
 
-interface Hdr {
-  src_cid: bigint;
-  dst_cid: bigint;
-  src_port: number;
-  dst_port: number;
-  len: number;
-  type: number;
-  op: number;
-}
+/** A vsock header as plain numbers: the spec struct's fields (its bytes are built here, never by the codec under test). */
+export type Hdr = VirtioVsockHdr;
 
-/** Header bytes built field by field (§5.10.6), independent of the device's codec. */
-function hdrBytes(h: Hdr): Uint8Array {
+/** `op` values (§5.10.6). */
+export const OP = { REQUEST: 1, RESPONSE: 2, RST: 3, SHUTDOWN: 4, RW: 5, CREDIT_UPDATE: 6, CREDIT_REQUEST: 7 } as const;
+
+/** `struct virtio_vsock_hdr` bytes, each offset written out (§5.10.6), independent of the device's codec in spec.ts. */
+export function hdrBytes(h: Hdr): Uint8Array {
   const b = new Uint8Array(HDR);
   const v = new DataView(b.buffer);
   v.setBigUint64(0, h.src_cid, true);
@@ -56,11 +53,14 @@ function hdrBytes(h: Hdr): Uint8Array {
   v.setUint32(24, h.len, true);
   v.setUint16(28, h.type, true);
   v.setUint16(30, h.op, true);
-  v.setUint32(36, 65536, true); // buf_alloc
+  v.setUint32(32, h.flags, true);
+  v.setUint32(36, h.buf_alloc, true);
+  v.setUint32(40, h.fwd_cnt, true);
   return b;
 }
 
-function parseHdr(b: Uint8Array): Hdr {
+/** The header at the start of `b`, field by field. */
+export function parseHdr(b: Uint8Array): Hdr {
   const v = new DataView(b.buffer, b.byteOffset, HDR);
   return {
     src_cid: v.getBigUint64(0, true),
@@ -70,7 +70,15 @@ function parseHdr(b: Uint8Array): Hdr {
     len: v.getUint32(24, true),
     type: v.getUint16(28, true),
     op: v.getUint16(30, true),
+    flags: v.getUint32(32, true),
+    buf_alloc: v.getUint32(36, true),
+    fwd_cnt: v.getUint32(40, true),
   };
+}
+
+/** A packet header from a driver without credit state (flags 0, buf_alloc 64 KiB, fwd_cnt 0). */
+function packet(h: Omit<Hdr, 'flags' | 'buf_alloc' | 'fwd_cnt'>): Uint8Array {
+  return hdrBytes({ flags: 0, buf_alloc: 65536, fwd_cnt: 0, ...h });
 }
 
 /** The guest CID from config space, or a reason it cannot be used. */
@@ -105,7 +113,7 @@ function withCid(d: ConformanceDriver, body: (cid: bigint) => CheckOutcome): Che
 /** An RST is owed for the flow (cid:srcPort → dst): is the packet received it? */
 function isRstFor(h: Hdr | string, cid: bigint, srcPort: number): string | null {
   if (typeof h === 'string') return h;
-  if (h.op !== OP_RST) return `expected RST, got op ${h.op}`;
+  if (h.op !== OP.RST) return `expected RST, got op ${h.op}`;
   if (h.dst_cid !== cid || h.dst_port !== srcPort) return `RST addressed to ${h.dst_cid}:${h.dst_port}, not to the sender ${cid}:${srcPort}`;
   return null;
 }
@@ -143,13 +151,13 @@ const checks: DeviceCheck[] = [
   {
     id: 'vsock.rst-unknown-type',
     title: 'A packet of unknown type gets an RST reply',
-    source: `${SPEC}.6.4.2 Device Requirements ("A VIRTIO_VSOCK_OP_RST reply MUST be sent if a packet is received with an unknown type value")`,
+    source: `${SPEC}.6.4.2 Device Requirements ("A VIRTIO_VSOCK_OP.RST reply MUST be sent if a packet is received with an unknown type value")`,
     level: 'MUST',
     group: 'device',
     devices: ['vsock'],
     run: (d) =>
       withCid(d, (cid) => {
-        const bad = send(d, hdrBytes({ src_cid: cid, dst_cid: 2n, src_port: 40_001, dst_port: UNUSED_PORT, len: 0, type: 0x99, op: OP_REQUEST }));
+        const bad = send(d, packet({ src_cid: cid, dst_cid: 2n, src_port: 40_001, dst_port: UNUSED_PORT, len: 0, type: 0x99, op: OP.REQUEST }));
         if (bad !== null) return fail(bad);
         const why = isRstFor(receive(d), cid, 40_001);
         return why === null ? pass('RST') : fail(why);
@@ -158,13 +166,13 @@ const checks: DeviceCheck[] = [
   {
     id: 'vsock.rst-no-listener',
     title: 'A connection request to a host port nobody listens on gets an RST',
-    source: `${SPEC}.6.5 Stream Sockets ("A VIRTIO_VSOCK_OP_RST reply is sent if a listening socket does not exist on the destination")`,
+    source: `${SPEC}.6.5 Stream Sockets ("A VIRTIO_VSOCK_OP.RST reply is sent if a listening socket does not exist on the destination")`,
     level: 'MUST',
     group: 'device',
     devices: ['vsock'],
     run: (d) =>
       withCid(d, (cid) => {
-        const bad = send(d, hdrBytes({ src_cid: cid, dst_cid: 2n, src_port: 40_002, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP_REQUEST }));
+        const bad = send(d, packet({ src_cid: cid, dst_cid: 2n, src_port: 40_002, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP.REQUEST }));
         if (bad !== null) return fail(bad);
         const why = isRstFor(receive(d), cid, 40_002);
         return why === null ? pass('RST') : fail(why);
@@ -181,18 +189,18 @@ const checks: DeviceCheck[] = [
       withCid(d, (cid) => {
         const problems = [
           send(d, new Uint8Array(10)),
-          send(d, hdrBytes({ src_cid: cid, dst_cid: 2n, src_port: 40_003, dst_port: UNUSED_PORT, len: 1 << 20, type: TYPE_STREAM, op: 5 })),
-          send(d, hdrBytes({ src_cid: cid + 1n, dst_cid: 2n, src_port: 40_004, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP_REQUEST })),
+          send(d, packet({ src_cid: cid, dst_cid: 2n, src_port: 40_003, dst_port: UNUSED_PORT, len: 1 << 20, type: TYPE_STREAM, op: 5 })),
+          send(d, packet({ src_cid: cid + 1n, dst_cid: 2n, src_port: 40_004, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP.REQUEST })),
         ].filter((p): p is string => p !== null);
         if (problems.length > 0) return fail(problems.join('; '));
         // Drain what the device owes (an RST each for the bad length and the spoofed source, at
         // most), then show it still answers: a request to a closed port gets its RST.
-        const marker = send(d, hdrBytes({ src_cid: cid, dst_cid: 2n, src_port: 40_005, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP_REQUEST }));
+        const marker = send(d, packet({ src_cid: cid, dst_cid: 2n, src_port: 40_005, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP.REQUEST }));
         if (marker !== null) return fail(marker);
         for (let i = 0; i < 3; i++) {
           const h = receive(d);
           if (typeof h === 'string') return fail(h);
-          if (h.op !== OP_RST) return fail(`a hostile packet was answered with op ${h.op}, not RST`);
+          if (h.op !== OP.RST) return fail(`a hostile packet was answered with op ${h.op}, not RST`);
           if (h.dst_port === 40_005) return reject(`refused (${i} RST before the marker's); the device still serves`);
         }
         return fail('no answer to a valid request after the hostile packets');
@@ -205,12 +213,12 @@ export const vsockConformance: DeviceConformance = {
   deviceId: VSOCK_DEVICE_ID,
   configSize: VIRTIO_VSOCK_CONFIG_SIZE,
   probeQueue: VSOCK_TX_QUEUE,
-  // rx (0) and tx (1): the checks read the device's answers from rx.
-  startQueues: 2,
+  // Replies come on rx; the event queue is set up as a driver does, though no check uses it.
+  queues: [VSOCK_RX_QUEUE, VSOCK_TX_QUEUE, VSOCK_EVENT_QUEUE],
   probe(d) {
     // An RST for no flow: the device takes it and owes nothing back (never RST an RST).
     const cid = d.hasConfigAccess ? guestCid(d) : 3n;
-    const buf = d.out(hdrBytes({ src_cid: typeof cid === 'string' ? 3n : cid, dst_cid: 2n, src_port: 40_000, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP_RST }));
+    const buf = d.out(packet({ src_cid: typeof cid === 'string' ? 3n : cid, dst_cid: 2n, src_port: 40_000, dst_port: UNUSED_PORT, len: 0, type: TYPE_STREAM, op: OP.RST }));
     return { buffers: [buf], verify: (used) => (used.len === 0 ? null : `tx chain used with length ${used.len}`) };
   },
   wrongDirection(d) {

@@ -9,6 +9,7 @@
  */
 import type { DeviceHarness } from '../../device/harness.js';
 import type { VirtioDevice } from '../../device/contract.js';
+import { hdrBytes, parseHdr, type Hdr } from './conformance.js';
 import type { UnixStreamOps } from './host.js';
 
 // ---- fake host sockets ------------------------------------------------------------------------
@@ -167,54 +168,8 @@ export class FakeUnixStreams implements UnixStreamOps {
 
 // ---- packets built by hand --------------------------------------------------------------------
 
-/** A vsock header as plain numbers (CIDs as bigint: the upper half matters to the tests). */
-export interface Hdr {
-  src_cid: bigint;
-  dst_cid: bigint;
-  src_port: number;
-  dst_port: number;
-  len: number;
-  type: number;
-  op: number;
-  flags: number;
-  buf_alloc: number;
-  fwd_cnt: number;
-}
-
-export const OP = { REQUEST: 1, RESPONSE: 2, RST: 3, SHUTDOWN: 4, RW: 5, CREDIT_UPDATE: 6, CREDIT_REQUEST: 7 } as const;
-
-/** `struct virtio_vsock_hdr` bytes, each offset written out (§5.10.6). */
-export function hdrBytes(h: Hdr): Uint8Array {
-  const b = new Uint8Array(44);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, h.src_cid, true);
-  v.setBigUint64(8, h.dst_cid, true);
-  v.setUint32(16, h.src_port, true);
-  v.setUint32(20, h.dst_port, true);
-  v.setUint32(24, h.len, true);
-  v.setUint16(28, h.type, true);
-  v.setUint16(30, h.op, true);
-  v.setUint32(32, h.flags, true);
-  v.setUint32(36, h.buf_alloc, true);
-  v.setUint32(40, h.fwd_cnt, true);
-  return b;
-}
-
-export function parseHdr(b: Uint8Array): Hdr {
-  const v = new DataView(b.buffer, b.byteOffset, 44);
-  return {
-    src_cid: v.getBigUint64(0, true),
-    dst_cid: v.getBigUint64(8, true),
-    src_port: v.getUint32(16, true),
-    dst_port: v.getUint32(20, true),
-    len: v.getUint32(24, true),
-    type: v.getUint16(28, true),
-    op: v.getUint16(30, true),
-    flags: v.getUint32(32, true),
-    buf_alloc: v.getUint32(36, true),
-    fwd_cnt: v.getUint32(40, true),
-  };
-}
+// Headers are built by hand in conformance.ts (the checks need them too); re-exported here.
+export { OP, hdrBytes, parseHdr, type Hdr } from './conformance.js';
 
 /** A received packet. */
 export interface RxPacket {
