@@ -7,7 +7,7 @@
  * still waiting for their line (`MAX_HANDSHAKES`), reading and parsing the line (`parseHandshake`),
  * the deadline for it, and dropping clients that send none or a bad one (`handshakeErrors`).
  * Does not own: the listening socket itself (the device opens and closes it), what happens once a
- * line arrived (the device hands the fd to its connection table, `connection.ts`), any OS call
+ * line arrived (the device hands the fd to its connection table, `host-connections.ts`), any OS call
  * (injected `UnixStreamOps`).
  */
 import type { DeviceContext, HostTimer, HostWatch } from '../../device/contract.js';

@@ -103,7 +103,7 @@ export function emptyMalformedCounts(): VsockMalformedCounts {
 
 /**
  * The running counts behind `VsockDevice.metrics()`, shared by the parts of the device that bump
- * them (`model.ts`, `connection.ts`, `handshake.ts`); `metrics()` reports them under the names above.
+ * them (`model.ts`, `host-connections.ts`, `handshake.ts`); `metrics()` reports them under the names above.
  */
 export type VsockCounters = {
   total: number;

@@ -7,21 +7,12 @@
  * QEMU keeps the event queue to itself), the config space (`guest_cid`), the options, validating
  * every packet the guest transmits and routing it (to the host connections or a peer guest),
  * moving the rx backlog into rx buffers, the event queue's TRANSPORT_RESET, and the metrics.
- * Does not own: host connections and their credit (`connection.ts`), the CONNECT handshake
- * (`handshake.ts`), the backlog's FIFO and caps (`rx-backlog.ts`), socket calls (injected
- * `UnixStreamOps`), guest-to-guest routing decisions (`fabric.ts`), rings (`queue/`), transports.
+ * Does not own: host connections (`host-connections.ts`) and their credit (`connection.ts`), the
+ * CONNECT handshake (`handshake.ts`), the backlog's FIFO and caps (`rx-backlog.ts`), socket calls
+ * (injected `UnixStreamOps`), guest-to-guest routing (`fabric.ts`), rings (`queue/`), transports.
  *
- * Validation of a tx packet, in order (each failure: the chain is returned, the packet is counted in
- * `malformed`, and the guest gets an RST for the flow, unless the packet was an RST itself):
- * | check | reason |
- * |---|---|
- * | >= 44 readable bytes | `shortHeader` (dropped without RST: there is no flow to answer) |
- * | `len` <= readable bytes after the header | `badLength` (§5.10.6: len is "the size of the payload") |
- * | `len` <= 64 KiB | `tooLong` (Linux's largest packet; never allocate by a guest-claimed size) |
- * | `src_cid` == guest_cid | `badSrcCid` (§5.10.6.4.1: "guest_cid ... MUST be used as the source CID") |
- * | `type` == STREAM, and stream allowed by the features | `badType` (§5.10.6.4.2: "A VIRTIO_VSOCK_OP_RST reply MUST be sent if a packet is received with an unknown type value") |
- * | `op` in 1..7 | `badOp` |
- * | `dst_cid` == 2, or a group member both allow-lists admit | RST `noRoute` / `notAllowed` |
+ * Tx packets are validated as `packet.ts` describes; a valid one goes to the host connections
+ * (CID 2) or through the group to a peer guest (`fabric.ts`).
  *
  * The tx queue is processed even when the rx queue is full (§5.10.6.1), as long as the backlog has
  * room for the replies; then tx processing pauses until the guest gives rx buffers back. Flow
@@ -30,12 +21,13 @@
 import type { DeviceContext, HostWatch, VirtioDevice } from '../../device/contract.js';
 import type { DescriptorChain } from '../../queue/chain.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask, hasFeature } from '../../spec/virtio.js';
-import { HostConnections } from './connection.js';
+import { HostConnections } from './host-connections.js';
 import { VsockError } from './errors.js';
 import { VsockFabric, type FabricMember } from './fabric.js';
 import { HostHandshakes } from './handshake.js';
 import type { UnixStreamOps } from './host.js';
 import { emptyMalformedCounts, emptyResetCounts, emptyVsockCounters, type VsockMalformedCounts, type VsockMetrics, type VsockResetReason } from './metrics.js';
+import { checkTxHeader, readTxPacket, rstReplyHeader, VSOCK_MAX_PKT_PAYLOAD, type TxPacket } from './packet.js';
 import { REPLY_RESERVE, RxBacklog, type Pending } from './rx-backlog.js';
 import {
   VIRTIO_VSOCK_CONFIG_SIZE,
@@ -43,12 +35,7 @@ import {
   VIRTIO_VSOCK_EVENT_TRANSPORT_RESET,
   VIRTIO_VSOCK_F_NO_IMPLIED_STREAM,
   VIRTIO_VSOCK_F_STREAM,
-  VIRTIO_VSOCK_HDR_SIZE,
-  VIRTIO_VSOCK_OP_CREDIT_REQUEST,
-  VIRTIO_VSOCK_OP_REQUEST,
   VIRTIO_VSOCK_OP_RST,
-  VIRTIO_VSOCK_OP_RW,
-  VIRTIO_VSOCK_TYPE_STREAM,
   VMADDR_CID_HOST,
   VSOCK_DEVICE_ID,
   VSOCK_EVENT_QUEUE,
@@ -57,12 +44,10 @@ import {
   VSOCK_QUEUE_MAX_SIZE,
   VSOCK_RX_QUEUE,
   VSOCK_TX_QUEUE,
-  virtioVsockHdr,
   type VirtioVsockHdr,
 } from './spec.js';
 
-/** Largest payload accepted in one tx packet: Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE. */
-export const VSOCK_MAX_PKT_PAYLOAD = 64 * 1024;
+export { VSOCK_MAX_PKT_PAYLOAD } from './packet.js';
 
 export interface VsockOptions {
   /** The guest's CID, 3..0xfffffffe (§5.10.4). */
@@ -113,7 +98,7 @@ export class VsockDevice implements VirtioDevice, FabricMember {
   /** Clients of `<uds>` before their CONNECT line; only with `udsPath`. */
   readonly #handshakes: HostHandshakes | undefined;
   /** A tx packet that could not be handed on yet; tx processing waits for it. */
-  #stalled: { hdr: VirtioVsockHdr; data: Uint8Array | undefined } | undefined;
+  #stalled: TxPacket | undefined;
   #pendingEvent = false;
   #inTx = false;
   #inFlush = false;
@@ -349,20 +334,16 @@ export class VsockDevice implements VirtioDevice, FabricMember {
   }
 
   /** Copies one packet out of a tx chain; undefined when it is malformed (counted, maybe RST). */
-  #readPacket(chain: DescriptorChain): { hdr: VirtioVsockHdr; data: Uint8Array | undefined } | undefined {
+  #readPacket(chain: DescriptorChain): TxPacket | undefined {
     this.#counters.tx++;
-    if (chain.readableLength < VIRTIO_VSOCK_HDR_SIZE) {
+    const read = readTxPacket(chain);
+    if (read.kind === 'shortHeader') {
       this.#malformed.shortHeader++;
       this.#ctx?.log.debug(`vsock ${this.guestCid}: tx packet of ${chain.readableLength} bytes has no header; dropped`);
       return undefined;
     }
-    const r = chain.reader();
-    const hdr = r.readObj(virtioVsockHdr);
-    if (hdr.len > r.remaining) return this.#refuse(hdr, 'badLength');
-    if (hdr.len > VSOCK_MAX_PKT_PAYLOAD) return this.#refuse(hdr, 'tooLong');
-    // Only RW carries payload; other ops' bytes are ignored, never copied.
-    const data = hdr.op === VIRTIO_VSOCK_OP_RW && hdr.len > 0 ? r.readBytes(hdr.len) : undefined;
-    return { hdr, data };
+    if (read.kind === 'malformed') return this.#refuse(read.hdr, read.why);
+    return read.packet;
   }
 
   #refuse(hdr: VirtioVsockHdr, why: keyof VsockMalformedCounts): undefined {
@@ -374,10 +355,7 @@ export class VsockDevice implements VirtioDevice, FabricMember {
 
   /** Handles one valid-sized packet. Returns false when it must wait (its destination is full). */
   #handle(hdr: VirtioVsockHdr, data: Uint8Array | undefined): boolean {
-    let bad: keyof VsockMalformedCounts | undefined;
-    if (hdr.src_cid !== BigInt(this.guestCid)) bad = 'badSrcCid';
-    else if (hdr.type !== VIRTIO_VSOCK_TYPE_STREAM || !this.#streamAllowed) bad = 'badType';
-    else if (hdr.op < VIRTIO_VSOCK_OP_REQUEST || hdr.op > VIRTIO_VSOCK_OP_CREDIT_REQUEST) bad = 'badOp';
+    const bad = checkTxHeader(hdr, this.guestCid, this.#streamAllowed);
     if (bad !== undefined) {
       this.#refuse(hdr, bad);
       return true;
@@ -393,40 +371,17 @@ export class VsockDevice implements VirtioDevice, FabricMember {
   // ---- guest ↔ guest ------------------------------------------------------------------------
 
   #fromGuestToPeer(hdr: VirtioVsockHdr, data: Uint8Array | undefined): boolean {
-    const route = this.fabric.route(this, hdr.dst_cid);
-    if (route.kind !== 'ok') {
-      this.#replyRst(hdr, route.kind);
+    const r = this.fabric.forward(this, hdr, data, () => this.#atConnectionLimit());
+    if (r.kind === 'wait') return false;
+    if (r.kind === 'rst') {
+      this.#replyRst(hdr, r.reason);
       return true;
     }
-    const dst = route.dst;
-    if (!dst.isActive) {
-      if (hdr.op !== VIRTIO_VSOCK_OP_RST) this.fabric.close(hdr);
-      this.#replyRst(hdr, 'noRoute');
-      return true;
-    }
-    const open = this.fabric.isOpen(hdr);
-    if (hdr.op === VIRTIO_VSOCK_OP_REQUEST) {
-      if (open) {
-        this.#replyRst(hdr, 'protocol');
-        return true;
-      }
-      if (this.#atConnectionLimit()) {
-        this.#replyRst(hdr, 'tooManyConnections');
-        return true;
-      }
-    } else if (!open) {
-      this.#replyRst(hdr, 'unknownConnection');
-      return true;
-    }
-    const len = data?.byteLength ?? 0;
-    if (!dst.hasRoomForPeer(len)) return false;
-    if (hdr.op === VIRTIO_VSOCK_OP_REQUEST) {
-      this.fabric.open(hdr);
+    if (r.opened) {
       this.#counters.total++;
       this.#counters.guestInitiated++;
-    } else if (hdr.op === VIRTIO_VSOCK_OP_RST) this.fabric.close(hdr);
-    this.#counters.guestToPeer += len;
-    dst.deliverFromPeer(hdr, data);
+    }
+    this.#counters.guestToPeer += data?.byteLength ?? 0;
     return true;
   }
 
@@ -448,11 +403,7 @@ export class VsockDevice implements VirtioDevice, FabricMember {
   #replyRst(hdr: VirtioVsockHdr, reason: VsockResetReason): void {
     if (hdr.op === VIRTIO_VSOCK_OP_RST) return;
     this.#resets[reason]++;
-    this.#enqueue({
-      hdr: { src_cid: hdr.dst_cid, dst_cid: BigInt(this.guestCid), src_port: hdr.dst_port, dst_port: hdr.src_port, len: 0, type: VIRTIO_VSOCK_TYPE_STREAM, op: VIRTIO_VSOCK_OP_RST, flags: 0, buf_alloc: 0, fwd_cnt: 0 },
-      data: undefined,
-      conn: undefined,
-    });
+    this.#enqueue({ hdr: rstReplyHeader(hdr, this.guestCid), data: undefined, conn: undefined });
   }
 
   /** Adds a packet to the rx backlog (see `RxBacklog.push` for why the caps hold). */

@@ -10,7 +10,7 @@
  *
  * Owns: the FIFO, its caps and room checks, and writing the first packet (or its first part) into
  * one rx chain. Does not own: popping the rx queue or notifying the guest (`model.ts`), deciding
- * what to enqueue (`model.ts`, `connection.ts`).
+ * what to enqueue (`model.ts`, `host-connections.ts`).
  */
 import type { DescriptorChain } from '../../queue/chain.js';
 import { VIRTIO_VSOCK_HDR_SIZE, virtioVsockHdr, type VirtioVsockHdr } from './spec.js';
