@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { DeviceHarness, type HarnessOptions } from '../../device/harness.js';
 import { VIRTQ_DESC_F_WRITE } from '../../spec/split-ring.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit, featureMask } from '../../spec/virtio.js';
-import { BlkDevice, type BlkOptions, MemoryBlockHost } from './index.js';
+import { BlkDevice, type BlkOptions } from './index.js';
+import { MemoryBlockHost } from './testing.js';
 import { BlkDriver, STATUS_UNWRITTEN, concat, pattern, reqHeaderBytes, segmentBytes } from './testing.js';
 
 const OK = 0;
