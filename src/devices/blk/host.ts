@@ -18,7 +18,7 @@
  * the guest's pages are the I/O buffers.
  */
 import fs from 'node:fs';
-import { BlkHostError } from './errors.js';
+import { BlkConfigError, BlkHostError } from './errors.js';
 
 /** fallocate(fd, mode, offset, length) as `sys/` exposes it; throws on failure (errno in the error). */
 export type FallocateFn = (fd: number, mode: number, offset: number, length: number) => void;
@@ -63,7 +63,11 @@ export interface BlockHost {
 }
 
 /** Checks that [offset, offset + length) lies in [0, size) (an AVP bug otherwise: the device checks first). */
-/** Guards a host operation against a range outside [0, size) (an AVP bug: the device checks first). @throws BlkHostError BLK_HOST_OUT_OF_RANGE */
+/**
+ * Guards a host operation against a range outside [0, size).
+ * Assertion (an AVP bug, never guest input): the device checks every range against the capacity
+ * before it calls the host. @throws BlkHostError BLK_HOST_OUT_OF_RANGE
+ */
 export function checkImageRange(size: number, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || length > size - offset) {
     throw new BlkHostError('BLK_HOST_OUT_OF_RANGE', `range [${offset}, +${length}) is outside the ${size}-byte image`);
@@ -152,12 +156,12 @@ export class FileBlockHost implements BlockHost {
 
   /**
    * Opens `path` (read-write, or O_RDONLY with `readOnly`).
-   * @throws Error from node:fs (ENOENT, EACCES, ...); RangeError when `path` is not a regular file
-   * or `zeroChunkSize` is not a positive integer.
+   * @throws Error from node:fs (ENOENT, EACCES, ...); BlkHostError BLK_HOST_NOT_A_FILE when `path`
+   * is not a regular file; BlkConfigError BLK_BAD_OPTION when `zeroChunkSize` is not a positive integer.
    */
   constructor(path: string, opts: FileBlockHostOptions = {}) {
     this.#zeroChunk = opts.zeroChunkSize ?? ZERO_CHUNK_DEFAULT;
-    if (!Number.isSafeInteger(this.#zeroChunk) || this.#zeroChunk < 1) throw new RangeError(`zeroChunkSize must be a positive integer, got ${this.#zeroChunk}`);
+    if (!Number.isSafeInteger(this.#zeroChunk) || this.#zeroChunk < 1) throw new BlkConfigError('BLK_BAD_OPTION', `zeroChunkSize must be a positive integer, got ${this.#zeroChunk}`);
     this.path = path;
     this.readOnly = opts.readOnly ?? false;
     this.#fd = fs.openSync(path, this.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
@@ -165,7 +169,7 @@ export class FileBlockHost implements BlockHost {
     if (!st.isFile()) {
       fs.closeSync(this.#fd);
       // Block devices report size 0 through fstat and Node has no lseek(SEEK_END) to size them.
-      throw new RangeError(`${path} is not a regular file (raw image files only)`);
+      throw new BlkHostError('BLK_HOST_NOT_A_FILE', `${path} is not a regular file (raw image files only)`);
     }
     this.size = st.size;
     this.#fallocate = opts.fallocate;
@@ -219,6 +223,7 @@ export class FileBlockHost implements BlockHost {
     this.#fd = -1;
   }
 
+  /** Assertion (an AVP bug, never guest input): the device refuses writes to a read-only device first. */
   #checkWritable(what: string): void {
     if (this.readOnly) throw new BlkHostError('BLK_HOST_READ_ONLY', `${what} refused: ${this.path} is open read-only`);
   }

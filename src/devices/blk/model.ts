@@ -15,6 +15,7 @@ import type { DeviceContext, VirtioDevice } from '../../device/contract.js';
 import { serveQueue } from '../../device/serve.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit, featureMask, hasFeature } from '../../spec/virtio.js';
 import type { BlockHost } from './host.js';
+import { BlkConfigError } from './errors.js';
 import type { BlkMetrics } from './metrics.js';
 import { BlkRequestHandler } from './requests.js';
 import {
@@ -114,13 +115,17 @@ interface Settings {
   writeback: boolean;
   id: Uint8Array;
 }
+function bad(message: string): BlkConfigError {
+  return new BlkConfigError('BLK_BAD_OPTION', message);
+}
+
 function isPowerOf2(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-/** @throws RangeError unless `v` is an integer in [min, max]. */
+/** @throws BlkConfigError BLK_BAD_OPTION unless `v` is an integer in [min, max]. */
 function checkInt(name: string, v: number, min: number, max: number): number {
-  if (!Number.isSafeInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw bad(`${name} must be an integer in ${min}..${max}, got ${v}`);
   return v;
 }
 
@@ -128,30 +133,30 @@ function checkInt(name: string, v: number, min: number, max: number): number {
 function encodeSerial(serial: string | undefined): Uint8Array {
   const id = new Uint8Array(VIRTIO_BLK_ID_BYTES);
   if (serial === undefined) return id;
-  if (serial.length > VIRTIO_BLK_ID_BYTES) throw new RangeError(`serial must be at most ${VIRTIO_BLK_ID_BYTES} bytes, got ${serial.length}`);
+  if (serial.length > VIRTIO_BLK_ID_BYTES) throw bad(`serial must be at most ${VIRTIO_BLK_ID_BYTES} bytes, got ${serial.length}`);
   for (let i = 0; i < serial.length; i++) {
     const c = serial.charCodeAt(i);
     // §5.2.6 "an ASCII string"; NUL would end it early, so printable ASCII only.
-    if (c < 0x20 || c > 0x7e) throw new RangeError(`serial must be printable ASCII; character ${i} is U+${c.toString(16).padStart(4, '0')}`);
+    if (c < 0x20 || c > 0x7e) throw bad(`serial must be printable ASCII; character ${i} is U+${c.toString(16).padStart(4, '0')}`);
     id[i] = c;
   }
   return id;
 }
 
-/** Validates options against the host and fills in defaults. @throws RangeError naming the option. */
+/** Validates options against the host and fills in defaults. @throws BlkConfigError BLK_BAD_OPTION naming the option. */
 function resolveSettings(opts: BlkOptions): Settings {
   const { host } = opts;
   const readOnly = opts.readOnly ?? host.readOnly;
-  if (host.readOnly && !readOnly) throw new RangeError('readOnly: false needs a writable host; this host is read-only');
-  if (!Number.isSafeInteger(host.size) || host.size < 0) throw new RangeError(`host size must be a non-negative safe integer, got ${host.size}`);
+  if (host.readOnly && !readOnly) throw bad('readOnly: false needs a writable host; this host is read-only');
+  if (!Number.isSafeInteger(host.size) || host.size < 0) throw bad(`host size must be a non-negative safe integer, got ${host.size}`);
   const queueMaxSize = opts.queueMaxSize ?? BLK_QUEUE_MAX_SIZE_DEFAULT;
-  if (!isPowerOf2(queueMaxSize) || queueMaxSize > 32768) throw new RangeError(`queueMaxSize must be a power of 2 in 1..32768, got ${queueMaxSize}`);
+  if (!isPowerOf2(queueMaxSize) || queueMaxSize > 32768) throw bad(`queueMaxSize must be a power of 2 in 1..32768, got ${queueMaxSize}`);
   const blkSize = opts.blkSize ?? VIRTIO_BLK_SECTOR_SIZE;
-  if (!isPowerOf2(blkSize) || blkSize < VIRTIO_BLK_SECTOR_SIZE || blkSize > 65536) throw new RangeError(`blkSize must be a power of 2 in 512..65536, got ${blkSize}`);
+  if (!isPowerOf2(blkSize) || blkSize < VIRTIO_BLK_SECTOR_SIZE || blkSize > 65536) throw bad(`blkSize must be a power of 2 in 512..65536, got ${blkSize}`);
   const feature = (name: 'discard' | 'writeZeroes', hostCan: boolean): boolean => {
     const asked = opts[name];
     const on = (asked ?? true) && hostCan && !readOnly;
-    if (asked === true && !on) throw new RangeError(`${name}: true needs a writable device whose host supports it`);
+    if (asked === true && !on) throw bad(`${name}: true needs a writable device whose host supports it`);
     return on;
   };
   const topology = opts.topology;
@@ -198,7 +203,7 @@ export class BlkDevice implements VirtioDevice {
   #writeback: number;
   readonly #requests: BlkRequestHandler;
 
-  /** @throws RangeError for an option that is out of range or does not fit the host. */
+  /** @throws BlkConfigError BLK_BAD_OPTION for an option that is out of range or does not fit the host. */
   constructor(opts: BlkOptions) {
     this.#s = resolveSettings(opts);
     this.#host = opts.host;
