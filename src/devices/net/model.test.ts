@@ -160,7 +160,7 @@ test('net port: a reset reaches the fabric, and the port drops what it is given 
 
 test('net port: options: the MAC must be a 6-byte unicast address, the priority 0..7', () => {
   const fab = new StubFabric();
-  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: mac('01:00:00:00:00:01') }), /unicast/);
-  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: Uint8Array.of(1, 2, 3) }), /unicast/);
-  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: mac(A), priority: 8 }), /priority must be an integer from 0 to 7/);
+  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: mac('01:00:00:00:00:01') }), { code: 'NET_BAD_OPTION', message: /unicast/ });
+  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: Uint8Array.of(1, 2, 3) }), { code: 'NET_BAD_OPTION', message: /unicast/ });
+  assert.throws(() => new NetPort(fab, { index: 0, name: 'x', mac: mac(A), priority: 8 }), { code: 'NET_BAD_OPTION', message: /priority must be an integer from 0 to 7/ });
 });

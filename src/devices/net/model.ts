@@ -40,6 +40,7 @@ import type { DeviceContext, DeviceLog, HostTimer, VirtioDevice } from '../../de
 import type { DescriptorChain } from '../../queue/chain.js';
 import type { DeviceQueue } from '../../queue/split-device.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask, hasFeature } from '../../spec/virtio.js';
+import { NetConfigError } from './errors.js';
 import { isMulticast, macKey, macString } from './mac-table.js';
 import { emptyDrops, type NetDrops, type NetPortMetrics, type NetSwitchMetrics, type NetTraffic } from './metrics.js';
 import { RxChains, writeRx } from './rx.js';
@@ -144,11 +145,11 @@ export class NetPort implements VirtioDevice {
   readonly #tx: NetTraffic = { frames: 0, bytes: 0 };
   readonly #drops: NetDrops = emptyDrops();
 
-  /** @throws RangeError for a bad MAC, priority or shaping option. */
+  /** @throws NetConfigError NET_BAD_OPTION for a bad MAC, priority or shaping option. */
   constructor(fab: PortFabric, opts: NetPortOptions) {
-    if (opts.mac.length !== ETH_ALEN || isMulticast(opts.mac, 0)) throw new RangeError(`port ${opts.name}: MAC must be a 6-byte unicast address`);
+    if (opts.mac.length !== ETH_ALEN || isMulticast(opts.mac, 0)) throw new NetConfigError('NET_BAD_OPTION', `port ${opts.name}: MAC must be a 6-byte unicast address`);
     const priority = opts.priority ?? 0;
-    if (!Number.isSafeInteger(priority) || priority < 0 || priority > 7) throw new RangeError(`port ${opts.name}: priority must be an integer from 0 to 7, got ${priority}`);
+    if (!Number.isSafeInteger(priority) || priority < 0 || priority > 7) throw new NetConfigError('NET_BAD_OPTION', `port ${opts.name}: priority must be an integer from 0 to 7, got ${priority}`);
     const qmax = opts.queueMaxSize ?? NET_QUEUE_MAX_SIZE;
     this.#fab = fab;
     this.index = opts.index;
