@@ -102,5 +102,5 @@ test('rng: with EVENT_IDX the driver is interrupted only when used_event is cros
 
 test('rng: offers VERSION_1, INDIRECT_DESC and EVENT_IDX and nothing device-specific', () => {
   assert.equal(new RngDevice().offeredFeatures, featureMask(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX));
-  assert.throws(() => new RngDevice({ maxBytesPerRequest: 0 }), RangeError);
+  assert.throws(() => new RngDevice({ maxBytesPerRequest: 0 }), { code: 'RNG_BAD_OPTION' });
 });

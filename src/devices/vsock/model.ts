@@ -139,6 +139,7 @@ export class VsockDevice implements VirtioDevice, FabricMember {
       atConnectionLimit: () => this.#atConnectionLimit(),
     });
     if (this.#udsPath !== undefined) {
+      // Assertion (an AVP wiring bug, not user input): the composition root passes the capability.
       if (this.#host === undefined) throw new VsockError('VSOCK_NO_HOST_SOCKETS', 'vsock: udsPath needs the unixStreams host capability');
       try {
         this.#listenFd = this.#host.listen(this.#udsPath);
