@@ -3,8 +3,8 @@
  * The host resource behind virtio-blk: a byte-addressed image that reads and writes straight
  * between the image and zero-copy views of guest memory.
  *
- * Owns: the `BlockHost` interface; `FileBlockHost`, a raw image file through node:fs; and
- * `MemoryBlockHost`, an in-memory fake for tests that records every call and can be told to fail.
+ * Owns: the `BlockHost` interface and `FileBlockHost`, a raw image file through node:fs. The
+ * in-memory fake for tests, `MemoryBlockHost`, is in `testing.ts`.
  * Does not own: request validation (`model.ts` checks every range against the capacity before a
  * host is called; hosts re-check only as a guard against AVP bugs), sector arithmetic, or
  * fallocate(2) itself, which only `sys/` may call: `FileBlockHost` takes it as an injected
@@ -18,7 +18,7 @@
  * the guest's pages are the I/O buffers.
  */
 import fs from 'node:fs';
-import { BlkHostError } from './errors.js';
+import { BlkConfigError, BlkHostError } from './errors.js';
 
 /** fallocate(fd, mode, offset, length) as `sys/` exposes it; throws on failure (errno in the error). */
 export type FallocateFn = (fd: number, mode: number, offset: number, length: number) => void;
@@ -63,13 +63,19 @@ export interface BlockHost {
 }
 
 /** Checks that [offset, offset + length) lies in [0, size) (an AVP bug otherwise: the device checks first). */
-function checkRange(size: number, offset: number, length: number): void {
+/**
+ * Guards a host operation against a range outside [0, size).
+ * Assertion (an AVP bug, never guest input): the device checks every range against the capacity
+ * before it calls the host. @throws BlkHostError BLK_HOST_OUT_OF_RANGE
+ */
+export function checkImageRange(size: number, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || length > size - offset) {
     throw new BlkHostError('BLK_HOST_OUT_OF_RANGE', `range [${offset}, +${length}) is outside the ${size}-byte image`);
   }
 }
 
-function totalBytes(segments: readonly Uint8Array[]): number {
+/** Bytes in all of `segments`. */
+export function totalBytes(segments: readonly Uint8Array[]): number {
   let n = 0;
   for (const s of segments) n += s.byteLength;
   return n;
@@ -150,12 +156,12 @@ export class FileBlockHost implements BlockHost {
 
   /**
    * Opens `path` (read-write, or O_RDONLY with `readOnly`).
-   * @throws Error from node:fs (ENOENT, EACCES, ...); RangeError when `path` is not a regular file
-   * or `zeroChunkSize` is not a positive integer.
+   * @throws Error from node:fs (ENOENT, EACCES, ...); BlkHostError BLK_HOST_NOT_A_FILE when `path`
+   * is not a regular file; BlkConfigError BLK_BAD_OPTION when `zeroChunkSize` is not a positive integer.
    */
   constructor(path: string, opts: FileBlockHostOptions = {}) {
     this.#zeroChunk = opts.zeroChunkSize ?? ZERO_CHUNK_DEFAULT;
-    if (!Number.isSafeInteger(this.#zeroChunk) || this.#zeroChunk < 1) throw new RangeError(`zeroChunkSize must be a positive integer, got ${this.#zeroChunk}`);
+    if (!Number.isSafeInteger(this.#zeroChunk) || this.#zeroChunk < 1) throw new BlkConfigError('BLK_BAD_OPTION', `zeroChunkSize must be a positive integer, got ${this.#zeroChunk}`);
     this.path = path;
     this.readOnly = opts.readOnly ?? false;
     this.#fd = fs.openSync(path, this.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
@@ -163,7 +169,7 @@ export class FileBlockHost implements BlockHost {
     if (!st.isFile()) {
       fs.closeSync(this.#fd);
       // Block devices report size 0 through fstat and Node has no lseek(SEEK_END) to size them.
-      throw new RangeError(`${path} is not a regular file (raw image files only)`);
+      throw new BlkHostError('BLK_HOST_NOT_A_FILE', `${path} is not a regular file (raw image files only)`);
     }
     this.size = st.size;
     this.#fallocate = opts.fallocate;
@@ -178,13 +184,13 @@ export class FileBlockHost implements BlockHost {
   }
 
   readv(segments: readonly Uint8Array[], offset: number): void {
-    checkRange(this.size, offset, totalBytes(segments));
+    checkImageRange(this.size, offset, totalBytes(segments));
     transferAll(segments, offset, 'read', (batch, position) => fs.readvSync(this.#fd, batch, position));
   }
 
   writev(segments: readonly Uint8Array[], offset: number): void {
     this.#checkWritable('write');
-    checkRange(this.size, offset, totalBytes(segments));
+    checkImageRange(this.size, offset, totalBytes(segments));
     transferAll(segments, offset, 'write', (batch, position) => fs.writevSync(this.#fd, batch, position));
   }
 
@@ -195,7 +201,7 @@ export class FileBlockHost implements BlockHost {
 
   discard(offset: number, length: number): void {
     this.#checkWritable('discard');
-    checkRange(this.size, offset, length);
+    checkImageRange(this.size, offset, length);
     if (length === 0) return;
     if (this.#tryPunchHole(offset, length)) return;
     this.#writeZeroBytes(offset, length);
@@ -203,7 +209,7 @@ export class FileBlockHost implements BlockHost {
 
   writeZeroes(offset: number, length: number, unmap: boolean): void {
     this.#checkWritable('write-zeroes');
-    checkRange(this.size, offset, length);
+    checkImageRange(this.size, offset, length);
     if (length === 0) return;
     // §5.2.6.2: "if the unmap is set, the device MAY deallocate the specified range".
     if (unmap && this.#tryPunchHole(offset, length)) return;
@@ -217,6 +223,7 @@ export class FileBlockHost implements BlockHost {
     this.#fd = -1;
   }
 
+  /** Assertion (an AVP bug, never guest input): the device refuses writes to a read-only device first. */
   #checkWritable(what: string): void {
     if (this.readOnly) throw new BlkHostError('BLK_HOST_READ_ONLY', `${what} refused: ${this.path} is open read-only`);
   }
@@ -259,122 +266,5 @@ export class FileBlockHost implements BlockHost {
       if (written <= 0) throw new BlkHostError('BLK_HOST_SHORT_IO', `zero write at byte ${position} made no progress`);
       position += written;
     }
-  }
-}
-
-/** The operations a `MemoryBlockHost` records. */
-export type BlockHostOp = 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
-
-/** One recorded call of a `MemoryBlockHost`. */
-export type BlockHostCall =
-  | { op: 'readv' | 'writev' | 'discard'; offset: number; length: number }
-  | { op: 'writeZeroes'; offset: number; length: number; unmap: boolean }
-  | { op: 'flush' };
-
-export interface MemoryBlockHostOptions {
-  readOnly?: boolean;
-  /** Offer discard (default true unless read-only). */
-  discard?: boolean;
-  /** Offer write-zeroes (default true unless read-only). */
-  writeZeroes?: boolean;
-  /** Report that write-zeroes may unmap (default true unless read-only). */
-  mayUnmap?: boolean;
-  /** Make every operation (true) or the listed ones fail with BLK_HOST_INJECTED_FAILURE. */
-  fail?: boolean | readonly BlockHostOp[];
-}
-
-/**
- * An in-memory image for tests. Every call is appended to `calls` before it runs (so a failing
- * call is recorded too); `failing` can be changed at any time to make operations throw.
- * Discard zeroes its range, so tests can see that it happened.
- */
-export class MemoryBlockHost implements BlockHost {
-  readonly data: Uint8Array;
-  readonly readOnly: boolean;
-  readonly canDiscard: boolean;
-  readonly canWriteZeroes: boolean;
-  readonly mayUnmap: boolean;
-  readonly calls: BlockHostCall[] = [];
-  /** Operations that throw when called. */
-  readonly failing: Set<BlockHostOp>;
-  closed = false;
-
-  /** `image`: a size in bytes (zero-filled) or the initial contents (used in place, not copied). */
-  constructor(image: number | Uint8Array, opts: MemoryBlockHostOptions = {}) {
-    this.data = typeof image === 'number' ? new Uint8Array(image) : image;
-    this.readOnly = opts.readOnly ?? false;
-    this.canDiscard = !this.readOnly && (opts.discard ?? true);
-    this.canWriteZeroes = !this.readOnly && (opts.writeZeroes ?? true);
-    this.mayUnmap = !this.readOnly && (opts.mayUnmap ?? true);
-    const all: BlockHostOp[] = ['readv', 'writev', 'flush', 'discard', 'writeZeroes'];
-    this.failing = new Set(opts.fail === true ? all : opts.fail === false || opts.fail === undefined ? [] : opts.fail);
-  }
-
-  get size(): number {
-    return this.data.byteLength;
-  }
-
-  /** Number of flush calls so far. */
-  get flushes(): number {
-    return this.calls.filter((c) => c.op === 'flush').length;
-  }
-
-  /** Calls other than flush: what tests check to prove the image was not touched. */
-  get dataCalls(): BlockHostCall[] {
-    return this.calls.filter((c) => c.op !== 'flush');
-  }
-
-  readv(segments: readonly Uint8Array[], offset: number): void {
-    const length = totalBytes(segments);
-    this.#enter({ op: 'readv', offset, length });
-    checkRange(this.size, offset, length);
-    let at = offset;
-    for (const s of segments) {
-      s.set(this.data.subarray(at, at + s.byteLength));
-      at += s.byteLength;
-    }
-  }
-
-  writev(segments: readonly Uint8Array[], offset: number): void {
-    const length = totalBytes(segments);
-    this.#enter({ op: 'writev', offset, length });
-    this.#checkWritable('write');
-    checkRange(this.size, offset, length);
-    let at = offset;
-    for (const s of segments) {
-      this.data.set(s, at);
-      at += s.byteLength;
-    }
-  }
-
-  flush(): void {
-    this.#enter({ op: 'flush' });
-  }
-
-  discard(offset: number, length: number): void {
-    this.#enter({ op: 'discard', offset, length });
-    this.#checkWritable('discard');
-    checkRange(this.size, offset, length);
-    this.data.fill(0, offset, offset + length);
-  }
-
-  writeZeroes(offset: number, length: number, unmap: boolean): void {
-    this.#enter({ op: 'writeZeroes', offset, length, unmap });
-    this.#checkWritable('write-zeroes');
-    checkRange(this.size, offset, length);
-    this.data.fill(0, offset, offset + length);
-  }
-
-  close(): void {
-    this.closed = true;
-  }
-
-  #enter(call: BlockHostCall): void {
-    this.calls.push(call);
-    if (this.failing.has(call.op)) throw new BlkHostError('BLK_HOST_INJECTED_FAILURE', `injected ${call.op} failure`);
-  }
-
-  #checkWritable(what: string): void {
-    if (this.readOnly) throw new BlkHostError('BLK_HOST_READ_ONLY', `${what} refused: the memory image is read-only`);
   }
 }

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { DeviceHarness, type HarnessOptions } from '../../device/harness.js';
 import { VIRTQ_DESC_F_WRITE } from '../../spec/split-ring.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit, featureMask } from '../../spec/virtio.js';
-import { BlkDevice, type BlkOptions, MemoryBlockHost } from './index.js';
+import { BlkDevice, type BlkOptions } from './index.js';
+import { MemoryBlockHost } from './testing.js';
 import { BlkDriver, STATUS_UNWRITTEN, concat, pattern, reqHeaderBytes, segmentBytes } from './testing.js';
 
 const OK = 0;
@@ -320,7 +321,7 @@ test('blk: read-only: offers RO, refuses writes, discards and write-zeroes with 
     assert.deepEqual(host.data, pattern(8192, 4));
     assert.deepEqual(host.dataCalls, [{ op: 'readv', offset: 512, length: 512 }]);
   }
-  assert.throws(() => new BlkDevice({ host: new MemoryBlockHost(512, { readOnly: true }), readOnly: false }), RangeError);
+  assert.throws(() => new BlkDevice({ host: new MemoryBlockHost(512, { readOnly: true }), readOnly: false }), { code: 'BLK_BAD_OPTION' });
 });
 
 test('blk: writeback by default; writing 0 to writeback makes every write and write-zeroes flush', () => {
@@ -451,8 +452,8 @@ test('blk: options are validated', () => {
     { maxWriteZeroesSectors: 0 },
     { topology: { physicalBlockExp: 256, alignmentOffset: 0, minIoSize: 0, optIoSize: 0 } },
   ];
-  for (const opts of bad) assert.throws(() => new BlkDevice({ host, ...opts }), RangeError, JSON.stringify(opts));
-  assert.throws(() => new BlkDevice({ host: new MemoryBlockHost(4096, { discard: false }), discard: true }), RangeError);
-  assert.throws(() => new BlkDevice({ host, readOnly: true, writeZeroes: true }), RangeError);
+  for (const opts of bad) assert.throws(() => new BlkDevice({ host, ...opts }), { code: 'BLK_BAD_OPTION' }, JSON.stringify(opts));
+  assert.throws(() => new BlkDevice({ host: new MemoryBlockHost(4096, { discard: false }), discard: true }), { code: 'BLK_BAD_OPTION' });
+  assert.throws(() => new BlkDevice({ host, readOnly: true, writeZeroes: true }), { code: 'BLK_BAD_OPTION' });
   assert.equal(new BlkDevice({ host, queueMaxSize: 4 }).readConfig(12, 1)[0], 2, 'seg_max = queue size - 2');
 });

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Driver-side helpers for virtio-blk tests: request bytes built by hand with `DataView` (never with
- * the codecs in `spec.ts`, which they exist to check), and a small driver that lays requests out in
- * guest memory through the in-process harness and reads back the status byte.
+ * Fixtures for virtio-blk tests: `MemoryBlockHost`, an in-memory image that records every call and
+ * can be told to fail; request bytes built by hand with `DataView` (never with the codecs in
+ * `spec.ts`, which they exist to check); and a small driver that lays requests out in guest memory
+ * through the in-process harness and reads back the status byte.
  *
- * Owns: test fixtures only. Does not own: any device behaviour.
+ * Owns: test fixtures only (exported through `avp/testing`, not the main entry). Does not own: any
+ * device behaviour.
  */
 import type { VirtioDevice } from '../../device/contract.js';
 import type { DeviceHarness } from '../../device/harness.js';
 import type { DriverBuffer } from '../../queue/split-driver.js';
+import { BlkHostError } from './errors.js';
+import { checkImageRange, totalBytes, type BlockHost } from './host.js';
 
 /** Value the status byte is primed with, so a test can tell "not written" from any real status. */
 export const STATUS_UNWRITTEN = 0xee;
@@ -139,5 +143,124 @@ export class BlkDriver<D extends VirtioDevice = VirtioDevice> {
     if (segments.length > 0) parts.push({ out: concat(...segments) });
     parts.push({ in: 1 });
     return this.submit(parts);
+  }
+}
+
+// ---- an in-memory image ----------------------------------------------------------------------
+
+/** The operations a `MemoryBlockHost` records. */
+export type BlockHostOp = 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
+
+/** One recorded call of a `MemoryBlockHost`. */
+export type BlockHostCall =
+  | { op: 'readv' | 'writev' | 'discard'; offset: number; length: number }
+  | { op: 'writeZeroes'; offset: number; length: number; unmap: boolean }
+  | { op: 'flush' };
+
+export interface MemoryBlockHostOptions {
+  readOnly?: boolean;
+  /** Offer discard (default true unless read-only). */
+  discard?: boolean;
+  /** Offer write-zeroes (default true unless read-only). */
+  writeZeroes?: boolean;
+  /** Report that write-zeroes may unmap (default true unless read-only). */
+  mayUnmap?: boolean;
+  /** Make every operation (true) or the listed ones fail with BLK_HOST_INJECTED_FAILURE. */
+  fail?: boolean | readonly BlockHostOp[];
+}
+
+/**
+ * An in-memory image for tests. Every call is appended to `calls` before it runs (so a failing
+ * call is recorded too); `failing` can be changed at any time to make operations throw.
+ * Discard zeroes its range, so tests can see that it happened.
+ */
+export class MemoryBlockHost implements BlockHost {
+  readonly data: Uint8Array;
+  readonly readOnly: boolean;
+  readonly canDiscard: boolean;
+  readonly canWriteZeroes: boolean;
+  readonly mayUnmap: boolean;
+  readonly calls: BlockHostCall[] = [];
+  /** Operations that throw when called. */
+  readonly failing: Set<BlockHostOp>;
+  closed = false;
+
+  /** `image`: a size in bytes (zero-filled) or the initial contents (used in place, not copied). */
+  constructor(image: number | Uint8Array, opts: MemoryBlockHostOptions = {}) {
+    this.data = typeof image === 'number' ? new Uint8Array(image) : image;
+    this.readOnly = opts.readOnly ?? false;
+    this.canDiscard = !this.readOnly && (opts.discard ?? true);
+    this.canWriteZeroes = !this.readOnly && (opts.writeZeroes ?? true);
+    this.mayUnmap = !this.readOnly && (opts.mayUnmap ?? true);
+    const all: BlockHostOp[] = ['readv', 'writev', 'flush', 'discard', 'writeZeroes'];
+    this.failing = new Set(opts.fail === true ? all : opts.fail === false || opts.fail === undefined ? [] : opts.fail);
+  }
+
+  get size(): number {
+    return this.data.byteLength;
+  }
+
+  /** Number of flush calls so far. */
+  get flushes(): number {
+    return this.calls.filter((c) => c.op === 'flush').length;
+  }
+
+  /** Calls other than flush: what tests check to prove the image was not touched. */
+  get dataCalls(): BlockHostCall[] {
+    return this.calls.filter((c) => c.op !== 'flush');
+  }
+
+  readv(segments: readonly Uint8Array[], offset: number): void {
+    const length = totalBytes(segments);
+    this.#enter({ op: 'readv', offset, length });
+    checkImageRange(this.size, offset, length);
+    let at = offset;
+    for (const s of segments) {
+      s.set(this.data.subarray(at, at + s.byteLength));
+      at += s.byteLength;
+    }
+  }
+
+  writev(segments: readonly Uint8Array[], offset: number): void {
+    const length = totalBytes(segments);
+    this.#enter({ op: 'writev', offset, length });
+    this.#checkWritable('write');
+    checkImageRange(this.size, offset, length);
+    let at = offset;
+    for (const s of segments) {
+      this.data.set(s, at);
+      at += s.byteLength;
+    }
+  }
+
+  flush(): void {
+    this.#enter({ op: 'flush' });
+  }
+
+  discard(offset: number, length: number): void {
+    this.#enter({ op: 'discard', offset, length });
+    this.#checkWritable('discard');
+    checkImageRange(this.size, offset, length);
+    this.data.fill(0, offset, offset + length);
+  }
+
+  writeZeroes(offset: number, length: number, unmap: boolean): void {
+    this.#enter({ op: 'writeZeroes', offset, length, unmap });
+    this.#checkWritable('write-zeroes');
+    checkImageRange(this.size, offset, length);
+    this.data.fill(0, offset, offset + length);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  #enter(call: BlockHostCall): void {
+    this.calls.push(call);
+    if (this.failing.has(call.op)) throw new BlkHostError('BLK_HOST_INJECTED_FAILURE', `injected ${call.op} failure`);
+  }
+
+  #checkWritable(what: string): void {
+    if (this.readOnly) throw new BlkHostError('BLK_HOST_READ_ONLY', `${what} refused: the memory image is read-only`);
   }
 }

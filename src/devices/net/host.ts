@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The host side of the switch: an optional uplink to a host network interface (a TAP device), as an
- * interface the switch uses and a fake for tests.
+ * interface the switch uses (the fake for tests, `FakeUplink`, is in `testing.ts`).
  *
  * Owns: the `NetUplink` contract. Opening a TAP needs native calls (open /dev/net/tun, TUNSETIFF),
  * which live in `sys/tap.ts`; the composition root passes `openTap` in through the registry's host
@@ -31,40 +31,3 @@ export interface NetUplink {
 
 /** Opens the named TAP device (creating it when it does not exist and the process may). */
 export type OpenUplink = (name: string) => NetUplink;
-
-/**
- * An uplink for tests: frames the test queues in `inbox` are read by the switch (after the test
- * fires `fd` on the ManualReactor); frames the switch writes land in `sent`. `full` makes writes
- * fail, as a TAP whose queue is full.
- */
-export class FakeUplink implements NetUplink {
-  readonly name: string;
-  readonly fd: number;
-  readonly inbox: Uint8Array[] = [];
-  readonly sent: Uint8Array[] = [];
-  full = false;
-  closed = false;
-
-  constructor(name = 'fake0', fd = 1000) {
-    this.name = name;
-    this.fd = fd;
-  }
-
-  read(buf: Uint8Array): number {
-    const f = this.inbox.shift();
-    if (f === undefined) return 0;
-    const n = Math.min(f.length, buf.length);
-    buf.set(f.subarray(0, n));
-    return n;
-  }
-
-  write(frame: Uint8Array): boolean {
-    if (this.full) return false;
-    this.sent.push(frame.slice());
-    return true;
-  }
-
-  close(): void {
-    this.closed = true;
-  }
-}

@@ -13,6 +13,7 @@
  *
  * Addresses are keys of 48 bits packed into a number (exact: below 2^53).
  */
+import { NetConfigError } from './errors.js';
 
 /** A 6-byte MAC at `off` in `bytes` as a 48-bit number. */
 export function macKey(bytes: Uint8Array, off: number): number {
@@ -65,10 +66,10 @@ export class MacTable {
   #aged = 0;
   #full = 0;
 
-  /** @throws RangeError for a non-positive ageing time or size. */
+  /** @throws NetConfigError NET_BAD_OPTION for a non-positive ageing time or size. */
   constructor(ageingMs: number, maxEntries: number) {
-    if (!(ageingMs > 0)) throw new RangeError(`MAC ageing time must be positive, got ${ageingMs}`);
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError(`MAC table size must be a positive integer, got ${maxEntries}`);
+    if (!(ageingMs > 0)) throw new NetConfigError('NET_BAD_OPTION', `MAC ageing time must be positive, got ${ageingMs}`);
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new NetConfigError('NET_BAD_OPTION', `MAC table size must be a positive integer, got ${maxEntries}`);
     this.ageingMs = ageingMs;
     this.maxEntries = maxEntries;
   }

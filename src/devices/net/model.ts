@@ -10,13 +10,12 @@
  *   scratch buffer, hands it to the switch, and returns the chain with used length 0 (§5.1.6.2: the
  *   device writes nothing into a transmit buffer);
  * - receive: puts a frame the switch forwards into as many receive chains as it needs
- *   (VIRTIO_NET_F_MRG_RXBUF; one chain otherwise) with `num_buffers` set (§5.1.6.4.1 "The device
- *   MUST set num_buffers to the number of descriptors used to hold the incoming packet"), filling
- *   every chain but the last completely ("MUST use all buffers but the last ... completely up to
- *   the full length of each buffer supplied"), and publishes them with one used-index update;
+ *   (VIRTIO_NET_F_MRG_RXBUF; one chain otherwise; the placement rules are in `rx.ts`), and
+ *   notifies the guest when the switch calls `flushRx`;
  * - counters (`metrics.ts`).
  * Does not own: forwarding decisions, MAC learning, scheduling between ports (`switch.ts`), token
- * arithmetic (`shaper.ts`), rings and hostile-chain validation (`queue/`).
+ * arithmetic (`shaper.ts`), placing a frame in receive chains (`rx.ts`), rings and hostile-chain
+ * validation (`queue/`).
  *
  * Features offered: VERSION_1, MAC, MTU, STATUS, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC. Not offered:
  * CSUM / GUEST_CSUM and the TSO/UFO offloads (frames are always complete and checksummed by the
@@ -41,8 +40,10 @@ import type { DeviceContext, DeviceLog, HostTimer, VirtioDevice } from '../../de
 import type { DescriptorChain } from '../../queue/chain.js';
 import type { DeviceQueue } from '../../queue/split-device.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask, hasFeature } from '../../spec/virtio.js';
+import { NetConfigError } from './errors.js';
 import { isMulticast, macKey, macString } from './mac-table.js';
 import { emptyDrops, type NetDrops, type NetPortMetrics, type NetSwitchMetrics, type NetTraffic } from './metrics.js';
+import { RxChains, writeRx } from './rx.js';
 import { Shaper, type ShaperOptions } from './shaper.js';
 import {
   ETH_ALEN,
@@ -57,7 +58,6 @@ import {
   VIRTIO_NET_F_STATUS,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_NONE,
-  VIRTIO_NET_HDR_NUM_BUFFERS_OFF,
   VIRTIO_NET_HDR_SIZE,
   VIRTIO_NET_S_LINK_UP,
   virtioNetConfig,
@@ -108,22 +108,6 @@ export type TxResult = 'idle' | 'more' | 'throttled';
 /** Frames per turn above which a port's transmit queue is polled again instead of waiting for a kick. */
 const BUSY_FRAMES = 8;
 
-/**
- * Copies src[from .. end) into the chain's device-writable buffers, in order, as far as they
- * reach; returns the bytes written. Buffer by buffer through `GuestMemory.write` (no cursor
- * objects on the hot path); the queue checked every buffer against guest memory.
- */
-function fill(chain: DescriptorChain, src: Uint8Array, from: number, end: number): number {
-  let off = from;
-  for (const b of chain.writable) {
-    if (off >= end) break;
-    const take = Math.min(b.len, end - off);
-    chain.memory.write(b.addr, src.subarray(off, off + take));
-    off += take;
-  }
-  return off - from;
-}
-
 type DropReason = keyof NetDrops;
 
 export class NetPort implements VirtioDevice {
@@ -150,9 +134,8 @@ export class NetPort implements VirtioDevice {
   #linkUp: boolean;
   #ctx: DeviceContext | undefined;
   #mrg = false;
-  /** Receive chains popped for a frame that did not fit, kept for the next frame (same queue only). */
-  #stash: DescriptorChain[] = [];
-  #stashQueue: DeviceQueue | undefined;
+  /** Receive chains popped for a frame that did not fit, kept for the next frame. */
+  readonly #rxChains = new RxChains();
   #rxDirty = false;
   #throttle: HostTimer | undefined;
   #throttled = 0;
@@ -162,11 +145,11 @@ export class NetPort implements VirtioDevice {
   readonly #tx: NetTraffic = { frames: 0, bytes: 0 };
   readonly #drops: NetDrops = emptyDrops();
 
-  /** @throws RangeError for a bad MAC, priority or shaping option. */
+  /** @throws NetConfigError NET_BAD_OPTION for a bad MAC, priority or shaping option. */
   constructor(fab: PortFabric, opts: NetPortOptions) {
-    if (opts.mac.length !== ETH_ALEN || isMulticast(opts.mac, 0)) throw new RangeError(`port ${opts.name}: MAC must be a 6-byte unicast address`);
+    if (opts.mac.length !== ETH_ALEN || isMulticast(opts.mac, 0)) throw new NetConfigError('NET_BAD_OPTION', `port ${opts.name}: MAC must be a 6-byte unicast address`);
     const priority = opts.priority ?? 0;
-    if (!Number.isSafeInteger(priority) || priority < 0 || priority > 7) throw new RangeError(`port ${opts.name}: priority must be an integer from 0 to 7, got ${priority}`);
+    if (!Number.isSafeInteger(priority) || priority < 0 || priority > 7) throw new NetConfigError('NET_BAD_OPTION', `port ${opts.name}: priority must be an integer from 0 to 7, got ${priority}`);
     const qmax = opts.queueMaxSize ?? NET_QUEUE_MAX_SIZE;
     this.#fab = fab;
     this.index = opts.index;
@@ -231,8 +214,7 @@ export class NetPort implements VirtioDevice {
 
   reset(): void {
     this.#ctx = undefined;
-    this.#stash = [];
-    this.#stashQueue = undefined;
+    this.#rxChains.clear();
     this.#rxDirty = false;
     this.#throttle?.cancel();
     this.#throttle = undefined;
@@ -377,7 +359,7 @@ export class NetPort implements VirtioDevice {
         this.#drops.noRxBuffers++;
         return;
       }
-      this.#writeRx(q, chains, HDR + len);
+      writeRx(q, chains, this.#fab.scratch, HDR + len);
       this.#rx.frames++;
       this.#rx.bytes += len;
       this.#rxDirty = true;
@@ -395,75 +377,12 @@ export class NetPort implements VirtioDevice {
     if (ctx !== undefined && q?.needsNotification()) ctx.notify(NET_RX_QUEUE);
   }
 
-  /**
-   * The receive chains for a packet of `need` bytes (header included): from the stash first, then
-   * popped. Null when the queue runs out first: the chains popped so far stay stashed for the next
-   * frame (they are never returned half-used). Without MRG_RXBUF the packet must fit one chain;
-   * one that is too small is returned with used length 0.
-   */
+  /** The receive chains for a packet of `need` bytes (header included), or null (see `RxChains.take`). */
   #takeRx(log: DeviceLog, q: DeviceQueue, need: number): DescriptorChain[] | null {
-    const chains = this.#stashQueue === q ? this.#stash : [];
-    this.#stash = [];
-    this.#stashQueue = undefined;
-    let k = 0;
-    let have = 0;
-    for (;;) {
-      while (k < chains.length && have < need) {
-        // Safe: k < chains.length.
-        have += chains[k]!.writableLength;
-        k++;
-      }
-      if (have >= need) break;
-      if (!this.#mrg && k > 0) {
-        // Safe: k > 0 chains were taken; without MRG_RXBUF there is only ever one.
-        const small = chains[0]!;
-        q.pushUsed(small.head, 0);
-        this.#rxDirty = true;
-        return null;
-      }
-      const c = q.pop();
-      if (c === null) {
-        this.#stash = chains;
-        this.#stashQueue = q;
-        return null;
-      }
-      // The first chain must hold the whole header (Linux reads it from the first buffer).
-      if (c.writableLength < (chains.length === 0 ? HDR : 1)) {
-        this.#drop(log, 'malformed', `receive chain ${c.head} has ${c.writableLength} writable bytes, too few to use`);
-        q.pushUsed(c.head, 0);
-        this.#rxDirty = true;
-        continue;
-      }
-      chains.push(c);
-    }
-    if (k < chains.length) {
-      this.#stash = chains.slice(k);
-      this.#stashQueue = q;
-    }
-    return chains.slice(0, k);
-  }
-
-  /** Writes header + frame (scratch[0 .. total)) across `chains` and publishes them at once. */
-  #writeRx(q: DeviceQueue, chains: readonly DescriptorChain[], total: number): void {
-    const s = this.#fab.scratch;
-    s.fill(0, 0, HDR);
-    // num_buffers is a le16; chains.length <= queue size <= 32768.
-    s[VIRTIO_NET_HDR_NUM_BUFFERS_OFF] = chains.length & 0xff;
-    s[VIRTIO_NET_HDR_NUM_BUFFERS_OFF + 1] = chains.length >> 8;
-    const only = chains.length === 1 ? chains[0] : undefined;
-    if (only !== undefined) {
-      fill(only, s, 0, total);
-      q.pushUsed(only.head, total);
-      return;
-    }
-    const used: Array<{ head: number; len: number }> = [];
-    let off = 0;
-    for (const c of chains) {
-      const take = fill(c, s, off, total);
-      used.push({ head: c.head, len: take });
-      off += take;
-    }
-    q.pushUsedBatch(used);
+    return this.#rxChains.take(q, need, this.#mrg, (c, unusable) => {
+      if (unusable) this.#drop(log, 'malformed', `receive chain ${c.head} has ${c.writableLength} writable bytes, too few to use`);
+      this.#rxDirty = true;
+    });
   }
 
   /** Counts a drop; the first of each reason per activation is logged, the rest only counted. */

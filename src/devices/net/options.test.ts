@@ -2,7 +2,7 @@
 /** Building switches from plain options: parsing, grouping, conflicts, the uplink capability. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeUplink } from './host.js';
+import { FakeUplink } from './testing.js';
 import { createNetGroup, parsePortOptions } from './options.js';
 
 test('net options: rate and burst take BYTES[:PACKETS] with k/M/G suffixes; 0 or - means none', () => {

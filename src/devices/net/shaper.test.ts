@@ -54,6 +54,6 @@ test('shaper: default bursts are 10 ms of the rate, at least one frame / one pac
   assert.equal(defaultBurstBytes(10_000_000, 1514), 100_000);
   assert.equal(defaultBurstPackets(50), 1);
   assert.equal(defaultBurstPackets(10_000), 100);
-  assert.throws(() => new TokenBucket(0, 1, 0), RangeError);
-  assert.throws(() => new TokenBucket(1, -1, 0), RangeError);
+  assert.throws(() => new TokenBucket(0, 1, 0), { code: 'NET_BAD_OPTION' });
+  assert.throws(() => new TokenBucket(1, -1, 0), { code: 'NET_BAD_OPTION' });
 });

@@ -15,6 +15,7 @@
  * The packet bucket never goes negative: each frame costs exactly one token.
  * Does not own: when to look again (the switch arms a reactor timer for `msUntilAdmit`).
  */
+import { NetConfigError } from './errors.js';
 
 /** A bucket of `rate` tokens per second holding at most `burst`, full at creation. */
 export class TokenBucket {
@@ -23,10 +24,10 @@ export class TokenBucket {
   #tokens: number;
   #last: number;
 
-  /** @throws RangeError unless rate and burst are positive finite numbers. */
+  /** @throws NetConfigError NET_BAD_OPTION unless rate and burst are positive finite numbers. */
   constructor(rate: number, burst: number, now: number) {
-    if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`token rate must be positive, got ${rate}`);
-    if (!Number.isFinite(burst) || burst <= 0) throw new RangeError(`token burst must be positive, got ${burst}`);
+    if (!Number.isFinite(rate) || rate <= 0) throw new NetConfigError('NET_BAD_OPTION', `token rate must be positive, got ${rate}`);
+    if (!Number.isFinite(burst) || burst <= 0) throw new NetConfigError('NET_BAD_OPTION', `token burst must be positive, got ${burst}`);
     this.rate = rate;
     this.burst = burst;
     this.#tokens = burst;
@@ -96,7 +97,7 @@ export class Shaper {
   readonly bytes: TokenBucket | undefined;
   readonly packets: TokenBucket | undefined;
 
-  /** @throws RangeError for a non-positive rate or burst. */
+  /** @throws NetConfigError NET_BAD_OPTION for a non-positive rate or burst. */
   constructor(opts: ShaperOptions, maxFrame: number, now: number) {
     this.policy = opts.policy ?? 'backpressure';
     const { bytesPerSec, packetsPerSec } = opts;

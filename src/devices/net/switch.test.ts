@@ -9,8 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask } from '../../spec/virtio.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../spec/split-ring.js';
-import { FakeUplink } from './host.js';
-import { BROADCAST, SwitchBed, frame, mac, netHdr } from './testing.js';
+import { BROADCAST, FakeUplink, SwitchBed, frame, mac, netHdr } from './testing.js';
 import { VIRTIO_NET_F_MAC, VIRTIO_NET_F_MTU, VIRTIO_NET_F_STATUS } from './spec.js';
 
 const A = '52:54:00:00:00:0a';

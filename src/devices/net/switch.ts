@@ -31,6 +31,7 @@
  * being forwarded: copied once out of the sender's memory, then into each receiver's.
  */
 import type { DeviceContext, DeviceLog, HostReactor, HostTimer, HostWatch } from '../../device/contract.js';
+import { NetConfigError } from './errors.js';
 import type { NetUplink } from './host.js';
 import { MacTable, isMulticast, macKey, parseMac } from './mac-table.js';
 import { emptyDrops, type NetSwitchMetrics, type NetUplinkMetrics } from './metrics.js';
@@ -106,18 +107,18 @@ export class NetSwitch implements PortFabric {
   #filtered = 0;
   #closed = false;
 
-  /** @throws RangeError naming the bad option. */
+  /** @throws NetConfigError NET_BAD_OPTION naming the bad option. */
   constructor(opts: NetSwitchOptions = {}) {
     this.name = opts.name ?? 'default';
     this.mtu = opts.mtu ?? NET_DEFAULT_MTU;
     if (!Number.isSafeInteger(this.mtu) || this.mtu < NET_MIN_MTU || this.mtu > NET_MAX_MTU) {
-      throw new RangeError(`switch ${this.name}: MTU must be an integer from ${NET_MIN_MTU} to ${NET_MAX_MTU}, got ${this.mtu}`);
+      throw new NetConfigError('NET_BAD_OPTION', `switch ${this.name}: MTU must be an integer from ${NET_MIN_MTU} to ${NET_MAX_MTU}, got ${this.mtu}`);
     }
     this.maxFrame = this.mtu + ETH_HLEN;
     this.budget = opts.budget ?? NET_DEFAULT_BUDGET;
-    if (!Number.isSafeInteger(this.budget) || this.budget < 1 || this.budget > 65536) throw new RangeError(`switch ${this.name}: budget must be an integer from 1 to 65536, got ${this.budget}`);
+    if (!Number.isSafeInteger(this.budget) || this.budget < 1 || this.budget > 65536) throw new NetConfigError('NET_BAD_OPTION', `switch ${this.name}: budget must be an integer from 1 to 65536, got ${this.budget}`);
     this.#uplinkPriority = opts.uplinkPriority ?? 0;
-    if (!Number.isSafeInteger(this.#uplinkPriority) || this.#uplinkPriority < 0 || this.#uplinkPriority > 7) throw new RangeError(`switch ${this.name}: uplink priority must be 0..7`);
+    if (!Number.isSafeInteger(this.#uplinkPriority) || this.#uplinkPriority < 0 || this.#uplinkPriority > 7) throw new NetConfigError('NET_BAD_OPTION', `switch ${this.name}: uplink priority must be 0..7`);
     // One spare byte past maxFrame lets an uplink read show that a frame was too long.
     this.scratch = new Uint8Array(HDR + this.maxFrame + 1);
     this.macs = new MacTable(opts.macAgeingMs ?? NET_DEFAULT_AGEING_S * 1000, opts.maxMacEntries ?? NET_DEFAULT_MAX_MACS);
@@ -125,16 +126,16 @@ export class NetSwitch implements PortFabric {
     this.#uplinkStats = { name: opts.uplink?.name ?? '', rx: { frames: 0, bytes: 0 }, tx: { frames: 0, bytes: 0 }, drops: emptyDrops() };
   }
 
-  /** Adds a port (before any VM connects). @throws RangeError for a bad option. */
+  /** Adds a port (before any VM connects). @throws NetConfigError NET_BAD_OPTION for a bad option. */
   addPort(cfg: NetPortConfig = {}): NetPort {
     const index = this.ports.length;
     const name = cfg.name ?? `port${index}`;
-    if (this.ports.some((p) => p.portName === name)) throw new RangeError(`switch ${this.name}: two ports are named ${name}`);
+    if (this.ports.some((p) => p.portName === name)) throw new NetConfigError('NET_BAD_OPTION', `switch ${this.name}: two ports are named ${name}`);
     let mac: Uint8Array | undefined;
     if (cfg.mac === undefined) mac = Uint8Array.of(0x02, 0, 0, 0, (index + 1) >> 8, (index + 1) & 0xff);
     else if (typeof cfg.mac === 'string') mac = parseMac(cfg.mac);
     else mac = cfg.mac;
-    if (mac === undefined) throw new RangeError(`port ${name}: MAC must look like 52:54:00:12:34:56, got ${String(cfg.mac)}`);
+    if (mac === undefined) throw new NetConfigError('NET_BAD_OPTION', `port ${name}: MAC must look like 52:54:00:12:34:56, got ${String(cfg.mac)}`);
     const port = new NetPort(this, {
       index,
       name,

@@ -2,12 +2,14 @@
 /**
  * Test fixtures for the virtio-net switch: a switch whose ports are each driven by an in-process
  * harness (one guest driver per port, all on one ManualReactor clock), Ethernet frame builders
- * written independently of the device code, and the driver's side of transmitting and receiving
- * (header in front of the frame; `num_buffers` collection on receive).
+ * written independently of the device code, the driver's side of transmitting and receiving
+ * (header in front of the frame; `num_buffers` collection on receive), and a fake uplink.
+ * Exported through `avp/testing`, not the main entry.
  */
 import { DeviceHarness } from '../../device/harness.js';
 import { ManualReactor } from '../../device/manual-reactor.js';
 import type { DriverBuffer } from '../../queue/split-driver.js';
+import type { NetUplink } from './host.js';
 import type { NetPort } from './model.js';
 import { NetSwitch, type NetPortConfig, type NetSwitchOptions } from './switch.js';
 
@@ -160,5 +162,42 @@ export class SwitchBed {
   /** Port `i`'s metrics. */
   m(i: number): ReturnType<NetPort['metrics']> {
     return this.d(i).port.metrics();
+  }
+}
+
+/**
+ * An uplink for tests: frames the test queues in `inbox` are read by the switch (after the test
+ * fires `fd` on the ManualReactor); frames the switch writes land in `sent`. `full` makes writes
+ * fail, as a TAP whose queue is full.
+ */
+export class FakeUplink implements NetUplink {
+  readonly name: string;
+  readonly fd: number;
+  readonly inbox: Uint8Array[] = [];
+  readonly sent: Uint8Array[] = [];
+  full = false;
+  closed = false;
+
+  constructor(name = 'fake0', fd = 1000) {
+    this.name = name;
+    this.fd = fd;
+  }
+
+  read(buf: Uint8Array): number {
+    const f = this.inbox.shift();
+    if (f === undefined) return 0;
+    const n = Math.min(f.length, buf.length);
+    buf.set(f.subarray(0, n));
+    return n;
+  }
+
+  write(frame: Uint8Array): boolean {
+    if (this.full) return false;
+    this.sent.push(frame.slice());
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** virtio-entropy device. Re-exports only. */
 export * from './spec.js';
+export * from './errors.js';
 export * from './host.js';
 export * from './metrics.js';
 export * from './model.js';

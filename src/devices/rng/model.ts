@@ -14,6 +14,7 @@ import { serveQueue } from '../../device/serve.js';
 import type { DescriptorChain } from '../../queue/chain.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask } from '../../spec/virtio.js';
 import { CryptoEntropySource, type EntropySource } from './host.js';
+import { RngConfigError } from './errors.js';
 import type { RngMetrics } from './metrics.js';
 import { RNG_DEFAULT_MAX_BYTES_PER_REQUEST, RNG_DEVICE_ID, RNG_QUEUE_MAX_SIZE, RNG_REQUESTQ } from './spec.js';
 
@@ -34,10 +35,11 @@ export class RngDevice implements VirtioDevice {
   #ctx: DeviceContext | undefined;
   #counters = { requests: 0, bytes: 0, emptyRequests: 0, cappedRequests: 0 };
 
+  /** @throws RngConfigError RNG_BAD_OPTION */
   constructor(opts: RngOptions = {}) {
     this.#source = opts.source ?? new CryptoEntropySource();
     this.#maxBytes = opts.maxBytesPerRequest ?? RNG_DEFAULT_MAX_BYTES_PER_REQUEST;
-    if (!Number.isSafeInteger(this.#maxBytes) || this.#maxBytes < 1) throw new RangeError(`maxBytesPerRequest must be a positive integer, got ${this.#maxBytes}`);
+    if (!Number.isSafeInteger(this.#maxBytes) || this.#maxBytes < 1) throw new RngConfigError('RNG_BAD_OPTION', `maxBytesPerRequest must be a positive integer, got ${this.#maxBytes}`);
   }
 
   readConfig(): Uint8Array {

@@ -24,10 +24,11 @@
  *   other side processes the virtqueue that it has neglected").
  *
  * Owns: membership, CID uniqueness, the allow-list decision, the connection table of guest-to-guest
- * flows. Does not own: packet validation or delivery (`model.ts`).
+ * flows, and handing a packet over under the rules above (`forward`). Does not own: packet
+ * validation, the RSTs it asks for, delivery into the peer's rx queue (`model.ts`).
  */
 import { VsockError } from './errors.js';
-import { VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_TYPE_STREAM, type VirtioVsockHdr } from './spec.js';
+import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_TYPE_STREAM, type VirtioVsockHdr } from './spec.js';
 
 /** What the group needs from a member device. */
 export interface FabricMember {
@@ -51,6 +52,14 @@ interface PeerFlow {
 }
 
 export type RouteResult = { kind: 'ok'; dst: FabricMember } | { kind: 'notAllowed' } | { kind: 'noRoute' };
+
+export type ForwardResult =
+  /** Refused: the sender's guest gets an RST for the flow, counted under `reason`. */
+  | { kind: 'rst'; reason: 'noRoute' | 'notAllowed' | 'protocol' | 'tooManyConnections' | 'unknownConnection' }
+  /** The destination's backlog is full: the sender pauses its tx queue and retries this packet. */
+  | { kind: 'wait' }
+  /** Handed over; `opened` when it was a REQUEST that opened a flow. */
+  | { kind: 'sent'; opened: boolean };
 
 export class VsockFabric {
   readonly #members = new Map<number, FabricMember>();
@@ -78,6 +87,32 @@ export class VsockFabric {
     if (dst === undefined || dst === from) return { kind: 'noRoute' };
     if (!from.allowsPeer(cid) || !dst.allowsPeer(from.guestCid)) return { kind: 'notAllowed' };
     return { kind: 'ok', dst };
+  }
+
+  /**
+   * Hands a valid packet from `from`'s guest to the peer guest it is addressed to, if the rules
+   * above let it. `atLimit` says whether the sender already has as many connections as it may
+   * (asked only for a REQUEST that would open a flow).
+   */
+  forward(from: FabricMember, hdr: VirtioVsockHdr, data: Uint8Array | undefined, atLimit: () => boolean): ForwardResult {
+    const route = this.route(from, hdr.dst_cid);
+    if (route.kind !== 'ok') return { kind: 'rst', reason: route.kind };
+    const dst = route.dst;
+    if (!dst.isActive) {
+      if (hdr.op !== VIRTIO_VSOCK_OP_RST) this.close(hdr);
+      return { kind: 'rst', reason: 'noRoute' };
+    }
+    const open = this.isOpen(hdr);
+    const request = hdr.op === VIRTIO_VSOCK_OP_REQUEST;
+    if (request) {
+      if (open) return { kind: 'rst', reason: 'protocol' };
+      if (atLimit()) return { kind: 'rst', reason: 'tooManyConnections' };
+    } else if (!open) return { kind: 'rst', reason: 'unknownConnection' };
+    if (!dst.hasRoomForPeer(data?.byteLength ?? 0)) return { kind: 'wait' };
+    if (request) this.open(hdr);
+    else if (hdr.op === VIRTIO_VSOCK_OP_RST) this.close(hdr);
+    dst.deliverFromPeer(hdr, data);
+    return { kind: 'sent', opened: request };
   }
 
   /** Key of the flow a packet belongs to, the same in both directions. */

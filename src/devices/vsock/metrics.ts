@@ -100,3 +100,45 @@ export function emptyResetCounts(): VsockResetCounts {
 export function emptyMalformedCounts(): VsockMalformedCounts {
   return { shortHeader: 0, badLength: 0, tooLong: 0, badSrcCid: 0, badType: 0, badOp: 0, rxBufferTooSmall: 0 };
 }
+
+/**
+ * The running counts behind `VsockDevice.metrics()`, shared by the parts of the device that bump
+ * them (`model.ts`, `host-connections.ts`, `handshake.ts`); `metrics()` reports them under the names above.
+ */
+export type VsockCounters = {
+  total: number;
+  hostInitiated: number;
+  guestInitiated: number;
+  guestToHost: number;
+  hostToGuest: number;
+  guestToPeer: number;
+  peerToGuest: number;
+  tx: number;
+  rx: number;
+  creditStalls: number;
+  creditUpdatesSent: number;
+  creditRequestsSent: number;
+  txStalls: number;
+  handshakeErrors: number;
+  events: number;
+};
+
+export function emptyVsockCounters(): VsockCounters {
+  return {
+    total: 0,
+    hostInitiated: 0,
+    guestInitiated: 0,
+    guestToHost: 0,
+    hostToGuest: 0,
+    guestToPeer: 0,
+    peerToGuest: 0,
+    tx: 0,
+    rx: 0,
+    creditStalls: 0,
+    creditUpdatesSent: 0,
+    creditRequestsSent: 0,
+    txStalls: 0,
+    handshakeErrors: 0,
+    events: 0,
+  };
+}

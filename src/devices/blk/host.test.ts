@@ -219,9 +219,9 @@ test('blk file host: short transfers resume where they stopped', (t) => {
 
 test('blk file host: refuses a non-regular file, bad options, and ranges outside the image', (t) => {
   const file = tempImage(t, 4096);
-  assert.throws(() => new FileBlockHost('/dev/null'), RangeError, 'a character device');
-  assert.throws(() => new FileBlockHost(path.dirname(file), { readOnly: true }), RangeError, 'a directory');
-  assert.throws(() => new FileBlockHost(file, { zeroChunkSize: 0 }), RangeError);
+  assert.throws(() => new FileBlockHost('/dev/null'), { code: 'BLK_HOST_NOT_A_FILE' }, 'a character device');
+  assert.throws(() => new FileBlockHost(path.dirname(file), { readOnly: true }), { code: 'BLK_HOST_NOT_A_FILE' }, 'a directory');
+  assert.throws(() => new FileBlockHost(file, { zeroChunkSize: 0 }), { code: 'BLK_BAD_OPTION' });
   assert.throws(() => new FileBlockHost(path.join(path.dirname(file), 'missing.img')), { code: 'ENOENT' });
   const host = openHost(t, file);
   assert.throws(() => host.readv([new Uint8Array(1)], 4096), { code: 'BLK_HOST_OUT_OF_RANGE' });
