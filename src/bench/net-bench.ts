@@ -27,6 +27,7 @@ import { VhostUserFrontend, type FrontendMemory, type VringFds } from '../vhost-
 import { VHOST_USER_PROTOCOL_F_MQ, VHOST_USER_PROTOCOL_F_REPLY_ACK } from '../vhost-user/protocol.js';
 import { BackendThread, listenAt } from '../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../platform/backends.js';
+import { errorText } from '../errors.js';
 
 const QUEUE = 256;
 const BUF = 2048;
@@ -275,7 +276,7 @@ export async function benchTestpmd(binary: string, sizes: readonly number[], sec
     log(`dpdk-testpmd ${args.join(' ')}`);
     return drive('dpdk-testpmd', paths, sizes, seconds);
   } catch (e: unknown) {
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\ntestpmd output:\n${out.join('').slice(-3000)}`, { cause: e });
+    throw new Error(`${errorText(e)}\ntestpmd output:\n${out.join('').slice(-3000)}`, { cause: e });
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

@@ -11,6 +11,7 @@ import { BackendThread } from '../vhost-user/server.js';
 import type { WorkerPort } from '../vhost-user/worker-runtime.js';
 import { BACKEND_WORKER_ENTRY } from '../platform/backends.js';
 import { UsageError } from './errors.js';
+import { errorText } from '../errors.js';
 
 /** SIGTERM/SIGINT handlers installed early; the program acts on them once it can. */
 export interface StopTrap {
@@ -88,7 +89,7 @@ export async function runBackendProgram(p: BackendProgram): Promise<number> {
   } catch (e: unknown) {
     detach();
     p.cleanup();
-    throw new UsageError(`${p.name}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`${p.name}: ${errorText(e)}`);
   }
   if (p.trap.signal === undefined) {
     p.log.info(p.servingMessage);

@@ -26,6 +26,7 @@ import { GENERIC_CHECKS } from './catalog.js';
 import { DEVICE_CONFORMANCE } from './devices.js';
 import { parseExpected } from './expected.js';
 import { kindExpectedFile } from './testing.js';
+import { errorText } from '../errors.js';
 
 /** One back-end configuration: a kind's conformance set-up, the device built as `avp serve` builds it. */
 interface Case {
@@ -75,7 +76,7 @@ function runInProcess(check: DeviceCheck, conf: DeviceConformance, device: Virti
   try {
     outcome = check.run(d);
   } catch (e: unknown) {
-    return { verdict: 'FAIL', details: `threw: ${e instanceof Error ? e.message : String(e)}` };
+    return { verdict: 'FAIL', details: `threw: ${errorText(e)}` };
   }
   const stray = d.strayWrites();
   return stray === null ? outcome : { verdict: 'FAIL', details: `${stray} (the check said ${outcome.verdict}: ${outcome.details})` };

@@ -17,6 +17,7 @@ import { PlatformRun, planManifestFile, renderStatus, type RunReporter } from '.
 import { UsageError } from '../errors.js';
 import { StatusBoard } from '../status-board.js';
 import { printManifestIssues } from './validate.js';
+import { errorText } from '../../errors.js';
 
 interface RunOptions {
   runDir?: string;
@@ -121,7 +122,7 @@ function parseRegex(text: string): RegExp {
   try {
     return new RegExp(text);
   } catch (e: unknown) {
-    throw new UsageError(`run: --until must be a regular expression: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`run: --until must be a regular expression: ${errorText(e)}`);
   }
 }
 

@@ -215,7 +215,7 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
   } catch (e: unknown) {
     cleanup();
     trap.release();
-    throw new UsageError(`switch: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UsageError(`switch: ${errorText(e)}`);
   }
   const snapshot = async (thread: BackendThread): Promise<Record<string, unknown>> => statsDocument(await thread.metrics());
   return runBackendProgram({
@@ -237,7 +237,7 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
           .then((doc) => {
             if (!stopped) writeStats(file, doc);
           })
-          .catch((e: unknown) => log.warn(`--stats-file ${file}: ${e instanceof Error ? e.message : String(e)}`))
+          .catch((e: unknown) => log.warn(`--stats-file ${file}: ${errorText(e)}`))
           .finally(() => {
             if (!stopped) timer = setTimeout(tick, plan.statsIntervalMs);
           });

@@ -66,6 +66,7 @@ import {
   virtioBlkDiscardWriteZeroes,
   virtioBlkReqHeader,
 } from './spec.js';
+import { errorText } from '../../errors.js';
 
 /** What a request turned into: the status byte and the data bytes written before it. */
 interface Outcome {
@@ -127,7 +128,7 @@ function typeName(type: number): string {
 }
 
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorText(e);
 }
 
 function emptyRequestCounts(): BlkRequestCounts {

@@ -28,6 +28,7 @@ import type { OpenUplink, NetUplink } from './host.js';
 import type { NetPort } from './model.js';
 import type { RatePolicy, ShaperOptions } from './shaper.js';
 import { NetSwitch, type NetPortConfig, type NetSwitchOptions } from './switch.js';
+import { errorText } from '../../errors.js';
 
 /** Capability names for `--print-capabilities`. */
 export const NET_CAPABILITIES = ['mac', 'mtu', 'rate', 'priority', 'uplink-tap'] as const;
@@ -185,7 +186,7 @@ function buildSwitch(name: string, group: ReadonlyArray<Record<string, unknown>>
     try {
       uplink = host.openTap(s.uplinkTap);
     } catch (e: unknown) {
-      throw new NetConfigError('NET_UPLINK_UNAVAILABLE', `--uplink-tap ${s.uplinkTap}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new NetConfigError('NET_UPLINK_UNAVAILABLE', `--uplink-tap ${s.uplinkTap}: ${errorText(e)}`, { cause: e });
     }
   }
   try {

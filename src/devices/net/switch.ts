@@ -38,6 +38,7 @@ import { emptyDrops, type NetSwitchMetrics, type NetUplinkMetrics } from './metr
 import { NetPort, type PortFabric, type TxResult } from './model.js';
 import type { ShaperOptions } from './shaper.js';
 import { ETH_ALEN, ETH_HLEN, NET_DEFAULT_MTU, NET_MAX_MTU, NET_MIN_MTU, VIRTIO_NET_HDR_SIZE } from './spec.js';
+import { errorText } from '../../errors.js';
 
 const HDR = VIRTIO_NET_HDR_SIZE;
 
@@ -311,7 +312,7 @@ export class NetSwitch implements PortFabric {
     this.#uplinkFailed = true;
     this.#uplinkWatch?.close();
     this.#uplinkWatch = undefined;
-    this.#log?.error(`switch ${this.name}: uplink ${this.#uplink?.name ?? ''} failed, no longer used: ${e instanceof Error ? e.message : String(e)}`);
+    this.#log?.error(`switch ${this.name}: uplink ${this.#uplink?.name ?? ''} failed, no longer used: ${errorText(e)}`);
   }
 
   switchMetrics(): NetSwitchMetrics {

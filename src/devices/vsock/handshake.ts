@@ -13,6 +13,7 @@
 import type { DeviceContext, HostTimer, HostWatch } from '../../device/contract.js';
 import { HANDSHAKE_MAX_LINE, parseHandshake, type UnixStreamOps } from './host.js';
 import type { VsockCounters } from './metrics.js';
+import { errorText } from '../../errors.js';
 
 /** Connections accepted on `<uds>` still waiting for their CONNECT line, at most. */
 export const MAX_HANDSHAKES = 64;
@@ -60,7 +61,7 @@ export class HostHandshakes {
       try {
         fd = host.accept(listenFd);
       } catch (e: unknown) {
-        ctx.log.warn(`vsock ${this.#d.guestCid}: accept on ${this.#d.udsPath} failed: ${e instanceof Error ? e.message : String(e)}`);
+        ctx.log.warn(`vsock ${this.#d.guestCid}: accept on ${this.#d.udsPath} failed: ${errorText(e)}`);
         return;
       }
       if (fd === null) return;
@@ -95,7 +96,7 @@ export class HostHandshakes {
     try {
       n = this.#d.host.read(hs.fd, hs.buf.subarray(hs.len));
     } catch (e: unknown) {
-      this.#end(hs, e instanceof Error ? e.message : String(e));
+      this.#end(hs, errorText(e));
       return;
     }
     if (n === null) return;

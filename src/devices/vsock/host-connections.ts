@@ -42,6 +42,7 @@ import {
   VMADDR_CID_HOST,
   type VirtioVsockHdr,
 } from './spec.js';
+import { errorText } from '../../errors.js';
 
 /** First host-side port of host-initiated connections (Firecracker's convention: 2^30 and up). */
 const FIRST_HOST_PORT = 0x4000_0000;
@@ -171,7 +172,7 @@ export class HostConnections {
     try {
       fd = host.connect(hostPortPath(udsPath, hdr.dst_port));
     } catch (e: unknown) {
-      this.#d.ctx()?.log.debug(`vsock ${this.#d.guestCid}: port ${hdr.dst_port}: ${e instanceof Error ? e.message : String(e)}`);
+      this.#d.ctx()?.log.debug(`vsock ${this.#d.guestCid}: port ${hdr.dst_port}: ${errorText(e)}`);
       this.#d.replyRst(hdr, 'noListener');
       return;
     }
@@ -406,7 +407,7 @@ export class HostConnections {
   }
 
   #hostFailed(c: HostConn, e: unknown): void {
-    this.#d.ctx()?.log.debug(`vsock ${this.#d.guestCid}: port ${c.guestPort}: host socket failed: ${e instanceof Error ? e.message : String(e)}`);
+    this.#d.ctx()?.log.debug(`vsock ${this.#d.guestCid}: port ${c.guestPort}: host socket failed: ${errorText(e)}`);
     this.#abort(c, 'hostError');
   }
 

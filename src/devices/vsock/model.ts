@@ -46,6 +46,7 @@ import {
   VSOCK_TX_QUEUE,
   type VirtioVsockHdr,
 } from './spec.js';
+import { errorText } from '../../errors.js';
 
 export { VSOCK_MAX_PKT_PAYLOAD } from './packet.js';
 
@@ -144,7 +145,7 @@ export class VsockDevice implements VirtioDevice, FabricMember {
       try {
         this.#listenFd = this.#host.listen(this.#udsPath);
       } catch (e: unknown) {
-        throw new VsockError('VSOCK_LISTEN_FAILED', `vsock: cannot listen on ${this.#udsPath}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        throw new VsockError('VSOCK_LISTEN_FAILED', `vsock: cannot listen on ${this.#udsPath}: ${errorText(e)}`, { cause: e });
       }
       this.#handshakes = new HostHandshakes({
         guestCid: cid,

@@ -27,6 +27,7 @@ import {
   type PlatformManifest,
 } from './schema.js';
 import { formatBytes, memoryMiB } from './units.js';
+import { errorText } from '../../errors.js';
 
 /** A path into the manifest, as segments: `['vms', 1, 'devices', 2, 'image']`. */
 export type IssuePath = ReadonlyArray<string | number>;
@@ -245,7 +246,7 @@ function checkBoot(boot: ManifestBoot, at: IssuePath, add: Add): void {
     try {
       new RegExp(boot.ready);
     } catch (e: unknown) {
-      add([...at, 'ready'], `expected a regular expression: ${e instanceof Error ? e.message : String(e)}`);
+      add([...at, 'ready'], `expected a regular expression: ${errorText(e)}`);
     }
   }
   if (custom || params === undefined) return;

@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import { ManifestInvalidError, ManifestReadError, type ManifestIssue } from '../errors.js';
 import { checkFiles, checkManifest, formatPath, toModel, type CheckContext, type IssuePath, type PlatformModel, type RawIssue } from './checks.js';
 import { PlatformManifestSchema, type PlatformManifest } from './schema.js';
+import { errorText } from '../../errors.js';
 
 export interface ManifestLoadResult {
   /** Every problem, in file order; empty when the manifest is valid. */
@@ -55,7 +56,7 @@ export function parseManifest(text: string, options: ParseManifestOptions = {}):
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e: unknown) {
-    return { issues: [{ path: '(syntax)', line: 1, col: 1, message: e instanceof Error ? e.message : String(e) }] };
+    return { issues: [{ path: '(syntax)', line: 1, col: 1, message: errorText(e) }] };
   }
   if (data === null || data === undefined) {
     return { issues: [{ path: '(root)', line: 1, col: 1, message: 'the file is empty; expected a platform manifest (a mapping with name: and vms:)' }] };

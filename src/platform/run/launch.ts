@@ -116,7 +116,7 @@ export function unavailableReason(b: BackendPlan): string | undefined {
     serveArgv(b);
     return undefined;
   } catch (e: unknown) {
-    return `isolation: process is not available for this device: ${e instanceof Error ? e.message : String(e)}`;
+    return `isolation: process is not available for this device: ${errorText(e)}`;
   }
 }
 
@@ -271,7 +271,7 @@ class ThreadBackend extends BaseBackend {
         (late) => late.stop(),
         () => {},
       );
-      throw new BackendStartError(this.plan.id, e instanceof Error ? e.message : String(e), { cause: e });
+      throw new BackendStartError(this.plan.id, errorText(e), { cause: e });
     }
     this.#thread = thread;
     void thread.exited.then((code) => {
@@ -383,7 +383,7 @@ class ProcessBackend extends BaseBackend {
       this.#serving = true;
     } catch (e: unknown) {
       await this.stop();
-      throw new BackendStartError(this.plan.id, e instanceof Error ? e.message : String(e), { cause: e });
+      throw new BackendStartError(this.plan.id, errorText(e), { cause: e });
     }
   }
 

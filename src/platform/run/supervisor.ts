@@ -33,6 +33,7 @@ import { commandLine, type BackendPlan, type PlatformPlan, type VmPlan } from '.
 import { formatBytes } from '../manifest/units.js';
 import { QemuVm, findQemu, type QemuVmOptions, type VmExit } from '../qemu.js';
 import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle, type PortState } from './launch.js';
+import { errorText } from '../../errors.js';
 
 /** Where the supervisor's output goes (the CLI prints it; tests collect it). */
 export interface RunReporter {
@@ -274,7 +275,7 @@ export class PlatformRun {
         try {
           this.#listenFds.set(p.socket, listenAt(p.socket));
         } catch (e: unknown) {
-          throw new BackendStartError(b.id, e instanceof Error ? e.message : String(e), { cause: e });
+          throw new BackendStartError(b.id, errorText(e), { cause: e });
         }
       }
     }
@@ -409,7 +410,7 @@ export class PlatformRun {
         return;
       } catch (e: unknown) {
         if (this.#finished !== undefined) return; // the run is stopping; that stopped the restart
-        this.#error(e instanceof Error ? e.message : String(e));
+        this.#error(errorText(e));
       }
     } else if (b.plan.restart === 'on-failure') {
       this.#error(`back-end ${b.plan.id} failed ${limit.count} times within ${limit.windowMs / 1000} s; not restarting it again`);
@@ -447,7 +448,7 @@ export class PlatformRun {
     await Promise.all(this.#vms.map(async (v) => v.vm?.kill()));
     await Promise.all(
       this.#backends.map(async (b) => {
-        await b.handle.stop().catch((e: unknown) => this.#error(`stopping back-end ${b.plan.id}: ${e instanceof Error ? e.message : String(e)}`));
+        await b.handle.stop().catch((e: unknown) => this.#error(`stopping back-end ${b.plan.id}: ${errorText(e)}`));
         if (b.state !== 'failed') b.state = 'stopped';
         await b.handle.close();
       }),
