@@ -23,6 +23,8 @@ export class EchoDevice implements VirtioDevice {
   served = 0;
   /** Called after this device served chains from its own queue (the link of a pair). */
   onServed: ((n: number) => void) | undefined;
+  /** A receive-only device: a kick just makes buffers available; `deliver` uses them (switch RX). */
+  passive = false;
   #ctx: DeviceContext | undefined;
 
   constructor(name = 'echo') {
@@ -40,7 +42,7 @@ export class EchoDevice implements VirtioDevice {
   }
 
   queueNotify(index: number): void {
-    if (this.#ctx === undefined) return;
+    if (this.#ctx === undefined || this.passive) return;
     const n = serveQueue(this.#ctx, index, (chain) => {
       for (const seg of chain.writer().segments(chain.writableLength)) seg.fill(ECHO_FILL);
       return chain.writableLength;
@@ -64,10 +66,11 @@ export class EchoDevice implements VirtioDevice {
   }
 }
 
-/** Two echo devices; every chain served on `b` delivers one frame into `a`. */
+/** Two echo devices; `a` is receive-only, and every chain served on `b` delivers one frame into `a`. */
 export function linkedEchoPair(): [EchoDevice, EchoDevice] {
   const a = new EchoDevice('a');
   const b = new EchoDevice('b');
+  a.passive = true;
   b.onServed = (n) => {
     for (let i = 0; i < n; i++) a.deliver();
   };
