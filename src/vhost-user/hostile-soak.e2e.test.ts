@@ -26,6 +26,24 @@ const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 const maps = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => l !== '');
 const ourMemfds = (pid: number) => maps(pid).filter((l) => l.includes('/memfd:avp-attack-')).length;
 
+/** Mappings by what backs them (pathname, or 'anonymous'), to tell heap growth from a leak. */
+function kinds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const l of maps(pid)) {
+    const name = l.split(/\s+/).slice(5).join(' ') || 'anonymous';
+    const key = name.startsWith('/memfd:') ? name.replace(/-\d+ \(deleted\)$/, '-N (deleted)') : name;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
+}
+
+function grown(before: Map<string, number>, after: Map<string, number>): string {
+  const parts: string[] = [];
+  for (const [k, n] of after) if (n !== (before.get(k) ?? 0)) parts.push(`${k} ${before.get(k) ?? 0}->${n}`);
+  for (const [k, n] of before) if (!after.has(k)) parts.push(`${k} ${n}->0`);
+  return parts.length === 0 ? 'none' : parts.join(', ');
+}
+
 /** One hostile session of kind `i % 7`; every fd and mapping it makes is its own to close. */
 function hostileSession(path: string, i: number): void {
   const kind = i % 7;
@@ -118,11 +136,13 @@ test(`soak: avp serve rng after ${SESSIONS} hostile sessions has the fds and map
   honest(sock);
   sleepSync(200);
   const start = { fds: fdCount(pid), memfds: ourMemfds(pid), maps: maps(pid).length };
+  const startKinds = kinds(pid);
   for (let i = 0; i < SESSIONS; i++) hostileSession(sock, i);
   honest(sock);
   const fds = settle(() => fdCount(pid), start.fds, 5000);
   const end = { fds, memfds: settle(() => ourMemfds(pid), 0, 5000), maps: maps(pid).length };
   t.diagnostic(`after ${SESSIONS} hostile sessions: fds ${start.fds} -> ${end.fds}, our memfd mappings ${start.memfds} -> ${end.memfds}, all mappings ${start.maps} -> ${end.maps}`);
+  t.diagnostic(`mappings that changed, by backing: ${grown(startKinds, kinds(pid))}`);
   assert.equal(child.exitCode, null, 'the back-end is still running');
   assert.equal(end.fds, start.fds);
   assert.equal(end.memfds, 0);
