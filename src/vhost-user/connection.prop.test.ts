@@ -251,3 +251,22 @@ test('property: random hostile message sequences leave no fd or mapping behind a
     { numRuns: RUNS },
   );
 });
+
+test('regression: a front-end that never reads its replies is dropped, the loop never waits on it (#18 case 5)', () => {
+  const [fe, be] = socketPair();
+  const conn = new BackendConnection(be, new BackendSession({ device: new EchoDevice(), log: silent }));
+  try {
+    const one = encodeRequest({ type: 'GET_FEATURES', body: null, fds: [] }).bytes;
+    const batch = new Uint8Array(one.length * 100);
+    for (let i = 0; i < 100; i++) batch.set(one, i * one.length);
+    let reason: string | null = null;
+    for (let i = 0; i < 10_000 && reason === null; i++) {
+      sendMsg(fe, batch);
+      while (reason === null && (poll([{ fd: be, events: POLLIN }], 0)[0] ?? 0) & POLLIN) reason = conn.onReadable();
+    }
+    assert.match(reason ?? 'never dropped', /unread/);
+  } finally {
+    conn.close();
+    closeQuiet(fe);
+  }
+});
