@@ -26,7 +26,7 @@
  */
 import type { DeviceLog, HostReactor, HostTimer, HostWatch, VirtioDevice } from '../device/contract.js';
 import { TimerQueue } from '../device/timer-queue.js';
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Poller, acceptNonBlocking, eventfdRead, SysError, SysEofError } from '../sys/index.js';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Poller, acceptNonBlocking, eventfdRead, setNonBlocking, SysError, SysEofError } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import { BackendConnection } from './connection.js';
 import { BackendSession } from './session.js';
@@ -139,6 +139,8 @@ export function runBackendLoop(opts: LoopOptions): void {
   const reactor = opts.reactor ?? new LoopReactor();
   const poller = new Poller(16);
   const ports: PortState[] = opts.ports.map((port) => ({ port, log: opts.log(port), conn: undefined }));
+  // accept4 on a blocking listening socket waits when the connection poll reported is gone again.
+  for (const p of ports) setNonBlocking(p.port.listenFd, true);
   let handlers: Handler[] = [];
   let builtFor = '';
   let stop = false;
