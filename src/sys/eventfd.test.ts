@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SysError, SysUsageError } from './errors.js';
-import { EFD_NONBLOCK, EFD_SEMAPHORE, eventfdCreate, eventfdRead, eventfdWrite } from './eventfd.js';
+import { EFD_NONBLOCK, EFD_SEMAPHORE, eventfdCreate, eventfdRead, eventfdSignal, eventfdWrite } from './eventfd.js';
 import { isNonBlocking } from './fd.js';
 import { Resources, hasCloexec } from './testkit.js';
 
@@ -54,4 +54,14 @@ test('eventfd calls on a closed fd are EBADF', (t) => {
   res.close(fd);
   assert.throws(() => eventfdRead(fd), (e: unknown) => e instanceof SysError && e.syscall === 'read(eventfd)' && e.errnoName === 'EBADF');
   assert.throws(() => eventfdWrite(fd), (e: unknown) => e instanceof SysError && e.errnoName === 'EBADF');
+});
+
+test('eventfdSignal: adds 1; on a saturated non-blocking counter returns false instead of throwing', (t) => {
+  const res = new Resources(t);
+  const fd = res.fd(eventfdCreate());
+  assert.equal(eventfdSignal(fd), true);
+  assert.equal(eventfdRead(fd), 1n);
+  eventfdWrite(fd, 0xffff_ffff_ffff_fffen);
+  assert.equal(eventfdSignal(fd), false);
+  assert.equal(eventfdRead(fd), 0xffff_ffff_ffff_fffen, 'nothing was added');
 });

@@ -56,6 +56,27 @@ export function eventfdRead(fd: number): bigint {
 }
 
 /**
+ * Signals an eventfd (adds 1) without ever blocking or throwing for a full counter: the
+ * virtqueue call and error notifications of a back-end. A counter at its maximum is already
+ * readable, so the peer has a notification pending and one more adds nothing.
+ * Non-blocking only if the fd is (vhost-user sets O_NONBLOCK on the fds it receives).
+ * @returns false when the counter was saturated (EAGAIN) and nothing was added.
+ * @throws SysError for anything else (EBADF: an AVP bug).
+ */
+export function eventfdSignal(fd: number): boolean {
+  assertFd(fd);
+  counter[0] = 1n;
+  for (;;) {
+    const r = libc.write(fd, counter, 8);
+    if (r === 8) return true;
+    if (r >= 0) throw new SysError('write(eventfd)', EIO);
+    const errno = lastErrno();
+    if (errno === EAGAIN) return false;
+    if (errno !== EINTR) throw new SysError('write(eventfd)', errno);
+  }
+}
+
+/**
  * Adds `value` to the counter, waking waiters (a virtqueue kick or call).
  * @throws SysError EAGAIN when a non-blocking counter would overflow.
  */

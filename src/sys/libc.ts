@@ -41,6 +41,7 @@ export const libc = {
   connect: fn<(fd: number, addr: Ptr, len: number) => number>('int connect(int, const void *, uint32_t)'),
   socketpair: fn<(domain: number, type: number, protocol: number, sv: Ptr) => number>('int socketpair(int, int, int, void *)'),
   shutdown: fn<(fd: number, how: number) => number>('int shutdown(int, int)'),
+  getsockopt: fn<(fd: number, level: number, name: number, value: Ptr, len: Ptr) => number>('int getsockopt(int, int, int, void *, void *)'),
   close: fn<(fd: number) => number>('int close(int)'),
   // ssize_t is `long` on LP64.
   recvmsg: fn<(fd: number, msg: Ptr, flags: number) => number>('long recvmsg(int, void *, int)'),

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fstatSync, readSync, writeSync } from 'node:fs';
 import { SysError, SysUsageError } from './errors.js';
-import { MAX_VIEW_BYTES, mapViews, memfdCreate, mmapShared, munmap } from './memory.js';
+import { F_SEAL_SEAL, F_SEAL_SHRINK, MAX_VIEW_BYTES, fdFileSize, ftruncate, getSeals, mapViews, memfdCreate, mmapShared, munmap, sealAgainstShrink } from './memory.js';
+import { socketPair } from './socket.js';
 import type { Mapping } from './memory.js';
 import { Resources, hasCloexec } from './testkit.js';
 
@@ -106,4 +107,36 @@ test('a mapping above 4 GiB: one view is refused (not a process abort), mapViews
   readSync(fd, out, 0, 1, MAX_VIEW_BYTES - 1);
   readSync(fd, out, 1, 1, size - 1);
   assert.deepEqual([...out], [0x11, 0x22]);
+});
+
+test('fdFileSize reports a memfd\'s size and a non-file as not regular', (t) => {
+  const res = new Resources(t);
+  const fd = res.fd(memfdCreate('avp-test', 5 * PAGE));
+  assert.deepEqual(fdFileSize(fd), { regular: true, size: 5 * PAGE });
+  ftruncate(fd, PAGE);
+  assert.deepEqual(fdFileSize(fd), { regular: true, size: PAGE });
+  const [a, b] = res.fds(socketPair());
+  assert.deepEqual(fdFileSize(a), { regular: false, size: 0 });
+  void b;
+});
+
+test('sealAgainstShrink: a sealable memfd gets F_SEAL_SHRINK and can no longer shrink, but still grow', (t) => {
+  const res = new Resources(t);
+  const fd = res.fd(memfdCreate('avp-test', 4 * PAGE, { allowSealing: true }));
+  assert.equal(getSeals(fd), 0);
+  assert.equal(sealAgainstShrink(fd), true);
+  assert.equal(getSeals(fd), F_SEAL_SHRINK);
+  assert.throws(() => ftruncate(fd, PAGE), (e: unknown) => e instanceof SysError && e.errnoName === 'EPERM');
+  ftruncate(fd, 8 * PAGE);
+  assert.equal(sealAgainstShrink(fd), true, 'already sealed: still true');
+});
+
+test('sealAgainstShrink: false for a memfd made without MFD_ALLOW_SEALING and for a non-shmem fd', (t) => {
+  const res = new Resources(t);
+  const fd = res.fd(memfdCreate('avp-test', PAGE));
+  assert.equal(getSeals(fd), F_SEAL_SEAL);
+  assert.equal(sealAgainstShrink(fd), false);
+  const [a] = res.fds(socketPair());
+  assert.equal(getSeals(a), null);
+  assert.equal(sealAgainstShrink(a), false);
 });

@@ -18,14 +18,22 @@
  * views (`mapViews`, `Mapping.view`). The limit matches v8::TypedArray::kMaxLength (2^32) in
  * Node 20's headers; a later Node may allow more, but this layer does not assume it.
  *
+ * Memory a front-end shrinks (ftruncate) after it was mapped faults the process with SIGBUS on
+ * the next touch of a page past the new end, and SIGBUS cannot be caught from JavaScript.
+ * MAP_POPULATE or mlock do not help (truncation unmaps the pages from every mapping). What does:
+ * checking the fd's size against the mapping before mapping (`fdFileSize`), and file seals
+ * (`sealAgainstShrink`, memfd(2) F_SEAL_SHRINK), which make the shrink itself fail. See
+ * docs/reliability.md for the policy the vhost-user back-end builds on these.
+ *
  * Use after munmap: the ArrayBuffers from `buffer`/`view` cannot be detached (koffi's external
  * buffers are not transferable: structuredClone copies them), so touching one after `munmap`
  * faults the process (SIGSEGV). Callers drop every view before unmapping; `Mapping` refuses to
  * hand out new views once closed.
  */
+import { fstatSync } from 'node:fs';
 import { SysError, SysUsageError } from './errors.js';
 import { assertFd, closeQuiet } from './fd.js';
-import { lastErrno, libc, nativeView, retrying } from './libc.js';
+import { EINTR, lastErrno, libc, nativeView, retrying } from './libc.js';
 
 /** Largest ArrayBuffer koffi.view can create without aborting the process (see the file comment). */
 export const MAX_VIEW_BYTES = 2 ** 32;
@@ -36,6 +44,15 @@ const MAP_SHARED = 0x1;
 /** mmap's error return, (void *)-1. */
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 const MFD_CLOEXEC = 0x1;
+const MFD_ALLOW_SEALING = 0x2;
+
+/** fcntl commands and seal bits of memfd_create(2) / fcntl(2) "File Sealing" (linux/fcntl.h). */
+const F_ADD_SEALS = 1033;
+const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 0x1;
+export const F_SEAL_SHRINK = 0x2;
+export const F_SEAL_GROW = 0x4;
+export const F_SEAL_WRITE = 0x8;
 
 /** A MAP_SHARED, read-write mapping of a descriptor. */
 export interface Mapping {
@@ -112,15 +129,81 @@ class SharedMapping implements Mapping {
  * Creates an anonymous memory file of `size` bytes (memfd_create + ftruncate), with FD_CLOEXEC.
  * `name` shows in /proc/<pid>/fd links only (at most 249 bytes).
  */
-export function memfdCreate(name: string, size: number): number {
+export function memfdCreate(name: string, size: number, opts: { allowSealing?: boolean } = {}): number {
   assertSize(size, 'memfd size');
-  const fd = retrying('memfd_create', () => libc.memfd_create(name, MFD_CLOEXEC));
+  // Without MFD_ALLOW_SEALING the kernel sets F_SEAL_SEAL at once: no seal can ever be added.
+  const flags = MFD_CLOEXEC | (opts.allowSealing === true ? MFD_ALLOW_SEALING : 0);
+  const fd = retrying('memfd_create', () => libc.memfd_create(name, flags));
   try {
     retrying('ftruncate', () => libc.ftruncate(fd, size));
     return fd;
   } catch (e) {
     closeQuiet(fd);
     throw e;
+  }
+}
+
+/** Sets the size of the file behind `fd` (ftruncate). @throws SysError EPERM when a seal forbids it. */
+export function ftruncate(fd: number, size: number): void {
+  assertFd(fd);
+  assertSize(size, 'file size');
+  retrying('ftruncate', () => libc.ftruncate(fd, size));
+}
+
+/** What `fdFileSize` reports: the size, and whether the fd is a regular file (memfd, tmpfs, hugetlbfs). */
+export interface FdFileSize {
+  readonly regular: boolean;
+  /** st_size in bytes (0 for anything that is not a regular file). */
+  readonly size: number;
+}
+
+/**
+ * fstat of `fd`: its size and whether it is a regular file. Mapping a range past st_size succeeds
+ * but faults (SIGBUS) on first touch, so mappers compare the range with this first.
+ * @throws SysError EBADF when `fd` is not open.
+ */
+export function fdFileSize(fd: number): FdFileSize {
+  assertFd(fd);
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    const size = st.size > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(st.size);
+    return { regular: st.isFile(), size: st.isFile() ? size : 0 };
+  } catch (e: unknown) {
+    // Node reports fstat failures as errors with a negative libuv errno; keep this layer's type.
+    const errno = typeof e === 'object' && e !== null && 'errno' in e && typeof e.errno === 'number' ? -e.errno : 9;
+    throw new SysError('fstat', errno, { cause: e });
+  }
+}
+
+/**
+ * The seals on `fd` (F_GET_SEALS), or null when its file does not support sealing (not shmem or
+ * hugetlbfs: EINVAL).
+ */
+export function getSeals(fd: number): number | null {
+  assertFd(fd);
+  for (;;) {
+    const r = libc.fcntl(fd, F_GET_SEALS);
+    if (r >= 0) return r;
+    const errno = lastErrno();
+    if (errno !== EINTR) return null;
+  }
+}
+
+/**
+ * Makes sure the file behind `fd` can no longer shrink: true when F_SEAL_SHRINK is set afterwards
+ * (already there, or added now), false when it cannot be (the file does not support seals, or
+ * F_SEAL_SEAL forbids new ones, e.g. a memfd made without MFD_ALLOW_SEALING). The seal belongs to
+ * the file, so it also binds whoever else holds it; QEMU's memory-backend-memfd sets it itself
+ * (seal=on, the default), so adding it never takes anything from a front-end that plays by the rules.
+ */
+export function sealAgainstShrink(fd: number): boolean {
+  const seals = getSeals(fd);
+  if (seals === null) return false;
+  if ((seals & F_SEAL_SHRINK) !== 0) return true;
+  if ((seals & F_SEAL_SEAL) !== 0) return false;
+  for (;;) {
+    if (libc.fcntl(fd, F_ADD_SEALS, 'int', F_SEAL_SHRINK) === 0) return true;
+    if (lastErrno() !== EINTR) return false;
   }
 }
 

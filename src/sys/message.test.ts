@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { SysEofError, SysError, SysUsageError } from './errors.js';
 import { eventfdCreate, eventfdRead, eventfdWrite } from './eventfd.js';
 import { isOpenFd, listOpenFds, setNonBlocking } from './fd.js';
-import { MAX_FDS_PER_MESSAGE, recvExact, recvMsg, sendMsg } from './message.js';
+import { MAX_FDS_PER_MESSAGE, recvExact, recvMsg, sendMsg, tryRecvMsg } from './message.js';
 import { memfdCreate, mmapShared } from './memory.js';
 import { socketPair } from './socket.js';
 import { Resources, hasCloexec } from './testkit.js';
@@ -197,4 +197,19 @@ test('recvMsg on a non-blocking socket with nothing to read is EAGAIN', (t) => {
   const [, b] = res.fds(socketPair());
   setNonBlocking(b, true);
   assert.throws(() => recvMsg(b, new Uint8Array(4), 2), (e: unknown) => e instanceof SysError && e.errnoName === 'EAGAIN');
+});
+
+test('tryRecvMsg never waits, even on a blocking socket: null when nothing is there, then data and fds', (t) => {
+  const res = new Resources(t);
+  const [a, b] = res.fds(socketPair());
+  const buf = new Uint8Array(16);
+  assert.equal(tryRecvMsg(b, buf, 4), null);
+  const ev = res.fd(eventfdCreate());
+  sendMsg(a, Uint8Array.of(1, 2, 3), [ev]);
+  const got = tryRecvMsg(b, buf, 4);
+  assert.ok(got !== null);
+  assert.equal(got.bytes, 3);
+  assert.equal(got.fds.length, 1);
+  res.fds(got.fds);
+  assert.equal(tryRecvMsg(b, buf, 4), null);
 });

@@ -22,6 +22,8 @@ import { POLLIN, POLLOUT, waitFor } from './poll.js';
 export const MAX_FDS_PER_MESSAGE = 253;
 
 const MSG_CTRUNC = 0x8;
+/** Never wait, whatever the socket's O_NONBLOCK flag says (a peer may share the flag). */
+const MSG_DONTWAIT = 0x40;
 const MSG_WAITALL = 0x100;
 /** Report EPIPE instead of raising SIGPIPE, which would kill the process. */
 const MSG_NOSIGNAL = 0x4000;
@@ -105,6 +107,28 @@ function assertMaxFds(maxFds: number): void {
  * @throws SysError EAGAIN on a non-blocking socket with nothing to read; others from recvmsg.
  */
 export function recvMsg(fd: number, buf: Uint8Array, maxFds = 0): RecvResult {
+  return receive(fd, buf, maxFds, 0);
+}
+
+/**
+ * `recvMsg` that never waits (MSG_DONTWAIT): the event loop's read, safe on a socket whose
+ * O_NONBLOCK flag someone else controls.
+ * @returns null when nothing is ready (EAGAIN); `bytes === 0` means end of stream.
+ */
+export function tryRecvMsg(fd: number, buf: Uint8Array, maxFds = 0): RecvResult | null {
+  try {
+    return receive(fd, buf, maxFds, MSG_DONTWAIT);
+  } catch (e: unknown) {
+    if (e instanceof SysError && e.errno === EAGAIN) return null;
+    throw e;
+  }
+}
+
+/**
+ * One recvmsg. Ownership: from the moment the kernel returns, every fd it installed is either in
+ * the result (the caller's) or closed here; nothing between the syscall and the return can throw.
+ */
+function receive(fd: number, buf: Uint8Array, maxFds: number, flags: number): RecvResult {
   assertFd(fd);
   assertMaxFds(maxFds);
   if (buf.length === 0) throw new SysUsageError('recvMsg needs a non-empty buffer (0 bytes read means EOF)');
@@ -113,7 +137,7 @@ export function recvMsg(fd: number, buf: Uint8Array, maxFds = 0): RecvResult {
   for (;;) {
     // Reset on every attempt: the kernel overwrites msg_controllen and msg_flags.
     prepareHeader(recvBlock, addressOf(buf), buf.length, controlBytes);
-    bytes = libc.recvmsg(fd, recvBlock.address, MSG_CMSG_CLOEXEC);
+    bytes = libc.recvmsg(fd, recvBlock.address, MSG_CMSG_CLOEXEC | flags);
     if (bytes >= 0) break;
     const errno = lastErrno();
     if (errno !== EINTR) throw new SysError('recvmsg', errno);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SysError, SysUsageError } from './errors.js';
 import { listOpenFds, setNonBlocking } from './fd.js';
 import { recvMsg, sendMsg } from './message.js';
-import { SHUT_WR, acceptUnix, connectUnix, listenUnix, shutdown, socketPair, unlinkQuiet } from './socket.js';
+import { SHUT_WR, acceptUnix, connectUnix, listenUnix, peerCredentials, shutdown, socketPair, unlinkQuiet } from './socket.js';
 import { Resources, hasCloexec } from './testkit.js';
 
 function isErrnoError(name: string): (e: unknown) => boolean {
@@ -80,4 +80,12 @@ test('shutdown(SHUT_WR) gives the peer EOF; shutdown of a bad fd is EBADF', (t) 
   shutdown(a, SHUT_WR);
   assert.equal(recvMsg(b, new Uint8Array(4)).bytes, 0);
   assert.throws(() => shutdown(-1), isErrnoError('EBADF'));
+});
+
+test('peerCredentials names this process at the other end of a socket pair', (t) => {
+  const res = new Resources(t);
+  const [a] = res.fds(socketPair());
+  const cred = peerCredentials(a);
+  assert.equal(cred.pid, process.pid);
+  assert.equal(cred.uid, process.getuid?.());
 });

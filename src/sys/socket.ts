@@ -122,6 +122,24 @@ export function shutdown(fd: number, how: number = SHUT_RDWR): void {
   if (errno !== ENOTCONN) throw new SysError('shutdown', errno);
 }
 
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/**
+ * The process at the other end of a connected Unix socket (SO_PEERCRED: pid, uid, gid as they
+ * were when it connected or listened). The conformance suite uses the pid to look at a back-end's
+ * /proc entries (its mappings) without any help from the back-end.
+ */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  assertFd(fd);
+  // struct ucred { pid_t pid; uid_t uid; gid_t gid; }: three host-order 32-bit integers.
+  const cred = new Int32Array(3);
+  const len = new Uint32Array([12]);
+  retrying('getsockopt(SO_PEERCRED)', () => libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len));
+  // Safe: the 3-element array has elements 0..2.
+  return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
 /** Removes a socket file if it exists; other failures (EACCES, EISDIR…) still throw. */
 export function unlinkQuiet(path: string): void {
   try {

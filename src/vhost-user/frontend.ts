@@ -269,7 +269,8 @@ export class VhostUserFrontend {
   createMemory(size: number, opts: { guestBase?: number; userBase?: number; addMemReg?: boolean } = {}): FrontendMemory {
     const guestBase = opts.guestBase ?? 0;
     const userBase = opts.userBase ?? 0x7f00_0000_0000;
-    const fd = memfdCreate('avp-guest', size);
+    // Sealable, as QEMU's memory-backend-memfd makes guest RAM: a back-end may seal it (F_SEAL_SHRINK).
+    const fd = memfdCreate('avp-guest', size, { allowSealing: true });
     this.#owned.push(fd);
     const mapping = mmapShared(fd, size);
     this.#mappings.push(mapping);

@@ -13,17 +13,22 @@
  *
  * Owns: accepting one front-end at a time per port on a listening socket that stays open across
  * clients (a re-created socket leaves a window in which a reconnecting front-end finds nothing,
- * rust-vmm/vhost#321), reading messages (the 12-byte header with `recvmsg`, which carries the fds,
- * then the payload), feeding the parser, sending replies, dispatching kicks, running the
- * HostReactor (watched fds, timers), and resetting a device when its front-end goes away so the
- * next one starts clean (QEMU `reconnect=`).
+ * rust-vmm/vhost#321), polling each connection (reading, parsing and replying are
+ * `BackendConnection`'s), dispatching kicks, running the HostReactor (watched fds, timers), and
+ * resetting a device when its front-end goes away so the next one starts clean (QEMU `reconnect=`).
+ *
+ * Nothing here waits except `poll` itself, which always includes the wake fd (issue #18,
+ * docs/reliability.md): a front-end that sends half a message, stops reading replies or saturates
+ * an eventfd cannot stall the other ports or a stop request. Before every turn that may touch
+ * guest memory, the memory of each connection whose regions could not be sealed against
+ * shrinking is checked (`BackendSession.checkMemory`); a shrunk region ends that connection only.
  * Does not own: the protocol state (`session.ts`), process signals or socket files (the CLI).
  */
 import type { DeviceLog, HostReactor, HostTimer, HostWatch, VirtioDevice } from '../device/contract.js';
 import { TimerQueue } from '../device/timer-queue.js';
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Poller, acceptUnix, closeQuiet, eventfdRead, recvExact, recvMsg, sendMsg, SysError, SysEofError } from '../sys/index.js';
-import { VhostUserRequestParser } from './parser.js';
-import { VHOST_USER_HDR_SIZE, VHOST_USER_MAX_FDS } from './protocol.js';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Poller, acceptNonBlocking, eventfdRead, setNonBlocking, SysError, SysEofError } from '../sys/index.js';
+import { VhostUserBackendError } from './backend-errors.js';
+import { BackendConnection } from './connection.js';
 import { BackendSession } from './session.js';
 
 /** One listening socket and the device behind it. */
@@ -49,6 +54,8 @@ export interface LoopOptions {
   onSession?: (port: LoopPort, metrics: (() => Record<string, unknown>) | undefined) => void;
   /** The reactor devices get; created here when not given (tests pass their own clock). */
   reactor?: LoopReactor;
+  /** Refuse guest memory that cannot be sealed against shrinking (docs/reliability.md). */
+  requireSealedMemory?: boolean;
 }
 
 export type LoopEvent = { kind: 'connected' } | { kind: 'disconnected'; reason: string; requests: number };
@@ -121,7 +128,7 @@ export class LoopReactor implements HostReactor {
 interface PortState {
   port: LoopPort;
   log: DeviceLog;
-  conn: { fd: number; session: BackendSession; parser: VhostUserRequestParser } | undefined;
+  conn: BackendConnection | undefined;
 }
 
 /** What a poll entry does when ready. */
@@ -131,9 +138,9 @@ type Handler = (revents: number) => void;
 export function runBackendLoop(opts: LoopOptions): void {
   const reactor = opts.reactor ?? new LoopReactor();
   const poller = new Poller(16);
-  const header = new Uint8Array(VHOST_USER_HDR_SIZE);
-  const headerView = new DataView(header.buffer);
   const ports: PortState[] = opts.ports.map((port) => ({ port, log: opts.log(port), conn: undefined }));
+  // accept4 on a blocking listening socket waits when the connection poll reported is gone again.
+  for (const p of ports) setNonBlocking(p.port.listenFd, true);
   let handlers: Handler[] = [];
   let builtFor = '';
   let stop = false;
@@ -143,8 +150,11 @@ export function runBackendLoop(opts: LoopOptions): void {
     if (c === undefined) return;
     p.conn = undefined;
     const requests = c.session.stats.requests;
-    c.session.close();
-    closeQuiet(c.fd);
+    try {
+      c.close();
+    } catch (e: unknown) {
+      p.log.error(`internal error while closing the connection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
     opts.onSession?.(p.port, undefined);
     p.log.info(`front-end disconnected: ${reason}`);
     opts.onEvent?.(p.port, { kind: 'disconnected', reason, requests });
@@ -157,52 +167,58 @@ export function runBackendLoop(opts: LoopOptions): void {
    */
   const failure = (p: PortState, e: unknown): string => {
     if (e instanceof SysError || e instanceof SysEofError) return e.message;
+    if (e instanceof VhostUserBackendError) return e.message;
     p.log.error(`internal error, dropping the connection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     return `internal error: ${e instanceof Error ? e.message : String(e)}`;
   };
 
-  /** Reads and handles one message; returns a reason to disconnect, or null. */
-  const serveMessage = (p: PortState): string | null => {
-    // Safe: only called for a port with a connection.
-    const c = p.conn!;
-    const first = recvMsg(c.fd, header, VHOST_USER_MAX_FDS);
-    if (first.bytes === 0) return 'end of stream';
-    if (first.bytes < VHOST_USER_HDR_SIZE && !recvExact(c.fd, header.subarray(first.bytes))) return 'end of stream inside a header';
-    const items = c.parser.push(header, first.fds);
-    if (c.parser.failure === null) {
-      const size = headerView.getUint32(8, true);
-      // The parser has checked `size` against the cap (a fatal error otherwise), so this is bounded.
-      if (size > 0) {
-        const payload = new Uint8Array(size);
-        if (!recvExact(c.fd, payload)) return 'end of stream inside a payload';
-        items.push(...c.parser.push(payload));
-      }
-    }
-    for (const item of items) {
-      if (item.kind === 'error' && item.error.fatal) return `protocol error: ${item.error.message}`;
-      const reply = item.kind === 'message' ? c.session.handle(item.message) : c.session.handleProtocolError(item.error);
-      if (reply !== null) sendMsg(c.fd, reply.bytes, reply.fds);
-    }
-    return null;
-  };
-
   const accept = (p: PortState): void => {
+    let fd: number | null;
     try {
-      const fd = acceptUnix(p.port.listenFd);
-      const session = new BackendSession({ device: p.port.device, log: p.log, reactor });
-      p.conn = { fd, session, parser: new VhostUserRequestParser({ closeFd: (f) => void closeQuiet(f) }) };
-      opts.onSession?.(p.port, () => session.metrics());
-      p.log.info('front-end connected');
-      opts.onEvent?.(p.port, { kind: 'connected' });
+      fd = acceptNonBlocking(p.port.listenFd);
     } catch (e: unknown) {
       if (!(e instanceof SysError)) throw e;
       p.log.warn(`accept failed: ${e.message}`);
+      return;
+    }
+    if (fd === null) return; // the pending connection went away again
+    const session = new BackendSession({ device: p.port.device, log: p.log, reactor, ...(opts.requireSealedMemory === true ? { requireSealedMemory: true } : {}) });
+    p.conn = new BackendConnection(fd, session);
+    opts.onSession?.(p.port, () => session.metrics());
+    p.log.info('front-end connected');
+    opts.onEvent?.(p.port, { kind: 'connected' });
+  };
+
+  /** Runs `step` for a connection; an exception or a returned reason ends that connection only. */
+  const serve = (p: PortState, c: BackendConnection, step: () => string | null): void => {
+    if (p.conn !== c) return;
+    let reason: string | null;
+    try {
+      reason = step();
+    } catch (e: unknown) {
+      reason = failure(p, e);
+    }
+    if (reason !== null) disconnect(p, reason);
+  };
+
+  /**
+   * Memory a front-end could shrink under our mappings is checked before anything may touch it
+   * (kicks, other ports forwarding into it, host events, timers); see docs/reliability.md.
+   */
+  const checkMemory = (): void => {
+    for (const p of ports) {
+      const c = p.conn;
+      if (c === undefined || !c.session.hasUnsealedMemory) continue;
+      serve(p, c, () => {
+        c.session.checkMemory();
+        return null;
+      });
     }
   };
 
   /** A key that changes whenever the poll set must change. */
   const setKey = (): string =>
-    `${reactor.generation}|${ports.map((p) => (p.conn === undefined ? `L${p.port.listenFd}` : `C${p.conn.fd}:${p.conn.session.kickGeneration}`)).join(',')}`;
+    `${reactor.generation}|${ports.map((p) => (p.conn === undefined ? `L${p.port.listenFd}` : `C${p.conn.fd}:${p.conn.session.kickGeneration}:${p.conn.wantsWrite ? 'w' : ''}`)).join(',')}`;
 
   const rebuild = (): void => {
     poller.clear();
@@ -221,25 +237,19 @@ export function runBackendLoop(opts: LoopOptions): void {
         add(p.port.listenFd, POLLIN, () => accept(p));
         continue;
       }
-      add(c.fd, POLLIN, () => {
-        if (p.conn !== c) return;
-        let reason: string | null;
-        try {
-          reason = serveMessage(p);
-        } catch (e: unknown) {
-          reason = failure(p, e);
-        }
-        if (reason !== null) disconnect(p, reason);
+      add(c.fd, POLLIN | (c.wantsWrite ? POLLOUT : 0), (ev) => {
+        if (ev & POLLOUT) serve(p, c, () => c.onWritable());
+        // A hang-up with unread data still reads the data first; the read then sees the end.
+        if (ev & (POLLIN | HUP)) serve(p, c, () => c.onReadable());
       });
       for (const k of c.session.kickFds()) {
         add(k.fd, POLLIN, (ev) => {
           if (p.conn !== c) return;
           if (ev & POLLIN) {
-            try {
+            serve(p, c, () => {
               c.session.kick(k.index);
-            } catch (e: unknown) {
-              disconnect(p, failure(p, e));
-            }
+              return null;
+            });
           } else p.log.warn(`vring ${k.index}: kick fd reported 0x${ev.toString(16)}`);
         });
       }
@@ -267,6 +277,7 @@ export function runBackendLoop(opts: LoopOptions): void {
   while (!stop) {
     if (builtFor !== setKey()) rebuild();
     const n = poller.wait(reactor.timeout());
+    checkMemory();
     if (n > 0) {
       // Handlers may change the poll set; they check their own liveness, and the set is rebuilt
       // before the next wait.

@@ -17,6 +17,15 @@
  *   kernel): the last one counts; while no ring is live it re-activates the device with it;
  * - memory persists across ring start/stop cycles; any change re-resolves live rings, and old
  *   mappings are unmapped only after nothing refers to them.
+ *
+ * Hostile front-ends (issue #18, docs/reliability.md):
+ * - every fd a request carries is owned by the session from `handle` on: a handler claims the ones
+ *   it keeps, and `handle` closes every other one, on success and on every error path (a
+ *   SET_VRING_CALL naming a ring that does not exist must not leak its fd);
+ * - kick, call and error eventfds are made non-blocking on receipt, and signalling a call or error
+ *   eventfd whose counter is saturated is not an error (the peer has a notification pending);
+ * - a memory change re-resolves each live ring on its own; a ring whose memory went away stops,
+ *   and the retired mappings are released in every case.
  * Does not own: sockets and polling (`loop.ts`), framing (`parser.ts`), device semantics.
  *
  * Protocol features offered, and why: MQ (GET_QUEUE_NUM; the document says back-ends should always
@@ -33,10 +42,10 @@ import { resolveRings } from '../queue/rings.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, featureBit, hasFeature } from '../spec/virtio.js';
-import { closeQuiet, eventfdRead, eventfdWrite, fdTarget, munmap, type Mapping } from '../sys/index.js';
+import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
-import { MAX_MEM_SLOTS, MemoryTable } from './memory-table.js';
+import { MAX_MEM_SLOTS, MemoryTable, type RegionMapping } from './memory-table.js';
 import { encodeReply, hasOwnReply, type EncodedMessage, type FrontendRequest, type VringAddr } from './messages.js';
 import {
   FRONTEND_REQUEST_CODES,
@@ -69,6 +78,10 @@ export interface SessionStats {
   failedRequests: number;
   kicks: number;
   calls: number;
+  /** Call or error signals not delivered because the eventfd's counter was saturated. */
+  saturatedSignals: number;
+  /** Live rings stopped because a memory change removed the memory they lived in. */
+  ringsLostMemory: number;
 }
 
 export interface SessionOptions {
@@ -76,6 +89,8 @@ export interface SessionOptions {
   log: DeviceLog;
   /** Host fds and timers the device may use (the event loop's). */
   reactor?: HostReactor;
+  /** Refuse memory regions that cannot be sealed against shrinking (docs/reliability.md). */
+  requireSealedMemory?: boolean;
 }
 
 function freshRing(): Vring {
@@ -84,10 +99,10 @@ function freshRing(): Vring {
 
 export class BackendSession {
   readonly device: VirtioDevice;
-  readonly stats: SessionStats = { requests: 0, failedRequests: 0, kicks: 0, calls: 0 };
+  readonly stats: SessionStats = { requests: 0, failedRequests: 0, kicks: 0, calls: 0, saturatedSignals: 0, ringsLostMemory: 0 };
   readonly #log: DeviceLog;
   readonly #runner: DeviceRunner;
-  readonly #memory = new MemoryTable();
+  readonly #memory: MemoryTable;
   readonly #rings: Vring[];
   readonly #offeredProtocol: bigint;
   #protocol = 0n;
@@ -95,10 +110,13 @@ export class BackendSession {
   #ackedFeatures: bigint | undefined;
   /** Bumped whenever the set of kick fds changes, so the loop knows to rebuild its poll set. */
   #kickGeneration = 0;
+  /** fds of the request being handled that no handler has claimed yet (closed when it ends). */
+  #unclaimed = new Set<number>();
 
   constructor(opts: SessionOptions) {
     this.device = opts.device;
     this.#log = opts.log;
+    this.#memory = new MemoryTable({ requireSealed: opts.requireSealedMemory === true });
     this.#runner = new DeviceRunner(opts.device, {
       memory: this.#memory.gpa,
       log: opts.log,
@@ -134,6 +152,25 @@ export class BackendSession {
     return out;
   }
 
+  /** True when some memory region can shrink under its mapping (see `checkMemory`). */
+  get hasUnsealedMemory(): boolean {
+    return this.#memory.hasUnsealed;
+  }
+
+  /** Mappings currently held (leak accounting in tests). */
+  get mappingCount(): number {
+    return this.#memory.mappingCount;
+  }
+
+  /**
+   * Verifies that no memory region's file shrank below its mapping; the event loop calls it
+   * before each turn that may touch guest memory (fstat per unsealed region, nothing otherwise).
+   * @throws VhostUserBackendError VHOST_USER_MEMORY_SHRUNK: the connection must end.
+   */
+  checkMemory(): void {
+    this.#memory.checkIntact();
+  }
+
   /** A ring's kick fd became readable: consume the counter and let the device process. */
   kick(index: number): void {
     const r = this.#rings[index];
@@ -157,6 +194,7 @@ export class BackendSession {
     this.stats.requests++;
     let reply: EncodedMessage | null = null;
     let ok = true;
+    this.#unclaimed = new Set(req.fds);
     try {
       reply = this.#dispatch(req);
     } catch (e: unknown) {
@@ -165,6 +203,10 @@ export class BackendSession {
       this.stats.failedRequests++;
       this.#log.warn(`vhost-user ${req.type}: ${e.message}`);
       reply = this.#errorReply(req);
+    } finally {
+      // Every fd of the request that no handler took is closed here, on every path (#18 case 7).
+      for (const fd of this.#unclaimed) closeQuiet(fd);
+      this.#unclaimed = new Set();
     }
     if (reply === null && req.needReply && this.#replyAck() && !hasOwnReply(req.type)) {
       reply = encodeReply({ type: 'ACK', request: FRONTEND_REQUEST_CODES[req.type], body: ok ? 0n : 1n, fds: [] });
@@ -183,10 +225,19 @@ export class BackendSession {
 
   /** The front-end went away: reset the device, close every fd, unmap memory. */
   close(): void {
-    this.#resetRings();
-    this.#runner.reset();
-    this.#unmap(this.#memory.clear());
-    this.#ackedFeatures = undefined;
+    try {
+      this.#resetRings();
+      this.#runner.reset();
+    } finally {
+      this.#release(this.#memory.clear());
+      this.#ackedFeatures = undefined;
+    }
+  }
+
+  /** Takes `fd` of the current request into the session's ownership (it will not be closed by `handle`). */
+  #claim(fd: number | undefined): number | undefined {
+    if (fd !== undefined) this.#unclaimed.delete(fd);
+    return fd;
   }
 
   #replyAck(): boolean {
@@ -224,13 +275,20 @@ export class BackendSession {
         return encodeReply({ type: 'GET_QUEUE_NUM', body: BigInt(this.#rings.length), fds: [] });
       case 'GET_MAX_MEM_SLOTS':
         return encodeReply({ type: 'GET_MAX_MEM_SLOTS', body: BigInt(MAX_MEM_SLOTS), fds: [] });
-      case 'SET_MEM_TABLE':
-        this.#memoryChanged(this.#memory.replace(req.body.regions, req.fds));
+      case 'SET_MEM_TABLE': {
+        // One fd per region; the table owns them from here (extra fds stay unclaimed and are closed).
+        const fds = req.fds.slice(0, req.body.regions.length);
+        fds.forEach((fd) => this.#claim(fd));
+        this.#memoryChanged(this.#memory.replace(req.body.regions, fds));
         return null;
-      case 'ADD_MEM_REG':
-        this.#memory.add(req.body, req.fds[0]);
+      }
+      case 'ADD_MEM_REG': {
+        const fd = this.#claim(req.fds[0]);
+        if (fd === undefined) throw new VhostUserBackendError('VHOST_USER_BAD_MEMORY_REGION', 'ADD_MEM_REG without an fd');
+        this.#memory.add(req.body, fd);
         this.#memoryChanged([]);
         return null;
+      }
       case 'REM_MEM_REG':
         this.#memoryChanged(this.#memory.remove(req.body));
         return null;
@@ -254,7 +312,7 @@ export class BackendSession {
         return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: this.#stopRing(req.body.index) }, fds: [] });
       case 'SET_VRING_KICK': {
         const r = this.#ring(req.body.index);
-        this.#replaceFd(r, 'kickFd', req.fds[0]);
+        this.#replaceFd(r, 'kickFd', this.#claim(req.fds[0]));
         if (req.body.noFd) this.#log.warn(`vring ${req.body.index}: polling mode (no kick fd) is not supported; the ring is processed on enable only`);
         r.started = true;
         this.#kickGeneration++;
@@ -262,10 +320,10 @@ export class BackendSession {
         return null;
       }
       case 'SET_VRING_CALL':
-        this.#replaceFd(this.#ring(req.body.index), 'callFd', req.fds[0]);
+        this.#replaceFd(this.#ring(req.body.index), 'callFd', this.#claim(req.fds[0]));
         return null;
       case 'SET_VRING_ERR':
-        this.#replaceFd(this.#ring(req.body.index), 'errFd', req.fds[0]);
+        this.#replaceFd(this.#ring(req.body.index), 'errFd', this.#claim(req.fds[0]));
         return null;
       case 'SET_VRING_ENABLE': {
         if (!this.#protocolNegotiated && !hasFeature(this.#ackedFeatures ?? 0n, VHOST_USER_F_PROTOCOL_FEATURES)) {
@@ -287,7 +345,7 @@ export class BackendSession {
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
       case 'SET_INFLIGHT_FD':
-        for (const fd of req.fds) closeQuiet(fd);
+        // Their fds stay unclaimed: `handle` closes them.
         throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported (its protocol feature is not offered)`);
       case 'GET_INFLIGHT_FD':
       case 'SET_STATUS':
@@ -333,6 +391,16 @@ export class BackendSession {
       if (target !== 'anon_inode:[eventfd]') {
         closeQuiet(fd);
         throw new VhostUserBackendError('VHOST_USER_BAD_VRING', `${key.replace('Fd', '')} fd is not an eventfd (${target ?? 'closed'})`);
+      }
+      // A blocking eventfd at its maximum count would block the loop on the next call signal (and
+      // a kick fd the front-end drains first, on the next read). O_NONBLOCK belongs to the open
+      // file, so this also changes the front-end's view; QEMU creates its eventfds non-blocking
+      // anyway (EFD_NONBLOCK), so for it nothing changes.
+      try {
+        setNonBlocking(fd, true);
+      } catch (e: unknown) {
+        closeQuiet(fd);
+        throw new VhostUserBackendError('VHOST_USER_BAD_VRING', `${key.replace('Fd', '')} fd: cannot make it non-blocking: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
     }
     const old = r[key];
@@ -382,16 +450,34 @@ export class BackendSession {
     return r.base;
   }
 
-  #memoryChanged(retired: Mapping[]): void {
-    this.#runner.setMemory(this.#memory.gpa);
-    this.#rings.forEach((r, i) => {
-      if (r.queue !== undefined) this.#restart(i);
-    });
-    this.#unmap(retired);
+  /**
+   * Points the device and every live ring at the new memory, then releases the retired mappings.
+   * Each ring is restarted on its own: one whose memory went away (REM_MEM_REG or a smaller
+   * SET_MEM_TABLE under a live ring) stops, with a log line, and waits to be set up again; the
+   * others go on. The release happens in every case, and only after no ring can still hold a view
+   * into a retired mapping (#18 case 8: it used to be skipped when a restart failed).
+   */
+  #memoryChanged(retired: RegionMapping[]): void {
+    try {
+      this.#runner.setMemory(this.#memory.gpa);
+      this.#rings.forEach((r, i) => {
+        if (r.queue === undefined) return;
+        try {
+          this.#restart(i);
+        } catch (e: unknown) {
+          if (!(e instanceof QueueError || e instanceof DeviceError || e instanceof VhostUserBackendError)) throw e;
+          if (r.queue !== undefined) this.#pause(i, r);
+          this.stats.ringsLostMemory++;
+          this.#log.warn(`vring ${i}: stopped, its memory was changed under it: ${e.message}`);
+        }
+      });
+    } finally {
+      this.#release(retired);
+    }
   }
 
-  #unmap(mappings: Mapping[]): void {
-    for (const m of mappings) munmap(m);
+  #release(mappings: readonly RegionMapping[]): void {
+    for (const m of mappings) m.release();
   }
 
   #resetRings(): void {
@@ -412,14 +498,19 @@ export class BackendSession {
   #signalError(): void {
     const broken = this.#rings.filter((r) => r.queue?.broken !== undefined);
     for (const r of broken.length > 0 ? broken : this.#rings.filter((x) => x.queue !== undefined)) {
-      if (r.errFd !== undefined) eventfdWrite(r.errFd);
+      if (r.errFd !== undefined) this.#signal(r.errFd);
     }
+  }
+
+  /** Signals a call or error eventfd; a saturated counter is counted, not an error (#18 case 4). */
+  #signal(fd: number): void {
+    if (!eventfdSignal(fd)) this.stats.saturatedSignals++;
   }
 
   #call(index: number): void {
     const fd = this.#rings[index]?.callFd;
     if (fd === undefined) return;
     this.stats.calls++;
-    eventfdWrite(fd);
+    this.#signal(fd);
   }
 }

@@ -37,7 +37,7 @@ const INDIRECT = featureBit(VIRTIO_F_INDIRECT_DESC);
 const MIB = 1 << 20;
 
 /** What an injection left on the ring. */
-interface Injection {
+export interface Injection {
   /** Token of the hostile chain when it has a valid head the device could return. */
   readonly token?: number;
   /** Device-writable bytes the hostile chain really has (a loop counts each descriptor once). */
@@ -58,12 +58,12 @@ const outcome = (verdict: Verdict, details: string): CheckOutcome => ({ verdict,
 const needsIndirect = offersFeature(VIRTIO_F_INDIRECT_DESC, 'VIRTIO_F_INDIRECT_DESC');
 
 /** The probe's descriptors, to be bent by an injection. */
-function probeDescs(ctx: CheckContext, d: VhostUserDriver): RawDesc[] {
+export function probeDescs(ctx: CheckContext, d: VhostUserDriver): RawDesc[] {
   return descsOf(ctx.device.probe(d).buffers);
 }
 
 /** Index of the first device-writable descriptor (the first descriptor when there is none). */
-function firstWritable(descs: readonly RawDesc[]): number {
+export function firstWritable(descs: readonly RawDesc[]): number {
   const i = descs.findIndex((x) => (x.flags & VIRTQ_DESC_F_WRITE) !== 0);
   return i < 0 ? 0 : i;
 }
@@ -80,7 +80,7 @@ function indirectTo(d: VhostUserDriver, entries: readonly RawDesc[], extra: Part
 }
 
 /** Ways the driver can try to get the device serving again, in the order a VMM would. */
-function recover(ctx: CheckContext, d: VhostUserDriver, problem: string): CheckOutcome {
+export function recover(ctx: CheckContext, d: VhostUserDriver, problem: string): CheckOutcome {
   const attempt = (how: string, step: () => void): CheckOutcome | null => {
     if (d.fe.closed || d.fe.peerClosed()) return null;
     try {
@@ -142,7 +142,7 @@ function lateUsed(d: VhostUserDriver, token: number): ReturnType<VhostUserDriver
 }
 
 /** Sends the probe on the same ring and judges the hostile chain; recovers when the ring is stuck. */
-function judge(ctx: CheckContext, d: VhostUserDriver, inj: Injection): CheckOutcome {
+export function judge(ctx: CheckContext, d: VhostUserDriver, inj: Injection): CheckOutcome {
   let problem: string;
   try {
     const bad = probeOnce(d);

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Regression tests of issue #18 cases 3 and 4 against the real `avp switch` program (two ports),
+ * driven by minimal virtio-net guests over vhost-user: port 1's front-end misbehaves (half a
+ * header; a saturated call eventfd on its receive ring), port 2 sends a frame, and port 2 must
+ * stay connected and served. The in-process variants with generic devices are in
+ * hostile-frontend.test.ts.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DriverQueue } from '../queue/split-driver.js';
+import { availRingSize, descTableSize } from '../spec/split-ring.js';
+import { closeQuiet, eventfdCreate, eventfdRead, eventfdWrite, setNonBlocking } from '../sys/index.js';
+import { VhostUserFrontend, type FrontendMemory, type VringFds } from './frontend.js';
+import { frameBytes } from './testing/byte-builder.js';
+import { sleepSync } from './testing/attacker.js';
+
+const Q = 16;
+const BIN = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
+
+/** `avp switch` with ports a and b in a temp folder; killed at the end of the test. */
+async function startSwitch(t: TestContext): Promise<{ a: string; b: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-hostile-sw-'));
+  const a = join(dir, 'a.sock');
+  const b = join(dir, 'b.sock');
+  const child = spawn(process.execPath, [BIN, 'switch', '--port', `socket=${a},name=a`, '--port', `socket=${b},name=b`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      seen += c;
+      if (/serving/.test(seen)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`avp switch exited early: ${seen}`)));
+  });
+  return { a, b };
+}
+
+/** A minimal virtio-net guest: both rings, receive buffers posted; `call` replaces the RX call fd. */
+class Guest {
+  readonly fe: VhostUserFrontend;
+  readonly mem: FrontendMemory;
+  readonly rx: DriverQueue<number>;
+  readonly tx: DriverQueue<number>;
+  readonly rxFds: VringFds;
+  readonly txFds: VringFds;
+
+  constructor(socket: string, opts: { rxCall?: number } = {}) {
+    this.fe = VhostUserFrontend.connect(socket, { replyTimeoutMs: 3000 });
+    this.fe.getU64('GET_FEATURES');
+    this.fe.request({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+    this.fe.request({ type: 'SET_OWNER', body: null, fds: [] });
+    // VERSION_1 | PROTOCOL_FEATURES | MRG_RXBUF
+    this.fe.request({ type: 'SET_FEATURES', body: (1n << 32n) | (1n << 30n) | (1n << 15n), fds: [] });
+    this.mem = this.fe.createMemory(1 << 20, { addMemReg: true });
+    const rings = (base: number) => ({ desc: base, avail: base + descTableSize(Q), used: base + 0x1000 });
+    assert.ok(availRingSize(Q) + descTableSize(Q) < 0x1000);
+    this.rx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x10000), eventIdx: false });
+    this.tx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x20000), eventIdx: false });
+    this.rxFds = this.fe.setupVring(0, Q, rings(0x10000), this.mem, { ack: true });
+    this.txFds = this.fe.setupVring(1, Q, rings(0x20000), this.mem, { ack: true });
+    if (opts.rxCall !== undefined) this.fe.requestAcked({ type: 'SET_VRING_CALL', body: { index: 0, noFd: false }, fds: [opts.rxCall] });
+    for (let i = 0; i < Q; i++) this.rx.add([{ addr: 0x40000 + i * 2048, len: 2048, writable: true }], i);
+    eventfdWrite(this.rxFds.kick);
+  }
+
+  /** Sends a broadcast frame; true when the switch completed the transmit. */
+  send(): boolean {
+    const f = new Uint8Array(64).fill(0xab);
+    f.fill(0xff, 0, 6);
+    f.set([0x52, 0x54, 0, 0, 0, 2], 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    this.mem.memory.write(0x80000, new Uint8Array(12));
+    this.mem.memory.write(0x80000 + 12, f);
+    this.tx.add([{ addr: 0x80000, len: 12 + f.length }], 0);
+    eventfdWrite(this.txFds.kick);
+    return this.fe.waitCall(this.txFds.call, 3000) && this.tx.popUsed() !== null;
+  }
+
+  /** Waits (polling the used ring, not the call fd) for a received frame. */
+  received(ms = 3000): boolean {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (this.rx.popUsed() !== null) return true;
+      sleepSync(10);
+    }
+    return false;
+  }
+}
+
+test('regression: on avp switch, half a header on port a does not stop port b (#18 case 3)', async (t) => {
+  const { a, b } = await startSwitch(t);
+  const ga = new Guest(a);
+  t.after(() => ga.fe.close());
+  ga.fe.sendRaw(frameBytes(1, 1).subarray(0, 6));
+  await delay(100);
+  const gb = new Guest(b);
+  t.after(() => gb.fe.close());
+  assert.equal(gb.send(), true, 'port b transmit completed');
+  assert.ok(gb.fe.getU64('GET_FEATURES') > 0n, 'port b answered');
+});
+
+for (const blocking of [false, true]) {
+  test(`regression: on avp switch, a saturated ${blocking ? 'blocking' : 'non-blocking'} call eventfd on port a does not disconnect port b (#18 case 4)`, async (t) => {
+    const { a, b } = await startSwitch(t);
+    const call = blocking ? eventfdCreate(0) : eventfdCreate();
+    t.after(() => {
+      // Drain (never waiting): unblocks a back-end stuck writing it, before the fd goes away.
+      setNonBlocking(call, true);
+      eventfdRead(call);
+      closeQuiet(call);
+    });
+    const ga = new Guest(a, { rxCall: call });
+    t.after(() => ga.fe.close());
+    eventfdWrite(call, 0xffff_ffff_ffff_fffen);
+    const gb = new Guest(b);
+    t.after(() => gb.fe.close());
+    assert.equal(gb.send(), true, 'port b transmit completed');
+    assert.ok(gb.fe.getU64('GET_FEATURES') > 0n, 'port b still connected');
+    assert.equal(ga.received(), true, 'port a received the frame');
+    assert.ok(ga.fe.getU64('GET_FEATURES') > 0n, 'port a still connected');
+  });
+}
