@@ -54,6 +54,31 @@ export class QemuNotInstalledError extends AvpError {
   }
 }
 
+/** The QEMU binary did not run or did not say its version (`-version`, `-device help`). */
+export class QemuProbeError extends AvpError {
+  readonly code = 'QEMU_PROBE_FAILED';
+  readonly binary: string;
+
+  constructor(binary: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot tell what QEMU ${binary} supports: ${reason}`, options);
+    this.binary = binary;
+  }
+}
+
+/**
+ * The QEMU found cannot attach a device's front-end (missing from its device list, or it needs
+ * KVM in that QEMU version). `issues` names each device with the reason and the fix.
+ */
+export class FrontendUnavailableError extends AvpError {
+  readonly code = 'QEMU_FRONTEND_UNAVAILABLE';
+  readonly issues: readonly ManifestIssue[];
+
+  constructor(issues: readonly ManifestIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+    this.issues = issues;
+  }
+}
+
 /** A host program the image build runs exited non-zero or could not be started. */
 export class HostToolFailedError extends AvpError {
   readonly code = 'HOST_TOOL_FAILED';

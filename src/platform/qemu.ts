@@ -11,8 +11,9 @@
  *
  * QEMU 7.2 facts behind the argv (shared/reference/qemu-7.2-and-node-notes.md §3, §5, §10):
  * vhost-user needs guest RAM in shared memory (memfd, share=on); the guest's `panic=-1` with
- * `-no-reboot` ends QEMU on a panic; vhost-user virtio-net needs `vectors=0` under TCG (QEMU 7.2
- * segfaults in msix_set_vector_notifiers otherwise) and `romfile=` skips the iPXE ROM.
+ * `-no-reboot` ends QEMU on a panic; vhost-user virtio-net needs `vectors=0` under TCG on QEMU 7.2
+ * (it segfaults in msix_set_vector_notifiers otherwise; qemu-caps.ts `qemuQuirks` says for which
+ * versions) and `romfile=` skips the iPXE ROM.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -27,6 +28,7 @@ import {
   VmSpecError,
 } from './errors.js';
 import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline } from './image/cmdline.js';
+import { qemuQuirks, type QemuVersion } from './qemu-caps.js';
 import { EXIT_LINE, READY_LINE, parseGuestKv } from './image/markers.js';
 
 export type Accel = 'tcg' | 'kvm';
@@ -83,6 +85,8 @@ export interface VmSpec {
   name?: string;
   /** The kernel's command-line limit in bytes (GuestImage.cmdlineLimit); default 2047. */
   cmdlineLimit?: number;
+  /** The QEMU that will run this argv (probeQemu), for version quirks; unknown: QEMU 7.2's. */
+  qemuVersion?: QemuVersion;
 }
 
 export const DEFAULT_MEMORY_MIB = 256;
@@ -146,11 +150,12 @@ export function qemuArgs(spec: VmSpec): string[] {
     'stdio',
     '-no-reboot',
   );
-  (spec.devices ?? []).forEach((d, i) => args.push(...deviceArgs(d, i)));
+  const vectors = qemuQuirks(spec.qemuVersion).netVectorsZero ? ',vectors=0' : '';
+  (spec.devices ?? []).forEach((d, i) => args.push(...deviceArgs(d, i, vectors)));
   return args;
 }
 
-function deviceArgs(d: VmDevice, i: number): string[] {
+function deviceArgs(d: VmDevice, i: number, netVectors: string): string[] {
   const field = `devices[${i}]`;
   const dev = `dev${i}`;
   const chr = `chr${i}`;
@@ -196,7 +201,7 @@ function deviceArgs(d: VmDevice, i: number): string[] {
         '-netdev',
         `vhost-user,chardev=${chr},id=net${i}`,
         '-device',
-        `virtio-net-pci,netdev=net${i},mac=${d.mac.toLowerCase()}${mtu},vectors=0,romfile=,id=${dev}`,
+        `virtio-net-pci,netdev=net${i},mac=${d.mac.toLowerCase()}${mtu}${netVectors},romfile=,id=${dev}`,
       ];
     case 'vhost-user-vsock':
       // CIDs 0-2 are the hypervisor, local and host; 0xffffffff is VMADDR_CID_ANY. The CID is

@@ -22,6 +22,7 @@ import type { DeviceSpec } from '../../devices/registry.js';
 import { PlatformPlanError } from '../errors.js';
 import { cmdParam, scriptParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
+import type { QemuVersion } from '../qemu-caps.js';
 import type { DeviceModel, PlatformModel, VmModel } from './checks.js';
 import type { ManifestDeviceKind } from './schema.js';
 
@@ -44,6 +45,8 @@ export interface PlanOptions {
   image?: GuestImageRef;
   /** Default 'tcg'. */
   accel?: Accel;
+  /** The QEMU the VMs will run on (argv quirks); unknown: QEMU 7.2's. */
+  qemuVersion?: QemuVersion;
 }
 
 /** One vhost-user socket a back-end serves. */
@@ -264,7 +267,14 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
 }
 
 function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec {
-  const base = { name: vm.name, memoryMiB: vm.memoryMiB, cpus: vm.cpus, accel: options.accel ?? 'tcg', devices };
+  const base = {
+    name: vm.name,
+    memoryMiB: vm.memoryMiB,
+    cpus: vm.cpus,
+    accel: options.accel ?? 'tcg',
+    devices,
+    ...(options.qemuVersion === undefined ? {} : { qemuVersion: options.qemuVersion }),
+  };
   if (vm.boot.kind === 'kernel') return { ...base, kernel: vm.boot.kernel, initrd: vm.boot.initrd, append: vm.boot.cmdline };
   const image = options.image;
   if (image === undefined) throw new PlatformPlanError(`VM '${vm.name}' boots the built-in image, and no image was given to plan with`);
