@@ -23,6 +23,7 @@ import { PlatformPlanError } from '../errors.js';
 import { cmdParam, scriptParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
 import type { QemuVersion } from '../qemu-caps.js';
+import type { GuestKernel } from '../image/kernels.js';
 import type { DeviceModel, PlatformModel, VmModel } from './checks.js';
 import type { ManifestDeviceKind } from './schema.js';
 
@@ -43,6 +44,8 @@ export interface PlanOptions {
   runDir: string;
   /** Needed when a VM boots the built-in image. */
   image?: GuestImageRef;
+  /** The built-in image per kernel series (`boot.linux`); a series not here boots `image`. */
+  images?: Partial<Record<GuestKernel, GuestImageRef>>;
   /** Default 'tcg'. */
   accel?: Accel;
   /** The QEMU the VMs will run on (argv quirks); unknown: QEMU 7.2's. */
@@ -276,7 +279,7 @@ function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec 
     ...(options.qemuVersion === undefined ? {} : { qemuVersion: options.qemuVersion }),
   };
   if (vm.boot.kind === 'kernel') return { ...base, kernel: vm.boot.kernel, initrd: vm.boot.initrd, append: vm.boot.cmdline };
-  const image = options.image;
+  const image = options.images?.[vm.boot.linux] ?? options.image;
   if (image === undefined) throw new PlatformPlanError(`VM '${vm.name}' boots the built-in image, and no image was given to plan with`);
   const append = [...vm.boot.cmdline];
   if (vm.boot.command !== undefined) append.push(cmdParam(vm.boot.command));
@@ -331,6 +334,13 @@ export function vsockGroups(model: PlatformModel): Map<string, string[]> {
 /** Whether any VM boots the built-in image (then avp run builds or fetches it first). */
 export function needsBuiltinImage(model: PlatformModel): boolean {
   return model.vms.some((vm) => vm.boot.kind === 'builtin');
+}
+
+/** The kernel series the built-in VMs boot (`boot.linux`), each once, in VM order. */
+export function builtinKernels(model: PlatformModel): GuestKernel[] {
+  const out: GuestKernel[] = [];
+  for (const vm of model.vms) if (vm.boot.kind === 'builtin' && !out.includes(vm.boot.linux)) out.push(vm.boot.linux);
+  return out;
 }
 
 /** The default run directory: `<cwd>/.avp/runs/<platform>-<UTC time>`, e.g. `cockpit-20250102-030405`. */

@@ -9,7 +9,8 @@ import { resolve } from 'node:path';
 import { buildGuestImage } from '../image/build.js';
 import type { Progress } from '../image/apt.js';
 import { loadManifestFile } from '../manifest/load.js';
-import { defaultRunDir, needsBuiltinImage, planPlatform, type GuestImageRef, type PlatformPlan } from '../manifest/plan.js';
+import { builtinKernels, defaultRunDir, planPlatform, type GuestImageRef, type PlatformPlan } from '../manifest/plan.js';
+import type { GuestKernel } from '../image/kernels.js';
 import type { PlatformModel } from '../manifest/checks.js';
 import { QemuNotInstalledError } from '../errors.js';
 import { detectAccel, findQemu, type Accel } from '../qemu.js';
@@ -67,11 +68,16 @@ export async function planManifestFile(file: string, options: PlanFileOptions = 
   const runDir = resolve(cwd, given ?? defaultRunDir(model.name, cwd, new Date()));
   if (options.requireAvailable === true) checkAvailability(planPlatform(model, { runDir, image: IMAGE_PLACEHOLDER }));
   let image = options.image;
-  if (image === undefined && needsBuiltinImage(model)) {
-    image = await buildGuestImage(options.onProgress === undefined ? {} : { onProgress: options.onProgress });
+  const images: Partial<Record<GuestKernel, GuestImageRef>> = {};
+  if (image === undefined) {
+    // One built-in image per kernel series the VMs ask for (boot.linux).
+    for (const kernel of builtinKernels(model)) {
+      images[kernel] = await buildGuestImage({ kernel, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) });
+      image ??= images[kernel];
+    }
   }
   const accel = options.accel ?? (await detectAccel(image === undefined ? {} : { probe: { kernel: image.kernel, initrd: image.initramfs } }));
-  return { model, plan: planPlatform(model, { runDir, accel, ...(image === undefined ? {} : { image }), ...(qemu === undefined ? {} : { qemuVersion: qemu.version }) }) };
+  return { model, plan: planPlatform(model, { runDir, accel, images, ...(image === undefined ? {} : { image }), ...(qemu === undefined ? {} : { qemuVersion: qemu.version }) }) };
 }
 
 /** The probed QEMU; undefined when it is not installed, unless `required`. */
