@@ -65,20 +65,6 @@ export class QemuProbeError extends AvpError {
   }
 }
 
-/**
- * The QEMU found cannot attach a device's front-end (missing from its device list, or it needs
- * KVM in that QEMU version). `issues` names each device with the reason and the fix.
- */
-export class FrontendUnavailableError extends AvpError {
-  readonly code = 'QEMU_FRONTEND_UNAVAILABLE';
-  readonly issues: readonly ManifestIssue[];
-
-  constructor(issues: readonly ManifestIssue[]) {
-    super(issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-    this.issues = issues;
-  }
-}
-
 /** A host program the image build runs exited non-zero or could not be started. */
 export class HostToolFailedError extends AvpError {
   readonly code = 'HOST_TOOL_FAILED';
