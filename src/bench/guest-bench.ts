@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Guest-level benchmark: a Linux guest under QEMU 7.2 reads /dev/hwrng and reads and writes
+ * Guest-level benchmark: a Linux guest under the installed QEMU (10.0 after scripts/setup.sh) reads /dev/hwrng and reads and writes
  * /dev/vda with dd, once through AVP's vhost-user back-ends (avp serve rng / blk) and once through
  * QEMU's built-in virtio-rng-pci / virtio-blk-pci on the same image file, alternating rounds
  * (A B A B ...) so that machine load hits both alike. Prints each figure and the AVP/QEMU ratio

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerConformanceCommand } from './commands/conformance.js';
 import { registerBenchNetCommand } from './commands/bench-net.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommand } from './commands/image.js';
 import { registerQemuArgsCommand } from './commands/qemu-args.js';
 import { registerRunCommand } from './commands/run.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerImageCommand(program);
+  registerDoctorCommand(program);
   registerServeCommand(program);
   registerSwitchCommand(program);
   registerBenchNetCommand(program);

@@ -54,6 +54,17 @@ export class QemuNotInstalledError extends AvpError {
   }
 }
 
+/** The QEMU binary did not run or did not say its version (`-version`, `-device help`). */
+export class QemuProbeError extends AvpError {
+  readonly code = 'QEMU_PROBE_FAILED';
+  readonly binary: string;
+
+  constructor(binary: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot tell what QEMU ${binary} supports: ${reason}`, options);
+    this.binary = binary;
+  }
+}
+
 /** A host program the image build runs exited non-zero or could not be started. */
 export class HostToolFailedError extends AvpError {
   readonly code = 'HOST_TOOL_FAILED';

@@ -12,7 +12,8 @@
  * QEMU 7.2 facts behind the argv (shared/reference/qemu-7.2-and-node-notes.md §3, §5, §10):
  * vhost-user needs guest RAM in shared memory (memfd, share=on); the guest's `panic=-1` with
  * `-no-reboot` ends QEMU on a panic. How each vhost-user device attaches (device name, properties,
- * version quirks such as virtio-net's `vectors=0` on 7.2) is its device kind's (platform/attach.ts).
+ * version quirks such as virtio-net's `vectors=0` on 7.2, applied by qemu-caps.ts's version) is its
+ * device kind's (platform/attach.ts).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';

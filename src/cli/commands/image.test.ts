@@ -17,12 +17,23 @@ import { registerImageCommand } from './image.js';
 
 const AVP = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
 
-test('registerImageCommand adds `image build` with --out and --force', () => {
+test('registerImageCommand adds `image build` with --out, --force and --kernel', () => {
   const program = new Command('avp');
   registerImageCommand(program);
   const build = program.commands.find((c) => c.name() === 'image')?.commands.find((c) => c.name() === 'build');
   assert.ok(build, 'image build is registered');
-  assert.deepEqual(build.options.map((o) => o.long).sort(), ['--force', '--out']);
+  assert.deepEqual(build.options.map((o) => o.long).sort(), ['--force', '--kernel', '--out']);
+});
+
+test('avp image build --kernel takes only a known series', () => {
+  const r = spawnSync(process.execPath, [AVP, 'image', 'build', '--kernel', '5.10'], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /--kernel must be one of 6\.12, 6\.12-rt, 6\.1, got "5\.10"/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
+
+test('buildProgram includes the doctor command', () => {
+  assert.ok(buildProgram().commands.some((c) => c.name() === 'doctor'));
 });
 
 test('buildProgram includes the image command', () => {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `avp image build [--out DIR] [--force]`: builds the guest kernel + initramfs and prints where
+ * `avp image build [--kernel 6.12|6.12-rt|6.1] [--out DIR] [--force]`: builds the guest kernel + initramfs and prints where
  * they are. Argument parsing and output only; the build is `buildGuestImage` (platform/image).
  *
  * Output: progress lines on stderr while building, then on stdout one line per file
@@ -8,11 +8,13 @@
  */
 import { CommanderError, type Command } from 'commander';
 import { AvpError } from '../../errors.js';
-import { buildGuestImage } from '../../platform/image/index.js';
+import { DEFAULT_GUEST_KERNEL, GUEST_KERNELS, buildGuestImage, isGuestKernel } from '../../platform/image/index.js';
+import { UsageError } from '../errors.js';
 
 interface BuildOptions {
   out?: string;
   force?: boolean;
+  kernel?: string;
 }
 
 export function registerImageCommand(program: Command): void {
@@ -22,10 +24,15 @@ export function registerImageCommand(program: Command): void {
     .description('build the guest kernel and initramfs from Debian packages (cached; a cached image returns at once)')
     .option('--out <dir>', 'also copy vmlinuz and initramfs.cpio.gz into this folder')
     .option('--force', 'rebuild even when the cache has this image')
+    .option('--kernel <series>', `Debian kernel: ${GUEST_KERNELS.join(', ')} (default ${DEFAULT_GUEST_KERNEL})`)
     .action(async (opts: BuildOptions) => {
       const started = Date.now();
+      if (opts.kernel !== undefined && !isGuestKernel(opts.kernel)) {
+        throw new UsageError(`image build: --kernel must be one of ${GUEST_KERNELS.join(', ')}, got ${JSON.stringify(opts.kernel)}`);
+      }
       try {
         const img = await buildGuestImage({
+          ...(opts.kernel === undefined ? {} : { kernel: opts.kernel }),
           ...(opts.out === undefined ? {} : { outDir: opts.out }),
           force: opts.force === true,
           onProgress: (m) => process.stderr.write(`avp image: ${m}\n`),
@@ -33,7 +40,9 @@ export function registerImageCommand(program: Command): void {
         process.stdout.write(
           `kernel     ${img.kernel} ${formatSize(img.kernelBytes)}\n` +
             `initramfs  ${img.initramfs} ${formatSize(img.initramfsBytes)}\n` +
-            `release ${img.kernelVersion}, ${img.modules.length} modules, command line up to ${img.cmdlineLimit} bytes, ` +
+            `release ${img.kernelVersion}, ${img.modules.length} modules` +
+            `${img.extraModules.length > 0 ? ` (built: ${img.extraModules.join(' ')})` : ''}` +
+            `${img.absentModules.length > 0 ? `, not in this kernel: ${img.absentModules.join(' ')}` : ''}, command line up to ${img.cmdlineLimit} bytes, ` +
             `${img.fromCache ? 'from cache' : 'built'} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
         );
       } catch (e: unknown) {

@@ -59,10 +59,12 @@ function pick<K extends keyof Stanza>(o: Record<string, string>, k: K): Pick<Sta
  * Depends field: `linux-image-6.1.0-56-amd64 (= 6.1.192-2)`. A concrete name resolves to itself.
  */
 export function kernelDependency(stanza: Stanza): DebPackage | undefined {
-  if (stanza.Package !== undefined && /^linux-image-\d/.test(stanza.Package) && stanza.Version !== undefined) {
+  // Concrete: linux-image-6.1.0-56-amd64, linux-image-6.12.117+deb12-amd64; not the meta package
+  // linux-image-6.12-amd64, which also starts with a digit.
+  if (stanza.Package !== undefined && /^linux-image-\d+\.\d+\.\d+/.test(stanza.Package) && stanza.Version !== undefined) {
     return { name: stanza.Package, version: stanza.Version };
   }
-  const m = /(linux-image-\d[^\s,(|]*)\s*\(=\s*([^)\s]+)\)/.exec(stanza.Depends ?? '');
+  const m = /(linux-image-\d+\.\d+\.\d[^\s,(|]*)\s*\(=\s*([^)\s]+)\)/.exec(stanza.Depends ?? '');
   // Both groups take part in every match of this pattern.
   return m ? { name: m[1] as string, version: m[2] as string } : undefined;
 }

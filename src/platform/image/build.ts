@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `buildGuestImage()`: the guest kernel (vmlinuz) and initramfs (cpio.gz) AVP boots under QEMU,
- * made from Debian 12 packages without installing any of them, and cached.
+ * made from Debian 12 packages without installing any of them, and cached. The kernel is Linux
+ * 6.12 from bookworm-security by default (kernels.ts), with gpio-virtio and i2c-virtio built from
+ * its Debian source (extra-modules.ts).
  *
  * Owns: the build sequence, the image layout, the cache (folders, key, atomic publication).
  * Does not own: apt/dpkg details (apt.ts), module ordering (modules.ts), the guest scripts
@@ -9,10 +11,11 @@
  *
  * Cache (`$AVP_CACHE_DIR`, else `<repo>/.cache/avp/`):
  *   debs/                      downloaded .deb files, kept across builds
+ *   extra-modules/<kver>-…/    gpio-virtio.ko, i2c-virtio.ko built for one kernel (extra-modules.ts)
  *   images/<kver>-<key>/       vmlinuz, initramfs.cpio.gz, image.json
  *   tmp/                       scratch (the unpacked kernel package, about 400 MB, while building)
- * The key hashes the kernel package and version, the requested modules, the baked script, the
- * generated scripts and the busybox binary, so any change to them builds a new image and an
+ * The key hashes the kernel package and version, the requested and the built modules, the baked
+ * script, the generated scripts, the busybox binary and the guest tools' packages, so any change to them builds a new image and an
  * unchanged request is served from the cache at once.
  */
 import { createHash } from 'node:crypto';
@@ -37,12 +40,14 @@ import { packNewc, type CpioEntry } from './cpio.js';
 import { BAKED_SCRIPT_PATH, MODULES_DIR, MODULES_ORDER_PATH, renderHelpers, renderInit, renderModulesOrder } from './init.js';
 import { DEFAULT_GUEST_TOOLS, resolveToolPackages, toolEntries, type GuestTool } from './guest-tools.js';
 import { DEFAULT_GUEST_MODULES, readModuleFile, readModuleIndex, resolveLoadOrder } from './modules.js';
+import { EXTRA_MODULES, ensureExtraModules, extraModulesKey, placeForDepmod, type BuiltModule, type ExtraModule } from './extra-modules.js';
+import { DEFAULT_GUEST_KERNEL, isConcreteKernelPackage, kernelMetaPackage, type GuestKernel } from './kernels.js';
 import { runTool } from './tools.js';
 
 const gzipAsync = promisify(gzip);
 
 /** Bumped when the image layout changes in a way the hashed inputs do not show. */
-const IMAGE_FORMAT = 1;
+const IMAGE_FORMAT = 2;
 
 export interface GuestImageOptions {
   /** Cache folder; default `$AVP_CACHE_DIR`, else `<repo>/.cache/avp`. */
@@ -53,8 +58,12 @@ export interface GuestImageOptions {
   modules?: readonly string[];
   /** A shell script baked in as the default test (the kernel command line's avp.cmd= / avp.script= win over it). */
   script?: string;
-  /** Debian package of the kernel: a meta package (default `linux-image-amd64`) or a concrete `linux-image-6.1.0-…`. */
+  /** Kernel series (default 6.12); `kernelPackage` overrides it. */
+  kernel?: GuestKernel;
+  /** Debian package of the kernel: a meta package (`linux-image-6.12-amd64`) or a concrete `linux-image-6.12.117+deb12-amd64`. */
   kernelPackage?: string;
+  /** In-tree modules to build from the kernel's Debian source; default EXTRA_MODULES for a 6.12 kernel, none for others. */
+  extraModules?: readonly ExtraModule[];
   /** Debian programs to add with their shared libraries (default DEFAULT_GUEST_TOOLS: socat, for vsock). */
   tools?: readonly GuestTool[];
   /** Rebuild even when the cache has this image. */
@@ -79,6 +88,10 @@ export interface GuestImage {
   toolPackages: string[];
   /** Requested modules that the kernel has built in (nothing to load). */
   builtinModules: string[];
+  /** Default modules this kernel does not have (6.1: virtio_snd, gpio-virtio, i2c-virtio). */
+  absentModules: string[];
+  /** Modules built from the Debian kernel source for this image. */
+  extraModules: string[];
   /** The longest kernel command line this kernel takes, in bytes (from its bzImage header). */
   cmdlineLimit: number;
   kernelBytes: number;
@@ -113,11 +126,12 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
   await removeStaleScratch(tmpRoot);
 
   const requested = options.modules ?? DEFAULT_GUEST_MODULES;
-  const kernel = await resolveKernel(options.kernelPackage ?? 'linux-image-amd64', debDir, progress);
+  const kernel = await resolveKernel(options.kernelPackage ?? kernelMetaPackage(options.kernel ?? DEFAULT_GUEST_KERNEL), debDir, progress);
+  const extras = options.extraModules ?? defaultExtraModules(kernel.pkg);
   const busybox = await busyboxBinary(debDir, tmpRoot, progress);
   const tools = options.tools ?? DEFAULT_GUEST_TOOLS;
   const toolPkgs = tools.length === 0 ? [] : await resolveToolPackages(tools, debDir, progress);
-  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data, { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) });
+  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data, { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) }, extraModulesKey(kernel.pkg, extras));
   const imageDir = join(cacheDir, 'images', `${kernelRelease(kernel.pkg)}-${key}`);
 
   let image = options.force ? undefined : await readCachedImage(imageDir);
@@ -125,10 +139,30 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
   else {
     // Downloaded only now: a cached image needs no .deb, which may have been deleted to save space.
     const deb = kernel.deb ?? (await ensureDeb(debDir, kernel.pkg, progress));
-    image = await buildInto(imageDir, { pkg: kernel.pkg, deb, key, requested, script: options.script, busybox, tmpRoot, progress, tools, toolPkgs, debDir });
+    const built = await ensureExtraModules(kernel.pkg, kernelRelease(kernel.pkg), extras, { cacheDir, debDir, tmpRoot }, progress);
+    image = await buildInto(imageDir, {
+      pkg: kernel.pkg,
+      deb,
+      key,
+      requested,
+      skipAbsent: options.modules === undefined,
+      built,
+      script: options.script,
+      busybox,
+      tmpRoot,
+      progress,
+      tools,
+      toolPkgs,
+      debDir,
+    });
     progress(`built ${imageDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   return options.outDir === undefined ? image : copyOut(image, options.outDir);
+}
+
+/** gpio-virtio and i2c-virtio are built for 6.12 kernels, whose source is known to have them as single files. */
+function defaultExtraModules(pkg: DebPackage): readonly ExtraModule[] {
+  return /^linux-image-6\.12\./.test(pkg.name) ? EXTRA_MODULES : [];
 }
 
 /** The kernel release a Debian kernel package installs: `linux-image-6.1.0-56-amd64` → `6.1.0-56-amd64`. */
@@ -152,9 +186,10 @@ async function resolveKernel(name: string, debDir: string, progress: Progress): 
   try {
     pkg = await resolveKernelPackage(name, progress);
   } catch (e: unknown) {
-    // A concrete package name must be that package; a meta package takes any cached kernel.
-    const concrete = /^linux-image-\d/.test(name);
-    const cached = await newestCachedDeb(debDir, (n) => (concrete ? n === name : /^linux-image-\d/.test(n)));
+    // A concrete package name must be that package; a meta package takes a cached kernel of its
+    // series and flavour (linux-image-6.12-rt-amd64: linux-image-6.12.*-rt-amd64).
+    const concrete = isConcreteKernelPackage(name);
+    const cached = await newestCachedDeb(debDir, (n) => (concrete ? n === name : cachedKernelFits(name, n)));
     if (cached === undefined || !isAptFailure(e)) throw e;
     const reason = e instanceof Error ? (e.message.split('\n')[0] ?? '') : '';
     progress(`cannot resolve ${name} (${reason}); using the cached ${cached.pkg.name} ${cached.pkg.version}`);
@@ -162,6 +197,17 @@ async function resolveKernel(name: string, debDir: string, progress: Progress): 
   }
   progress(`kernel package ${pkg.name} ${pkg.version}`);
   return { pkg };
+}
+
+/** Whether cached concrete kernel `n` belongs to meta package `meta` (offline fallback). */
+export function cachedKernelFits(meta: string, n: string): boolean {
+  if (!isConcreteKernelPackage(n)) return false;
+  const flavour = (p: string): string => (/-rt-amd64$/.test(p) ? 'rt' : /-cloud-amd64$/.test(p) ? 'cloud' : 'plain');
+  if (flavour(meta) !== flavour(n)) return false;
+  const series = /^linux-image-(\d+\.\d+)-/.exec(meta);
+  // linux-image-amd64 is Debian 12's 6.1 series.
+  const want = series ? (series[1] as string) : '6.1'; // group 1 takes part in every match
+  return n.startsWith(`linux-image-${want}.`);
 }
 
 function isAptFailure(e: unknown): boolean {
@@ -204,7 +250,14 @@ async function busyboxBinary(debDir: string, tmpRoot: string, progress: Progress
   }
 }
 
-function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | undefined, busybox: Buffer, tools: { tools: readonly GuestTool[]; packages: string[] }): string {
+function cacheKey(
+  pkg: DebPackage,
+  modules: readonly string[],
+  script: string | undefined,
+  busybox: Buffer,
+  tools: { tools: readonly GuestTool[]; packages: string[] },
+  extraModules: string,
+): string {
   const h = createHash('sha256');
   h.update(
     JSON.stringify({
@@ -216,6 +269,7 @@ function cacheKey(pkg: DebPackage, modules: readonly string[], script: string | 
       helpers: [...renderHelpers()],
       busybox: createHash('sha256').update(busybox).digest('hex'),
       tools,
+      extraModules,
     }),
   );
   return h.digest('hex').slice(0, 16);
@@ -245,6 +299,9 @@ interface BuildInputs {
   deb: string;
   key: string;
   requested: readonly string[];
+  /** Leave out (and report) requested modules the kernel lacks: true for the default list. */
+  skipAbsent: boolean;
+  built: readonly BuiltModule[];
   script: string | undefined;
   busybox: BusyboxSource;
   tmpRoot: string;
@@ -260,16 +317,19 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
     inp.progress(`unpacking ${inp.deb}`);
     await extractDeb(inp.deb, work);
     const { modulesDir, release } = await findModules(work, kernelRelease(inp.pkg));
-    if (!(await exists(join(modulesDir, 'modules.dep')))) {
+    // The built modules go where depmod finds them, so their dependencies order them like the rest.
+    if (inp.built.length > 0) await placeForDepmod(modulesDir, inp.built);
+    if (inp.built.length > 0 || !(await exists(join(modulesDir, 'modules.dep')))) {
       // Debian's kernel package ships no modules.dep: its postinst runs depmod. Run it here on
       // the unpacked tree instead.
       inp.progress(`running depmod for ${release}`);
       await runTool('depmod', ['-b', work, release]);
     }
     const index = await readModuleIndex(modulesDir);
-    const plan = resolveLoadOrder(inp.requested, index.dep, index.builtin, release);
+    const plan = resolveLoadOrder(inp.requested, index.dep, index.builtin, release, { skipAbsent: inp.skipAbsent });
     inp.progress(`modules in load order: ${plan.order.map((m) => m.name).join(' ')}`);
     if (plan.builtin.length > 0) inp.progress(`built into the kernel (skipped): ${plan.builtin.join(' ')}`);
+    if (plan.absent.length > 0) inp.progress(`not in this kernel (skipped): ${plan.absent.join(' ')}`);
 
     const vmlinuzPath = join(work, 'boot', `vmlinuz-${release}`);
     const vmlinuz = await readFile(vmlinuzPath).catch((e: unknown) => {
@@ -294,6 +354,8 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
       modules: plan.order.map((m) => m.name),
       toolPackages: inp.toolPkgs.map((p) => `${p.name}=${p.version}`),
       builtinModules: plan.builtin,
+      absentModules: plan.absent,
+      extraModules: inp.built.map((m) => m.name),
       cmdlineLimit: bzImageCmdlineLimit(vmlinuz) ?? X86_CMDLINE_MAX_BYTES,
       kernelBytes: vmlinuz.length,
       initramfsBytes: initramfs.length,

@@ -15,8 +15,11 @@
  * socat (Debian 12: 1.7.4.4) speaks AF_VSOCK (`VSOCK-LISTEN:port`, `VSOCK-CONNECT:cid:port`) and is
  * what vsock tests in the guest use. It links libssl/libcrypto and, through libwrap, libnsl,
  * libtirpc and the Kerberos libraries: about 10 MB unpacked, 4 MB of the gzipped initramfs.
+ * The device tests of sound, CAN, GPIO and I2C use alsa-utils (aplay/arecord/amixer, with ALSA's
+ * configuration from libasound2-data: aplay opens /usr/share/alsa/alsa.conf), can-utils, gpiod
+ * and i2c-tools. Input events are read with busybox hexdump (no evtest needed).
  */
-import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ImageBuildError } from '../errors.js';
 import type { CpioEntry } from './cpio.js';
@@ -28,9 +31,24 @@ export interface GuestTool {
   package: string;
   /** Paths inside the package, e.g. `usr/bin/socat`; installed at the same path in the image. */
   programs: readonly string[];
+  /** Data files or folders the programs read at run time, from any package of the closure, copied as they are. */
+  files?: readonly string[];
 }
 
-export const DEFAULT_GUEST_TOOLS: readonly GuestTool[] = [{ package: 'socat', programs: ['usr/bin/socat'] }];
+export const DEFAULT_GUEST_TOOLS: readonly GuestTool[] = [
+  { package: 'socat', programs: ['usr/bin/socat'] },
+  { package: 'alsa-utils', programs: ['usr/bin/aplay', 'usr/bin/arecord', 'usr/bin/amixer'], files: ['usr/share/alsa'] },
+  { package: 'can-utils', programs: ['usr/bin/candump', 'usr/bin/cansend', 'usr/bin/cangen', 'usr/bin/slcand', 'usr/bin/slcan_attach'] },
+  { package: 'gpiod', programs: ['usr/bin/gpiodetect', 'usr/bin/gpioinfo', 'usr/bin/gpioget', 'usr/bin/gpioset', 'usr/bin/gpiomon'] },
+  { package: 'i2c-tools', programs: ['usr/sbin/i2cdetect', 'usr/sbin/i2cget', 'usr/sbin/i2cset', 'usr/sbin/i2ctransfer', 'usr/sbin/i2cdump'] },
+];
+
+/**
+ * Depends that are not libraries of the programs copied: i2c-tools' perl scripts, adduser and udev
+ * rules, alsa-utils' kmod and init scripts. Following them would pull in perl and systemd (over
+ * 64 packages). Safe to skip: the ELF walk fails the build if a needed library is missing.
+ */
+const NOT_LIBRARY_DEPENDS: ReadonlySet<string> = new Set(['perl', 'adduser', 'udev', 'kmod', 'lsb-base']);
 
 /** Where libraries are looked for in the unpacked packages, in order (merged-/usr or not). */
 const LIB_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu', 'lib64', 'usr/lib64', 'lib', 'usr/lib'];
@@ -64,7 +82,7 @@ export async function resolveToolPackages(tools: readonly GuestTool[], debDir: s
       depends = await debDepends(cached.path);
     }
     out.set(name, entry);
-    queue.push(...depends.filter((d) => !out.has(d)));
+    queue.push(...depends.filter((d) => !out.has(d) && !NOT_LIBRARY_DEPENDS.has(d)));
   }
   return [...out.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -90,6 +108,8 @@ export async function toolEntries(tools: readonly GuestTool[], packages: Readonl
         wanted.push(...deps.needed);
       }
     }
+    const data = new Map<string, Uint8Array>();
+    for (const t of tools) for (const f of t.files ?? []) await collectFiles(root, f, data);
     const done = new Set<string>();
     while (wanted.length > 0) {
       // Safe: the loop condition says the list is not empty.
@@ -108,23 +128,34 @@ export async function toolEntries(tools: readonly GuestTool[], packages: Readonl
       const at = interp.replace(/^\/+/, '');
       if (at !== `${GUEST_LIB_DIR}/${base}`) links.set(at, posix.relative(posix.dirname(at), `${GUEST_LIB_DIR}/${base}`));
     }
-    progress(`guest tools: ${[...files.keys()].join(' ')}`);
-    return layout(files, links);
+    progress(`guest tools: ${[...files.keys()].join(' ')}${data.size > 0 ? ` and ${data.size} data files` : ''}`);
+    return layout(files, links, data);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
 }
 
 /** Entries for the files and links, with every parent folder first (existing image folders included: the packer takes duplicates of folders in order). */
-function layout(files: ReadonlyMap<string, Uint8Array>, links: ReadonlyMap<string, string>): CpioEntry[] {
+function layout(files: ReadonlyMap<string, Uint8Array>, links: ReadonlyMap<string, string>, data: ReadonlyMap<string, Uint8Array> = new Map()): CpioEntry[] {
   const dirs = new Set<string>();
-  for (const p of [...files.keys(), ...links.keys()]) {
+  for (const p of [...files.keys(), ...links.keys(), ...data.keys()]) {
     for (let d = posix.dirname(p); d !== '.' && d !== ''; d = posix.dirname(d)) dirs.add(d);
   }
   const entries: CpioEntry[] = [...dirs].sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b)).map((path) => ({ type: 'dir', path }));
   for (const [path, data] of [...files].sort(([a], [b]) => a.localeCompare(b))) entries.push({ type: 'file', path, data, mode: 0o755 });
+  for (const [path, bytes] of [...data].sort(([a], [b]) => a.localeCompare(b))) entries.push({ type: 'file', path, data: bytes, mode: 0o644 });
   for (const [path, target] of links) entries.push({ type: 'symlink', path, target });
   return entries;
+}
+
+/** Adds the file at `path` in `root`, or every file below it if it is a folder (links followed inside `root`). */
+async function collectFiles(root: string, path: string, out: Map<string, Uint8Array>): Promise<void> {
+  const rel = path.replace(/^\/+/, '');
+  const st = await lstat(join(root, rel)).catch(() => undefined);
+  if (st === undefined) throw new ImageBuildError(`guest tools: no package in the closure has ${rel}`);
+  if (st.isDirectory()) {
+    for (const name of (await readdir(join(root, rel))).sort()) await collectFiles(root, posix.join(rel, name), out);
+  } else out.set(rel, await readInRoot(root, rel));
 }
 
 async function findLibrary(root: string, soname: string): Promise<Uint8Array> {

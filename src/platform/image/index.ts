@@ -12,4 +12,6 @@ export {
   scriptParam,
 } from './cmdline.js';
 export { DEFAULT_GUEST_MODULES } from './modules.js';
+export { DEFAULT_GUEST_KERNEL, GUEST_KERNELS, isGuestKernel, type GuestKernel } from './kernels.js';
+export { EXTRA_MODULES } from './extra-modules.js';
 export { EXIT_LINE, GUEST_MARKER, INSMOD_FAILED_LINE, KV_LINE, READY_LINE, failedModules, parseGuestKv } from './markers.js';

@@ -63,8 +63,11 @@ test('module names: file names with compression suffixes, and - equals _', () =>
   assert.deepEqual([...parseModulesBuiltin(BUILTIN)], ['rng_core', 'loop']);
 });
 
+/** The blk, rng, net and vsock part of DEFAULT_GUEST_MODULES, which the DEP excerpt covers. */
+const BASE_MODULES = DEFAULT_GUEST_MODULES.slice(0, DEFAULT_GUEST_MODULES.indexOf('vmw_vsock_virtio_transport') + 1);
+
 test('resolveLoadOrder: Debian 6.1 virtio set loads each module after its dependencies', () => {
-  const plan = resolveLoadOrder(DEFAULT_GUEST_MODULES, parseModulesDep(DEP), parseModulesBuiltin(BUILTIN), '6.1.0-test');
+  const plan = resolveLoadOrder(BASE_MODULES, parseModulesDep(DEP), parseModulesBuiltin(BUILTIN), '6.1.0-test');
   assert.deepEqual(
     plan.order.map((m) => m.name),
     [
@@ -85,6 +88,19 @@ test('resolveLoadOrder: Debian 6.1 virtio set loads each module after its depend
   );
   assert.deepEqual(plan.builtin, []);
   assert.equal(plan.order[5]?.path, 'kernel/drivers/char/hw_random/virtio-rng.ko');
+});
+
+test('resolveLoadOrder: with skipAbsent, modules the kernel lacks are reported and the rest load', () => {
+  const plan = resolveLoadOrder(DEFAULT_GUEST_MODULES, parseModulesDep(DEP), parseModulesBuiltin(BUILTIN), '6.1.0-test', { skipAbsent: true });
+  assert.deepEqual(plan.order.length, 13);
+  assert.ok(plan.absent.includes('virtio_snd') && plan.absent.includes('gpio-virtio'));
+  assert.ok(!plan.absent.includes('virtio_blk'));
+});
+
+test('DEFAULT_GUEST_MODULES: every AVPS guest driver AVP tests with', () => {
+  for (const m of ['virtio_input', 'virtio-gpu', 'virtio_snd', 'gpio-virtio', 'i2c-virtio', 'virtio_console', 'virtiofs', 'virtio_crypto', 'vcan', 'slcan', 'lm75']) {
+    assert.ok(DEFAULT_GUEST_MODULES.includes(m), m);
+  }
 });
 
 test('resolveLoadOrder: dependencies come first whatever the request order', () => {

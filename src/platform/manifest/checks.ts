@@ -19,6 +19,7 @@ import { resolve } from 'node:path';
 import { GuestCmdlineTooLongError, VmSpecError } from '../errors.js';
 import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline, scriptParam } from '../image/cmdline.js';
 import { READY_LINE } from '../image/markers.js';
+import { DEFAULT_GUEST_KERNEL, type GuestKernel } from '../image/kernels.js';
 import {
   BUILTIN_MIN_MEMORY_MIB,
   type ManifestBoot,
@@ -83,7 +84,7 @@ export const netEntry = (d: ManifestDevice): NetEntry => d as unknown as NetEntr
 export const vsockEntry = (d: ManifestDevice): VsockEntry => d as unknown as VsockEntry;
 
 export type BootModel =
-  | { kind: 'builtin'; script?: string; command?: string; cmdline: string[]; ready: string }
+  | { kind: 'builtin'; linux: GuestKernel; script?: string; command?: string; cmdline: string[]; ready: string }
   | { kind: 'kernel'; kernel: string; initrd: string; cmdline: string[]; ready?: string };
 
 export interface VmModel {
@@ -235,7 +236,7 @@ function checkBoot(boot: ManifestBoot, at: IssuePath, add: Add): void {
     if (boot.image !== undefined) add([...at, 'image'], 'give either image: builtin or kernel and initrd, not both', 'key');
     if (boot.kernel === undefined) add([...at], 'missing kernel: an initrd needs the kernel it boots with');
     if (boot.initrd === undefined) add([...at], 'missing initrd: give the initramfs for kernel (AVP boots without a disk root)');
-    for (const key of ['script', 'command'] as const) {
+    for (const key of ['script', 'command', 'linux'] as const) {
       if (boot[key] !== undefined) add([...at, key], `${key} runs in the built-in image only; with your own kernel, put the work in its initrd`, 'key');
     }
   }
@@ -403,6 +404,8 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
           }
         : {
             kind: 'builtin',
+            // 6.12 and 6.1 may come as YAML numbers; String() gives the series' spelling.
+            linux: vm.boot.linux === undefined ? DEFAULT_GUEST_KERNEL : (String(vm.boot.linux) as GuestKernel),
             ...(vm.boot.script === undefined ? {} : { script: vm.boot.script }),
             ...(vm.boot.command === undefined ? {} : { command: vm.boot.command }),
             cmdline,

@@ -113,13 +113,24 @@ test('defaults: built-in image, 256 MiB, 1 CPU, READY marker, device names from 
   assert.ok(vm !== undefined);
   assert.equal(vm.memoryMiB, 256);
   assert.equal(vm.cpus, 1);
-  assert.deepEqual(vm.boot, { kind: 'builtin', cmdline: [], ready: 'AVP-GUEST: READY\\b' });
+  assert.deepEqual(vm.boot, { kind: 'builtin', linux: '6.12', cmdline: [], ready: 'AVP-GUEST: READY\\b' });
   assert.deepEqual(vm.console, { echo: true });
   assert.deepEqual(vm.devices[0], { kind: 'rng', name: 'rng', path: 'vms[0].devices[0]', isolation: 'thread', restart: 'no', entry: { kind: 'rng', isolation: 'thread', restart: 'no' } });
   const net = vm.devices[1];
   assert.equal(net?.kind, 'net');
   assert.equal(net?.entry['priority'], 0, 'the net kind default');
   assert.equal(net?.entry['mac'], undefined, 'derived when the run is planned (plan.test.ts)');
+});
+
+test('boot.linux picks the kernel series; YAML numbers 6.1 and 6.12 mean the series', () => {
+  for (const [written, linux] of [['6.1', '6.1'], ['6.12', '6.12'], ['6.12-rt', '6.12-rt'], ['"6.12"', '6.12']] as const) {
+    const r = parseManifest(`name: p\nvms:\n  - name: a\n    boot: { linux: ${written} }\n`);
+    const boot = r.model?.vms[0]?.boot;
+    assert.ok(boot?.kind === 'builtin', JSON.stringify(r.issues));
+    assert.equal(boot.linux, linux);
+  }
+  const bad = parseManifest('name: p\nvms:\n  - name: a\n    boot: { linux: 5.10 }\n');
+  assert.match(bad.issues[0]?.message ?? '', /expected one of: 6\.12, 6\.12-rt, 6\.1/);
 });
 
 test('memory and sizes: units, MiB, case', () => {

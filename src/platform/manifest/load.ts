@@ -17,6 +17,7 @@ import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, ty
 import type { z } from 'zod';
 import { ManifestInvalidError, ManifestReadError, type ManifestIssue } from '../errors.js';
 import { checkFiles, checkManifest, formatPath, toModel, type CheckContext, type IssuePath, type PlatformModel, type RawIssue } from './checks.js';
+import { checkFrontends, type FrontendContext } from './frontends.js';
 import { PlatformManifestSchema, type PlatformManifest } from './schema.js';
 import { errorText } from '../../errors.js';
 
@@ -32,6 +33,8 @@ export interface ManifestLoadResult {
 export interface ParseManifestOptions extends Partial<CheckContext> {
   /** Skip the file checks (kernel, initrd, blk images): for tools that only read the layout. */
   skipFileChecks?: boolean;
+  /** Also refuse devices this QEMU cannot attach (frontends.ts). */
+  frontends?: FrontendContext;
 }
 
 /**
@@ -69,6 +72,7 @@ export function parseManifest(text: string, options: ParseManifestOptions = {}):
   const ctx: CheckContext = { baseDir: options.baseDir ?? process.cwd(), ...(options.fileExists === undefined ? {} : { fileExists: options.fileExists }) };
   const raw = checkManifest(manifest);
   if (options.skipFileChecks !== true) raw.push(...checkFiles(manifest, ctx));
+  if (options.frontends !== undefined) raw.push(...checkFrontends(manifest, options.frontends));
   const issues = sortIssues(raw.map(place));
   return issues.length > 0 ? { issues, manifest } : { issues, manifest, model: toModel(manifest, ctx) };
 }

@@ -24,6 +24,8 @@ import { PlatformPlanError } from '../errors.js';
 import { cmdParam, scriptParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
 import { derivedMac, netEntry, vsockEntry, type PlatformModel, type VmModel } from './checks.js';
+import type { QemuVersion } from '../qemu-caps.js';
+import type { GuestKernel } from '../image/kernels.js';
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -42,10 +44,12 @@ export interface PlanOptions {
   runDir: string;
   /** Needed when a VM boots the built-in image. */
   image?: GuestImageRef;
+  /** The built-in image per kernel series (`boot.linux`); a series not here boots `image`. */
+  images?: Partial<Record<GuestKernel, GuestImageRef>>;
   /** Default 'tcg'. */
   accel?: Accel;
-  /** The QEMU that will run the VMs (x.y), for version quirks; default: the oldest supported. */
-  qemuVersion?: string;
+  /** The QEMU the VMs will run on (argv quirks); unknown: QEMU 7.2's. */
+  qemuVersion?: QemuVersion;
 }
 
 /** One vhost-user socket a back-end serves. */
@@ -133,7 +137,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   for (const vm of model.vms) for (const d of vm.devices) if (d.kind === 'vsock') vsockCid.set(vm.name, vsockEntry(d.entry).cid);
   const groupOf = vsockGroups(model);
   const groups = new Map<string, BackendPlan>();
-  const attach = { ...(options.qemuVersion === undefined ? {} : { qemuVersion: options.qemuVersion }) };
+  const attach = { ...(options.qemuVersion === undefined ? {} : { qemuVersion: `${options.qemuVersion.major}.${options.qemuVersion.minor}` }) };
 
   const vms = model.vms.map((vm): VmPlan => {
     const dir = join(runDir, vm.name);
@@ -251,9 +255,15 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
 }
 
 function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec {
-  const base = { name: vm.name, memoryMiB: vm.memoryMiB, cpus: vm.cpus, accel: options.accel ?? 'tcg', devices };
+  const base = {
+    name: vm.name,
+    memoryMiB: vm.memoryMiB,
+    cpus: vm.cpus,
+    accel: options.accel ?? 'tcg',
+    devices,
+  };
   if (vm.boot.kind === 'kernel') return { ...base, kernel: vm.boot.kernel, initrd: vm.boot.initrd, append: vm.boot.cmdline };
-  const image = options.image;
+  const image = options.images?.[vm.boot.linux] ?? options.image;
   if (image === undefined) throw new PlatformPlanError(`VM '${vm.name}' boots the built-in image, and no image was given to plan with`);
   const append = [...vm.boot.cmdline];
   if (vm.boot.command !== undefined) append.push(cmdParam(vm.boot.command));
@@ -293,6 +303,13 @@ export function vsockGroups(model: PlatformModel): Map<string, string[]> {
 /** Whether any VM boots the built-in image (then avp run builds or fetches it first). */
 export function needsBuiltinImage(model: PlatformModel): boolean {
   return model.vms.some((vm) => vm.boot.kind === 'builtin');
+}
+
+/** The kernel series the built-in VMs boot (`boot.linux`), each once, in VM order. */
+export function builtinKernels(model: PlatformModel): GuestKernel[] {
+  const out: GuestKernel[] = [];
+  for (const vm of model.vms) if (vm.boot.kind === 'builtin' && !out.includes(vm.boot.linux)) out.push(vm.boot.linux);
+  return out;
 }
 
 /** The default run directory: `<cwd>/.avp/runs/<platform>-<UTC time>`, e.g. `cockpit-20250102-030405`. */

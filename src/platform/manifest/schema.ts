@@ -13,12 +13,13 @@
  *   switches: [{ name, mtu, uplink: { tap }, isolation, restart }]
  *   vms:
  *     - name, memory, cpus, console: { log, echo }
- *       boot: { image: builtin, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
+ *       boot: { image: builtin, linux, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
  *       devices: [{ kind: <a kind of the device registry>, name, ...the kind's fields, isolation, restart }]
  * Every object is strict: an unknown key is an error (a misspelt option must not be ignored).
  */
 import { z } from 'zod';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
+import { DEFAULT_GUEST_KERNEL, GUEST_KERNELS } from '../image/kernels.js';
 import { SIZE_WITH_UNIT_RE } from './units.js';
 
 /** VM, device, switch and platform names: they become file and socket names in the run directory. */
@@ -128,6 +129,12 @@ const boot = strictObject(
     image: z
       .literal('builtin', { error: "expected 'builtin' (or give kernel and initrd instead)" })
       .meta({ description: "'builtin': AVP's guest image (Debian kernel and a busybox initramfs with the virtio drivers), built and cached on first use." })
+      .optional(),
+    linux: z
+      // YAML reads `linux: 6.1` and `linux: 6.12` as numbers; they mean the series (checks.ts
+      // turns them into the strings).
+      .union([z.enum(GUEST_KERNELS), z.literal(6.12), z.literal(6.1)], { error: `expected one of: ${GUEST_KERNELS.join(', ')}` })
+      .meta({ description: `Debian kernel of the built-in image: ${GUEST_KERNELS.join(', ')} (default ${DEFAULT_GUEST_KERNEL}; 6.12-rt is PREEMPT_RT; 6.1 lacks the sound, GPIO and I2C drivers).` })
       .optional(),
     script: z
       .string({ error: 'expected a shell script (a string)' })

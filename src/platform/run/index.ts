@@ -9,9 +9,12 @@ import { resolve } from 'node:path';
 import { buildGuestImage } from '../image/build.js';
 import type { Progress } from '../image/apt.js';
 import { loadManifestFile } from '../manifest/load.js';
-import { defaultRunDir, needsBuiltinImage, planPlatform, type GuestImageRef, type PlatformPlan } from '../manifest/plan.js';
+import { builtinKernels, defaultRunDir, planPlatform, type GuestImageRef, type PlatformPlan } from '../manifest/plan.js';
+import type { GuestKernel } from '../image/kernels.js';
 import type { PlatformModel } from '../manifest/checks.js';
-import { detectAccel, type Accel } from '../qemu.js';
+import { QemuNotInstalledError } from '../errors.js';
+import { detectAccel, findQemu, type Accel } from '../qemu.js';
+import { probeQemu, type QemuCaps } from '../qemu-caps.js';
 import { checkAvailability } from './supervisor.js';
 
 export { AVP_BIN, SHARED_PROCESS_COMMANDS, liveBackendProcessCount, processCreatesSockets, serveArgv, unavailableReason, type BackendHandle, type PortState, type SharedProcessCommand } from './launch.js';
@@ -44,6 +47,8 @@ export interface PlanFileOptions {
   requireAvailable?: boolean;
   /** For tests: the image to use instead of building the built-in one. */
   image?: GuestImageRef;
+  /** The QEMU to plan for; default: probe `$AVP_QEMU` or qemu-system-x86_64 when installed. */
+  qemu?: QemuCaps;
 }
 
 /**
@@ -53,15 +58,42 @@ export interface PlanFileOptions {
  *   requireAvailable), PlatformPlanError, and the image build's errors.
  */
 export async function planManifestFile(file: string, options: PlanFileOptions = {}): Promise<{ model: PlatformModel; plan: PlatformPlan }> {
-  const { model } = await loadManifestFile(file);
+  // The QEMU that will run the VMs: its version picks argv quirks, and avp run refuses devices
+  // it cannot attach (before building anything). Without QEMU, avp qemu-args still prints.
+  const qemu = options.qemu ?? installedQemu(options.requireAvailable === true);
+  const frontends = options.requireAvailable === true && qemu !== undefined ? { frontends: { caps: qemu, accel: options.accel ?? declaredAccel() } } : {};
+  const { model } = await loadManifestFile(file, frontends);
   const cwd = options.cwd ?? process.cwd();
   const given = typeof options.runDir === 'function' ? options.runDir(model.name) : options.runDir;
   const runDir = resolve(cwd, given ?? defaultRunDir(model.name, cwd, new Date()));
   if (options.requireAvailable === true) checkAvailability(planPlatform(model, { runDir, image: IMAGE_PLACEHOLDER }));
   let image = options.image;
-  if (image === undefined && needsBuiltinImage(model)) {
-    image = await buildGuestImage(options.onProgress === undefined ? {} : { onProgress: options.onProgress });
+  const images: Partial<Record<GuestKernel, GuestImageRef>> = {};
+  if (image === undefined) {
+    // One built-in image per kernel series the VMs ask for (boot.linux).
+    for (const kernel of builtinKernels(model)) {
+      images[kernel] = await buildGuestImage({ kernel, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) });
+      image ??= images[kernel];
+    }
   }
   const accel = options.accel ?? (await detectAccel(image === undefined ? {} : { probe: { kernel: image.kernel, initrd: image.initramfs } }));
-  return { model, plan: planPlatform(model, { runDir, accel, ...(image === undefined ? {} : { image }) }) };
+  return { model, plan: planPlatform(model, { runDir, accel, images, ...(image === undefined ? {} : { image }), ...(qemu === undefined ? {} : { qemuVersion: qemu.version }) }) };
+}
+
+/** The probed QEMU; undefined when it is not installed, unless `required`. */
+function installedQemu(required: boolean): QemuCaps | undefined {
+  try {
+    return probeQemu(findQemu());
+  } catch (e: unknown) {
+    if (e instanceof QemuNotInstalledError && !required) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The accelerator for the front-end check, before any probe guest can boot: kvm only when
+ * AVP_ACCEL=kvm says so (auto may still fall back to tcg, so it is checked as tcg).
+ */
+export function declaredAccel(env: NodeJS.ProcessEnv = process.env): Accel {
+  return env['AVP_ACCEL'] === 'kvm' ? 'kvm' : 'tcg';
 }
