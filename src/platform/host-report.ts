@@ -17,6 +17,7 @@ import { cachedKernelFits, defaultCacheDir } from './image/build.js';
 import { DEFAULT_GUEST_KERNEL, kernelMetaPackage } from './image/kernels.js';
 import { normalizeModuleName } from './image/modules.js';
 import { findQemu, type Accel } from './qemu.js';
+import { DEVICE_KINDS } from '../devices/registry.js';
 import { QEMU_FIX, canAttach, formatVersion, probeQemu, vhostUserFrontends, type QemuCaps } from './qemu-caps.js';
 import { declaredAccel } from './run/index.js';
 
@@ -29,12 +30,11 @@ interface AvpsDevice {
   driver?: string;
 }
 
-/** Device → front-end → driver, per shared/reference/device-wave-2.md §1.5 and qemu-7.2-and-node-notes.md §10. */
-export const AVPS_DEVICES: readonly AvpsDevice[] = [
-  { device: 'rng', qemuDevice: 'vhost-user-rng-pci', driver: 'virtio-rng' },
-  { device: 'blk', qemuDevice: 'vhost-user-blk-pci', driver: 'virtio_blk' },
-  { device: 'net', qemuDevice: 'virtio-net-pci', driver: 'virtio_net' },
-  { device: 'vsock', qemuDevice: 'vhost-user-vsock-pci', driver: 'vmw_vsock_virtio_transport' },
+/**
+ * AVPS devices whose kinds have not landed in the registry yet: front-end and driver, per
+ * shared/reference/device-wave-2.md §1.5. A kind in the registry replaces its row.
+ */
+const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
   { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
   { device: 'fs', qemuDevice: 'vhost-user-fs-pci', driver: 'virtiofs' },
@@ -44,6 +44,12 @@ export const AVPS_DEVICES: readonly AvpsDevice[] = [
   { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
   { device: 'console', driver: 'virtio_console' },
   { device: 'can' },
+];
+
+/** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */
+export const AVPS_DEVICES: readonly AvpsDevice[] = [
+  ...DEVICE_KINDS.map((k) => ({ device: k.name, qemuDevice: k.frontend.qemuDevice, ...(k.guestModules.length === 0 ? {} : { driver: k.guestModules[k.guestModules.length - 1] as string }) })),
+  ...PLANNED_DEVICES.filter((d) => !DEVICE_KINDS.some((k) => k.name === d.device)),
 ];
 
 export interface DeviceReadiness {

@@ -25,20 +25,7 @@ export const VIRTIO_TRANSPORT_MODULES: readonly string[] = ['virtio_ring', 'virt
  * CAN socket layer with vcan and slcan, and QEMU's emulated i6300esb watchdog. A kind that lands
  * lists its driver in `guestModules`; the union below loads each once.
  */
-export const AVPS_GUEST_MODULES: readonly string[] = [] = [
-  // transport
-  'virtio_ring',
-  'virtio',
-  'virtio_pci_modern_dev',
-  'virtio_pci_legacy_dev',
-  'virtio_pci',
-  // blk, rng, net, vsock
-  'virtio_blk',
-  'virtio-rng',
-  'virtio_net',
-  'vsock',
-  'vmw_vsock_virtio_transport_common',
-  'vmw_vsock_virtio_transport',
+export const AVPS_GUEST_MODULES: readonly string[] = [
   // console, input (+ evdev for /dev/input/event*), gpu, fs, crypto, sound
   'virtio_console',
   'virtio_input',
