@@ -163,11 +163,12 @@ export const PROTOCOL_CHECKS: readonly Check[] = [
     needs: needsConfig,
     setup: 'handshaken',
     run(d, ctx) {
-      for (const size of [ctx.device.configSize, 8]) {
+      // 8 bytes, or the whole space where it is smaller (rpmb's has 3 bytes).
+      for (const size of [ctx.device.configSize, Math.min(8, ctx.device.configSize)]) {
         const r = d.fe.getConfig(0, size);
         if (r === null || r.payload.length !== size) return fail(`GET_CONFIG of ${size} bytes answered ${r === null ? 'with the error form (size 0)' : `${r.payload.length} bytes`}`);
       }
-      return pass(`${ctx.device.configSize} and 8 bytes echoed`);
+      return pass(`${ctx.device.configSize} and ${Math.min(8, ctx.device.configSize)} bytes echoed`);
     },
   }),
   protocol({
@@ -179,15 +180,17 @@ export const PROTOCOL_CHECKS: readonly Check[] = [
     setup: 'handshaken',
     run(d, ctx) {
       const size = ctx.device.configSize;
-      // Offset 8, or less where the config space is smaller (vsock's has 8 bytes).
-      const at = Math.max(0, Math.min(8, size - 4));
+      // 4 bytes at offset 8, or less where the config space is smaller (vsock's has 8 bytes,
+      // rpmb's 3: then the last 2 bytes at offset 1).
+      const n = Math.min(4, size - 1);
+      const at = Math.max(1, Math.min(8, size - n));
       const all = d.fe.getConfig(0, size);
-      const part = d.fe.getConfig(at, 4);
+      const part = d.fe.getConfig(at, n);
       if (all === null || all.payload.length !== size) return fail('GET_CONFIG of the whole config space failed');
-      if (part === null || part.payload.length !== 4) return fail(`GET_CONFIG of 4 bytes at offset ${at} failed`);
-      const want = [...all.payload.subarray(at, at + 4)];
+      if (part === null || part.payload.length !== n) return fail(`GET_CONFIG of ${n} bytes at offset ${at} failed`);
+      const want = [...all.payload.subarray(at, at + n)];
       const got = [...part.payload];
-      return want.every((b, i) => b === got[i]) ? pass() : fail(`4 bytes at offset ${at} read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there (the offset was ignored?)`);
+      return want.every((b, i) => b === got[i]) ? pass() : fail(`${n} bytes at offset ${at} read as [${got.join(',')}], but the whole config space has [${want.join(',')}] there (the offset was ignored?)`);
     },
   }),
   protocol({
