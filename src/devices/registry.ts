@@ -16,12 +16,13 @@ import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
 import { rngKind } from './rng/kind.js';
+import { soundKind } from './sound/kind.js';
 import { vsockKind } from './vsock/kind.js';
 
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {
