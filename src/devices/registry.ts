@@ -11,18 +11,20 @@
  */
 import type { VirtioDevice } from '../device/contract.js';
 import { blkKind } from './blk/kind.js';
+import { consoleKind } from './console/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
 import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
 import { rngKind } from './rng/kind.js';
 import { rpmbKind } from './rpmb/kind.js';
+import { soundKind } from './sound/kind.js';
 import { vsockKind } from './vsock/kind.js';
 
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, rpmbKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

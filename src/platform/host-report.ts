@@ -38,11 +38,9 @@ const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
   { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
   { device: 'fs', qemuDevice: 'vhost-user-fs-pci', driver: 'virtiofs' },
-  { device: 'sound', qemuDevice: 'vhost-user-snd-pci', driver: 'virtio_snd' },
   { device: 'gpio', qemuDevice: 'vhost-user-gpio-pci', driver: 'gpio-virtio' },
   { device: 'i2c', qemuDevice: 'vhost-user-i2c-pci', driver: 'i2c-virtio' },
   { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
-  { device: 'console', driver: 'virtio_console' },
   { device: 'can' },
 ];
 
