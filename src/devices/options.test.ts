@@ -66,6 +66,6 @@ test('sizes: bytes or a binary unit', () => {
 });
 
 test('registry: unknown kinds are named, with the known ones', () => {
-  assert.throws(() => kindOf('gpu'), (e: unknown) => hasCode(e, 'DEVICE_UNKNOWN_KIND') && /known: rng, blk, net, vsock/.test((e as Error).message));
+  assert.throws(() => kindOf('warp'), (e: unknown) => hasCode(e, 'DEVICE_UNKNOWN_KIND') && /known: rng, blk, net, vsock/.test((e as Error).message));
   assert.throws(() => createDevice({ kind: 'rng', options: { maxBytes: 0 } }), { code: 'DEVICE_BAD_OPTION', message: 'maxBytes: expected an integer from 1 to 1073741824, got 0' });
 });

@@ -5,13 +5,15 @@
  * defaults, JSON input, and the examples shipped in examples/.
  */
 import { test } from 'node:test';
-import { kindOf } from '../../devices/registry.js';
+import { DEVICE_KINDS, kindOf } from '../../devices/registry.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatPath, parseManifest } from './index.js';
 
 const H = 'name: p\nvms:\n';
+/** The kinds as the manifest error lists them: the registry's, in its order. */
+const KINDS = DEVICE_KINDS.map((k) => k.name).join(', ');
 /** Files that "exist" for these tests: anything under /boot/. */
 const exists = (p: string): boolean => p.startsWith('/boot/');
 
@@ -30,8 +32,8 @@ const BAD: Array<[string, string, string, number, number, string]> = [
   ["mem64", H + '  - name: a\n    memory: 64M\n', "vms[0].memory", 4, 13, "64 MiB is too small: the built-in guest image needs at least 128 MiB"],
   ["memK", H + '  - name: a\n    memory: 1000K\n', "vms[0].memory", 4, 13, "expected a whole number of MiB; got \"1000K\""],
   ["cpus", H + '  - name: a\n    cpus: 0\n', "vms[0].cpus", 4, 11, "expected an integer from 1 to 64; got 0"],
-  ["kind", H + '  - name: a\n    devices:\n      - kind: gpu\n', "vms[0].devices[0].kind", 5, 15, "expected kind to be one of: rng, blk, net, vsock; got \"gpu\""],
-  ["nokind", H + '  - name: a\n    devices:\n      - name: x\n', "vms[0].devices[0].kind", 5, 9, "missing; expected kind to be one of: rng, blk, net, vsock"],
+  ["kind", H + '  - name: a\n    devices:\n      - kind: warp\n', "vms[0].devices[0].kind", 5, 15, `expected kind to be one of: ${KINDS}; got "warp"`],
+  ["nokind", H + '  - name: a\n    devices:\n      - name: x\n', "vms[0].devices[0].kind", 5, 9, `missing; expected kind to be one of: ${KINDS}`],
   ["blkempty", H + '  - name: a\n    devices:\n      - kind: blk\n', "vms[0].devices[0]", 5, 9, "a blk device needs image:, size:, or both (size alone makes a scratch disk in the run directory)"],
   ["blkmissing", H + '  - name: a\n    devices:\n      - kind: blk\n        image: disks/a.img\n', "vms[0].devices[0].image", 6, 16, "file not found: /m/disks/a.img (give size: to create it)"],
   ["blksize", H + '  - name: a\n    devices:\n      - kind: blk\n        size: "12345"\n', "vms[0].devices[0].size", 6, 15, "expected a size in bytes or with a unit, such as 64M or 1G; got \"12345\""],
