@@ -36,14 +36,19 @@ const served = check('t.served', (ctx) => {
   return bad === null ? pass('served') : fail(bad);
 });
 
-/** Kills the back-end and waits (without the event loop, as a check would) until its socket refuses connections. */
+/**
+ * Kills the back-end and waits (without the event loop, as a check would) until its process is
+ * gone and its socket refuses connections. Both: the thread-group leader turns zombie before the
+ * other threads have closed the process's fds, so the listening socket can outlive isAlive() by a
+ * few milliseconds; and a connect can fail (EAGAIN, backlog full) while the dying process is still
+ * alive, which once let the runner see a live back-end after this check (CI, loaded machine).
+ */
 function killAndWait(b: SpawnedBackend): void {
   // Safe: the back-end is running, so it has a pid.
   process.kill(b.pid!, 'SIGKILL');
-  // The thread-group leader turns zombie before the other threads have closed the process's fds,
-  // so the listening socket can outlive isAlive() by a few milliseconds.
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
+    if (b.isAlive()) continue;
     try {
       closeQuiet(connectUnix(b.socketPath));
     } catch {
