@@ -163,7 +163,14 @@ avp-kv done "$(socat -T 200 -u VSOCK-LISTEN:9999 STDOUT)"
   const script4 = `${WAIT_VSOCK}
 head -c ${MIB} /dev/urandom > /tmp/d
 avp-kv g2g_sent "$(sha256sum < /tmp/d | cut -c1-64)"
-if socat -t 60 -T 120 'OPEN:/tmp/d!!CREATE:/tmp/e' VSOCK-CONNECT:3:1234,retry=60,interval=1 2>/tmp/err; then :; else avp-kv g2g_error "$(tail -1 /tmp/err)"; fi
+# VM 3's kernel resets a connect that comes before its listener is up (ECONNRESET), which
+# socat's retry= does not retry (it retries refusals only): retry the whole exchange.
+ok=0
+for i in $(seq 90); do
+  if socat -t 60 -T 120 'OPEN:/tmp/d!!CREATE:/tmp/e' VSOCK-CONNECT:3:1234 2>/tmp/err; then ok=1; break; fi
+  sleep 1
+done
+[ $ok = 1 ] || avp-kv g2g_error "$(tail -1 /tmp/err)"
 avp-kv g2g_back "$(sha256sum < /tmp/e | cut -c1-64)"
 if socat -u OPEN:/dev/null VSOCK-CONNECT:5:1234 2>/tmp/deny; then avp-kv deny connected; else avp-kv deny "$(tail -1 /tmp/deny)"; fi
 `;
