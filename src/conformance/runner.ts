@@ -32,7 +32,16 @@ export interface Target {
   restart(): Promise<void>;
   /** What is known about a crash (exit status, last output); waits a little for the exit status. */
   crashInfo(): Promise<string>;
+  /**
+   * Whether the back-end dies within `ms` (a process can take a while to die: a SIGBUS with a
+   * core dump keeps the listening socket open, accepting and dropping connections, until the dump
+   * is written). Absent when the runner cannot watch the process.
+   */
+  diesWithin?(ms: number): Promise<boolean>;
 }
+
+/** How long a back-end that looks wedged gets to turn out to be dying. */
+const DYING_GRACE_MS = 10_000;
 
 /** A back-end someone else runs, reached through its socket. */
 export function socketTarget(socketPath: string): Target {
@@ -62,6 +71,9 @@ export function spawnedTarget(backend: SpawnedBackend): Target {
     },
     description: backend.command,
     alive: () => backend.isAlive(),
+    async diesWithin(ms) {
+      return !backend.isAlive() || (await backend.waitExit(ms)) !== undefined;
+    },
     restartable: true,
     restart: () => backend.restart(),
     async crashInfo() {
@@ -145,6 +157,11 @@ export async function runConformance(opts: RunOptions): Promise<ConformanceRepor
       outcome = runOne(check, device, target, timeoutMs);
     }
     await yieldToEventLoop();
+    // A back-end that stopped serving may be dying rather than wedged (CI saw qemu-storage-daemon's
+    // SIGBUS judged WEDGED on a loaded machine): give its process time to end.
+    if (gone === undefined && outcome.verdict === 'WEDGED' && target.diesWithin !== undefined && (await target.diesWithin(DYING_GRACE_MS))) {
+      outcome = { verdict: 'CRASH', details: `it stopped serving and then died (${outcome.details})` };
+    }
     if (gone === undefined && outcome.verdict !== 'CRASH' && !target.alive()) outcome = { verdict: 'CRASH', details: `during this check (${outcome.verdict}: ${outcome.details})` };
     if (gone === undefined && outcome.verdict === 'CRASH') {
       const info = await target.crashInfo();
