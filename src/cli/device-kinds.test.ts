@@ -41,7 +41,7 @@ for (const kind of DEVICE_KINDS) {
     assert.ok(setup !== undefined, `${kind.name} has a conformance set-up`);
     const argv = qemuArgs({ kernel: '/k', initrd: '/i', devices: [vhostUserDevice(kind.name, '/s.sock', setup.options)] });
     assert.ok(argv.some((a) => a.startsWith(`${kind.frontend.qemuDevice},`)), `${kind.name}: -device ${kind.frontend.qemuDevice}`);
-    assert.match(kind.frontend.minQemu, /^\d+\.\d+$/);
+    if (kind.frontend.minQemu !== null) assert.match(kind.frontend.minQemu, /^\d+\.\d+$/);
     // Conformance: its checks are in its catalog, and each set-up's expected file is beside it.
     const ids = catalogFor(kind.conformance).map((c) => c.id);
     assert.ok(kind.conformance.checks.every((c) => ids.includes(c.id)), `${kind.name}: device checks in the catalog`);

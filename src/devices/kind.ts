@@ -58,8 +58,12 @@ export interface FrontendAttachment<O> {
    * oldest version that can.
    */
   readonly reconnect: boolean | string;
-  /** The oldest QEMU (x.y) whose front-end serves this device under TCG. */
-  readonly minQemu: string;
+  /**
+   * The oldest QEMU (x.y) whose front-end serves this device under TCG; null when no QEMU release
+   * has the front-end (the back-end is for other VMMs, and `avp conformance` checks it): `avp run`
+   * and `avp validate` refuse such a device with that reason, and `avp doctor` says so.
+   */
+  readonly minQemu: string | null;
   /** Properties QEMU needs for this device only before a version (`{ below: '8.0', props }`). */
   readonly quirks?: ReadonlyArray<{ readonly below: string; readonly props: Readonly<Record<string, string | number>>; readonly why: string }>;
 }

@@ -46,7 +46,7 @@ const PLANNED_DEVICES: readonly AvpsDevice[] = [
 
 /** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */
 export const AVPS_DEVICES: readonly AvpsDevice[] = [
-  ...DEVICE_KINDS.map((k) => ({ device: k.name, qemuDevice: k.frontend.qemuDevice, ...(k.guestModules.length === 0 ? {} : { driver: k.guestModules[k.guestModules.length - 1] as string }) })),
+  ...DEVICE_KINDS.map((k) => ({ device: k.name, ...(k.frontend.minQemu === null ? {} : { qemuDevice: k.frontend.qemuDevice }), ...(k.guestModules.length === 0 ? {} : { driver: k.guestModules[k.guestModules.length - 1] as string }) })),
   ...PLANNED_DEVICES.filter((d) => !DEVICE_KINDS.some((k) => k.name === d.device)),
 ];
 

@@ -36,7 +36,7 @@ export const rpmbKind = defineKind({
     // No QEMU has this device: the name is what one would be called, the version is none's.
     qemuDevice: 'vhost-user-rpmb-pci',
     reconnect: false,
-    minQemu: '99.0',
+    minQemu: null,
   },
   guestModules: [],
   manifest: {
