@@ -13,6 +13,7 @@
  * holds; the kernel's RESOLVE_BENEATH and O_NOFOLLOW enforce that nothing leaves the directory),
  * or the FUSE mapping (devices/fs). Every failure is a `SysError` with the errno name.
  */
+import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { SysError, SysUsageError } from './errors.js';
 import { assertFd } from './fd.js';
@@ -48,6 +49,7 @@ const c = {
   pread: fn<(fd: number, buf: Ptr, len: number, off: number) => number>('long pread(int, void *, size_t, int64_t)'),
   pwrite: fn<(fd: number, buf: Ptr, len: number, off: number) => number>('long pwrite(int, const void *, size_t, int64_t)'),
   fstatvfs: fn<(fd: number, buf: Ptr) => number>('int fstatvfs(int, void *)'),
+  getrlimit: fn<(resource: number, buf: Ptr) => number>('int getrlimit(int, void *)'),
 };
 
 /** syscall number of openat2 (the same, 437, on x86-64 and arm64: new calls share one table). */
@@ -339,6 +341,26 @@ export function fstatvfs(fd: number): FsStats {
   check('fstatvfs', () => c.fstatvfs(fd, vfsBuf));
   const u = (i: number): bigint => vfsView.getBigUint64(i * 8, true);
   return { bsize: Number(u(0)), frsize: Number(u(1)), blocks: u(2), bfree: u(3), bavail: u(4), files: u(5), ffree: u(6), namemax: Number(u(10)) };
+}
+
+/**
+ * The process' umask, read from /proc/self/status (`Umask:` line, Linux 4.7+) so that reading it
+ * does not change it (umask(2) can only set). @throws SysUsageError when the line is missing.
+ */
+export function umask(): number {
+  const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (m === null || m[1] === undefined) throw new SysUsageError('/proc/self/status has no Umask line');
+  return Number.parseInt(m[1], 8);
+}
+
+const RLIMIT_NOFILE = 7;
+const rlimitBuf = new BigUint64Array(2);
+
+/** The soft limit on open file descriptors (RLIMIT_NOFILE), capped at 2^31. */
+export function openFileLimit(): number {
+  check('getrlimit', () => c.getrlimit(RLIMIT_NOFILE, rlimitBuf));
+  const soft = rlimitBuf[0] ?? 0n;
+  return soft > 0x7fff_ffffn ? 0x7fff_ffff : Number(soft);
 }
 
 // The other calls a virtio-fs host needs, so that this module alone satisfies its FsSyscalls.

@@ -138,17 +138,22 @@ export class FuseClient {
   }
 
   release(node: bigint, fh: bigint, opcode = S.FUSE_RELEASE): number {
-    return -(this.send(opcode, node, [fh, 0, 0, 0n]).error ?? -S.EIO);
+    return errnoOf(this.send(opcode, node, [fh, 0, 0, 0n]));
   }
 
   /** A request whose reply carries no payload: returns the errno (0 on success). */
   simple(opcode: number, node: bigint, parts: readonly Part[]): number {
-    return -(this.send(opcode, node, parts).error ?? -S.EIO);
+    return errnoOf(this.send(opcode, node, parts));
   }
 
   forget(node: bigint, n: bigint): number {
     return this.send(S.FUSE_FORGET, node, [n], { queue: 0, writable: 0 }).used;
   }
+}
+
+/** The positive errno of a reply (0 on success; EIO when no header came back). */
+function errnoOf(r: FuseReply): number {
+  return r.error === undefined ? S.EIO : r.error === 0 ? 0 : -r.error;
 }
 
 export interface Attr {

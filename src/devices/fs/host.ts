@@ -6,7 +6,7 @@
  * (HostCapabilities.fsSyscalls, see kind.ts).
  *
  * Node and file handles are opaque numbers owned by the host (the native host: O_PATH fds and
- * open fds). Names are single path components; the host must never resolve more than one, and
+ * open fds). A directory's open file may stand in for its node as the `dir` of `lookup`. Names are single path components; the host must never resolve more than one, and
  * must never follow a symlink: the guest's kernel follows symlinks itself, by asking again.
  * Every method throws an error with a numeric Linux `errno` (errors.ts `errnoOf`) on failure.
  * Does not own: FUSE (session.ts), native calls (sys/).
@@ -86,11 +86,18 @@ export interface FsHost {
   write(file: HostFile, offset: number, src: readonly Uint8Array[]): number;
   /** Entries after cookie `offset` (0: from the start), at most about `maxBytes` of them. */
   readDir(dir: HostFile, offset: bigint, maxBytes: number): HostDirEntry[];
-  /** Creates and opens a regular file; fails with EEXIST when `exclusive` and it exists. */
+  /**
+   * Creates and opens a regular file with exactly `mode` (whatever the host process' umask), or
+   * opens the regular file already there (EEXIST with O_EXCL in `flags`). Anything else already at
+   * the name (a directory, FIFO, device node, symlink) is refused and never opened.
+   */
   create(dir: HostNode, name: string, flags: number, mode: number): { node: HostNode; file: HostFile };
-  mkdir(dir: HostNode, name: string, mode: number): void;
-  mknod(dir: HostNode, name: string, mode: number, rdev: number): void;
-  symlink(dir: HostNode, name: string, target: string): void;
+  /** Creates a directory with exactly `mode` and returns its node (as a lookup would). */
+  mkdir(dir: HostNode, name: string, mode: number): HostNode;
+  /** Creates a regular file, FIFO, socket or device node with exactly `mode`; returns its node. */
+  mknod(dir: HostNode, name: string, mode: number, rdev: number): HostNode;
+  /** Creates a symlink holding `target` (never resolved) and returns its node. */
+  symlink(dir: HostNode, name: string, target: string): HostNode;
   /** A new name `name` in `dir` for `node` (a hard link to the node itself, never a symlink's target). */
   link(node: HostNode, dir: HostNode, name: string): void;
   unlink(dir: HostNode, name: string): void;
@@ -133,4 +140,8 @@ export interface FsSyscalls {
   pread(fd: number, buf: Uint8Array, offset: number): number;
   pwrite(fd: number, buf: Uint8Array, offset: number): number;
   fstatvfs(fd: number): HostStatfs;
+  /** The process' file-mode creation mask (read, not changed). */
+  umask(): number;
+  /** The soft limit on open file descriptors. */
+  openFileLimit(): number;
 }

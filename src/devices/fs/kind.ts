@@ -33,9 +33,24 @@ const options = z.object({
   readOnly: boolField('refuse every write opcode with EROFS').default(false),
   allowDeviceNodes: boolField('let the guest create character and block device nodes (refused by default)').default(false),
   numRequestQueues: intField(1, 64, 'number of request queues (QEMU: num-request-queues)').default(1),
-  maxNodes: intField(16, 1 << 20, 'cap on nodes the guest holds (each an O_PATH fd)').default(65536),
-  maxHandles: intField(16, 65536, 'cap on open files and directories').default(4096),
+  maxNodes: intField(16, 1 << 20, 'cap on nodes the guest holds (each an O_PATH fd; lowered to fit the open-file limit)').default(16384),
+  maxHandles: intField(16, 65536, 'cap on open files and directories (lowered to fit the open-file limit)').default(1024),
+  trace: boolField('log every FUSE request (opcode, node, name, result) at info level').default(false),
 });
+
+/** File descriptors kept for everything but nodes and handles (vhost-user, eventfds, memory). */
+const FD_RESERVE = 256;
+
+/**
+ * Nodes and handles each hold a host fd: the caps are lowered so that together they stay under
+ * the process' open-file limit (20000 on the CI machine), so a guest runs into ENFILE/EMFILE
+ * replies, never the back-end into EMFILE on its own sockets.
+ */
+function fdCaps(o: Options, limit: number): { maxNodes: number; maxHandles: number } {
+  const room = Math.max(32, limit - FD_RESERVE);
+  const maxHandles = Math.min(o.maxHandles, Math.max(16, Math.floor(room / 8)));
+  return { maxNodes: Math.min(o.maxNodes, Math.max(16, room - maxHandles)), maxHandles };
+}
 
 type Options = z.output<typeof options>;
 
@@ -44,7 +59,8 @@ function create(o: Options, sys: FsSyscalls | undefined): FsDevice {
   if (sys === undefined) throw new DeviceOptionError('DEVICE_BAD_OPTION', 'fs needs the host file calls (HostCapabilities.fsSyscalls); this caller gave none');
   const host = new NativeFsHost(sys, o.sharedDir);
   try {
-    return new FsDevice({ host, tag: o.tag, readOnly: o.readOnly, allowDeviceNodes: o.allowDeviceNodes, numRequestQueues: o.numRequestQueues, maxNodes: o.maxNodes, maxHandles: o.maxHandles });
+    const caps = fdCaps(o, sys.openFileLimit());
+    return new FsDevice({ host, tag: o.tag, readOnly: o.readOnly, allowDeviceNodes: o.allowDeviceNodes, numRequestQueues: o.numRequestQueues, ...caps, trace: o.trace });
   } catch (e: unknown) {
     host.dispose();
     throw e;

@@ -30,6 +30,8 @@ export interface FsOptions {
   maxWrite?: number;
   queueMaxSize?: number;
   timeoutSec?: number;
+  /** Log every FUSE request at info level (session.ts). */
+  trace?: boolean;
 }
 
 const quietLog: DeviceLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -67,6 +69,7 @@ export class FsDevice implements VirtioDevice {
       maxHandles: opts.maxHandles ?? 4096,
       maxWrite: opts.maxWrite ?? 1 << 20,
       timeoutSec: opts.timeoutSec ?? 1,
+      trace: opts.trace ?? false,
       log: { debug: (m) => log.current.debug(m), info: (m) => log.current.info(m), warn: (m) => log.current.warn(m), error: (m) => log.current.error(m) },
     });
   }

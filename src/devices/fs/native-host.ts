@@ -15,7 +15,7 @@
  * - directory operations (*at calls) take a single name relative to a directory fd.
  * Does not own: FUSE (session.ts), or which requests read-only mode refuses (session.ts).
  */
-import { ENOENT, EACCES, EXDEV, EINVAL, S_IFDIR, S_IFMT, S_IFREG } from './spec.js';
+import { EACCES, EEXIST, EINVAL, EISDIR, ENOENT, EXDEV, S_IFDIR, S_IFMT, S_IFREG } from './spec.js';
 import { errnoOf, FsConfigError } from './errors.js';
 import type { FsHost, FsSyscalls, HostDirEntry, HostFile, HostNode, HostSetattr, HostStat, HostStatfs } from './host.js';
 
@@ -23,6 +23,7 @@ import type { FsHost, FsSyscalls, HostDirEntry, HostFile, HostNode, HostSetattr,
 const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_CREAT = 0o100;
+const O_EXCL = 0o200;
 const O_DIRECTORY = process.arch === 'arm64' ? 0o40000 : 0o200000;
 const O_NOFOLLOW = process.arch === 'arm64' ? 0o100000 : 0o400000;
 const O_PATH = 0o10000000;
@@ -52,10 +53,12 @@ export class NativeFsHost implements FsHost {
   readonly root: HostNode;
   readonly #sys: FsSyscalls;
   readonly #procFd: number;
+  readonly #umask: number;
 
   /** @throws FsConfigError FS_BAD_OPTION when `dir` is not a directory that can be opened. */
   constructor(sys: FsSyscalls, dir: string) {
     this.#sys = sys;
+    this.#umask = sys.umask();
     try {
       this.root = sys.openat(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
     } catch (e: unknown) {
@@ -130,25 +133,78 @@ export class NativeFsHost implements FsHost {
   }
 
   create(dir: HostNode, name: string, flags: number, mode: number): { node: HostNode; file: HostFile } {
-    const file = this.#sys.openat2(dir, name, (flags & ~O_NOFOLLOW) | O_CREAT, mode, RESOLVE_ONE);
+    const sys = this.#sys;
+    let file: number;
     try {
-      return { node: this.#reopen(file, O_PATH), file };
+      // O_EXCL first: only a file this call creates is opened through the name. RESOLVE_ONE
+      // refuses a symlink planted at the name (ELOOP) instead of following it.
+      file = sys.openat2(dir, name, (flags & ~O_NOFOLLOW) | O_CREAT | O_EXCL, mode, RESOLVE_ONE);
     } catch (e: unknown) {
-      this.#sys.close(file);
+      if (errnoOf(e) !== EEXIST || (flags & O_EXCL) !== 0) throw e;
+      return this.#openExisting(dir, name, flags);
+    }
+    try {
+      const node = this.#reopen(file, O_PATH);
+      this.#fixMode(node, mode);
+      return { node, file };
+    } catch (e: unknown) {
+      sys.close(file);
       throw e;
     }
   }
 
-  mkdir(dir: HostNode, name: string, mode: number): void {
-    this.#sys.mkdirat(dir, name, mode);
+  /**
+   * CREATE of a name that exists: the entry is looked up as a node first (O_PATH, not followed,
+   * nothing opened), and only a regular file is then opened, through that node. Opening a FIFO
+   * would block the back-end, a device node would give the guest a host device.
+   */
+  #openExisting(dir: HostNode, name: string, flags: number): { node: HostNode; file: HostFile } {
+    const node = this.lookup(dir, name);
+    try {
+      const type = this.stat(node).mode & S_IFMT;
+      if (type !== S_IFREG) throw new HostErrno(type === S_IFDIR ? EISDIR : EEXIST, `CREATE of ${JSON.stringify(name)}, which exists and is not a regular file`);
+      return { node, file: this.#reopen(node, flags & ~O_EXCL) };
+    } catch (e: unknown) {
+      this.#sys.close(node);
+      throw e;
+    }
   }
 
-  mknod(dir: HostNode, name: string, mode: number, rdev: number): void {
+  /**
+   * Gives a node just created exactly the mode the guest asked for: the guest's kernel has applied
+   * the guest's umask already (no FUSE_DONT_MASK), the host applied the process' umask again.
+   * Changes the inode through its own node, never through the name (which may have been swapped).
+   */
+  #fixMode(node: HostNode, mode: number): void {
+    if ((mode & this.#umask) === 0) return;
+    this.#sys.fchmodat(this.#procFd, String(node), mode & 0o7777, 0);
+  }
+
+  /** The node at `name` just created, with its mode fixed when it has the type created. */
+  #created(dir: HostNode, name: string, mode: number): HostNode {
+    const node = this.lookup(dir, name);
+    try {
+      if ((this.stat(node).mode & S_IFMT) === (mode & S_IFMT)) this.#fixMode(node, mode);
+      return node;
+    } catch (e: unknown) {
+      this.#sys.close(node);
+      throw e;
+    }
+  }
+
+  mkdir(dir: HostNode, name: string, mode: number): HostNode {
+    this.#sys.mkdirat(dir, name, mode & 0o7777);
+    return this.#created(dir, name, S_IFDIR | (mode & 0o7777));
+  }
+
+  mknod(dir: HostNode, name: string, mode: number, rdev: number): HostNode {
     this.#sys.mknodat(dir, name, mode, BigInt(rdev));
+    return this.#created(dir, name, mode);
   }
 
-  symlink(dir: HostNode, name: string, target: string): void {
+  symlink(dir: HostNode, name: string, target: string): HostNode {
     this.#sys.symlinkat(target, dir, name);
+    return this.lookup(dir, name);
   }
 
   link(node: HostNode, dir: HostNode, name: string): void {
@@ -184,7 +240,7 @@ export class NativeFsHost implements FsHost {
     if (ch.mode !== undefined) sys.fchmodat(this.#procFd, String(node), ch.mode & 0o7777, 0);
     if (ch.uid !== undefined || ch.gid !== undefined) sys.fchownat(node, '', ch.uid ?? 0xffff_ffff, ch.gid ?? 0xffff_ffff, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     if (ch.size !== undefined) {
-      if (type === S_IFDIR) throw new HostErrno(21, 'truncate of a directory');
+      if (type === S_IFDIR) throw new HostErrno(EISDIR, 'truncate of a directory');
       if (type !== S_IFREG) throw new HostErrno(EINVAL, 'truncate of a special file');
       if (file !== undefined) sys.ftruncate(file, ch.size);
       else {

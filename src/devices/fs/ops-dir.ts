@@ -25,9 +25,7 @@ function lookup(s: FuseSession, r: Request): OpResult {
 function mkdir(s: FuseSession, r: Request): OpResult {
   r.body.need(S.FUSE_MKDIR_IN_SIZE, 'MKDIR');
   const [name] = r.body.name(S.FUSE_MKDIR_IN_SIZE);
-  const dir = r.node();
-  s.host.mkdir(dir.host, name, r.body.u32(0) & 0o7777);
-  return s.own(s.host.lookup(dir.host, name), r.hdr);
+  return s.own(s.host.mkdir(r.node().host, name, r.body.u32(0) & 0o7777), r.hdr);
 }
 
 function mknod(s: FuseSession, r: Request): OpResult {
@@ -37,18 +35,14 @@ function mknod(s: FuseSession, r: Request): OpResult {
   const type = mode & S.S_IFMT;
   if ((type === S.S_IFCHR || type === S.S_IFBLK) && !s.opts.allowDeviceNodes) return S.EPERM;
   if (type !== S.S_IFREG && type !== S.S_IFIFO && type !== S.S_IFSOCK && type !== S.S_IFCHR && type !== S.S_IFBLK) return S.EINVAL;
-  const dir = r.node();
-  s.host.mknod(dir.host, name, mode, type === S.S_IFCHR || type === S.S_IFBLK ? r.body.u32(4) : 0);
-  return s.own(s.host.lookup(dir.host, name), r.hdr);
+  return s.own(s.host.mknod(r.node().host, name, mode & (S.S_IFMT | 0o7777), type === S.S_IFCHR || type === S.S_IFBLK ? r.body.u32(4) : 0), r.hdr);
 }
 
 function symlink(s: FuseSession, r: Request): OpResult {
   const [name, next] = r.body.name(0);
   // The target is stored, never resolved by the host: the guest's kernel follows it in the guest.
   const [target] = r.body.cstring(next, S.FUSE_SYMLINK_MAX, 'symlink target', false);
-  const dir = r.node();
-  s.host.symlink(dir.host, name, target);
-  return s.own(s.host.lookup(dir.host, name), r.hdr);
+  return s.own(s.host.symlink(r.node().host, name, target), r.hdr);
 }
 
 function link(s: FuseSession, r: Request): OpResult {
@@ -114,8 +108,10 @@ function readdir(s: FuseSession, r: Request, plus: boolean): OpResult {
     if (at + need > size) break;
     if (plus) {
       const dot = e.name.byteLength <= 2 && e.name.every((b) => b === 0x2e);
-      // "." and "..", and entries gone meanwhile, go without attributes (nodeid 0: no lookup counted).
-      const entry = dot ? undefined : plusEntry(s, h.node.host, e.name);
+      // "." and "..", and entries gone meanwhile, go without attributes (nodeid 0: no lookup
+      // counted). Names are looked up under the handle's own directory fd: the node the guest
+      // opened it through may have been forgotten (and its fd closed) since.
+      const entry = dot ? undefined : plusEntry(s, h.file, e.name);
       if (entry !== undefined) out.set(entry, at);
       at += S.FUSE_ENTRY_OUT_SIZE;
     }
@@ -129,10 +125,13 @@ function readdir(s: FuseSession, r: Request, plus: boolean): OpResult {
   return out.subarray(0, at);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function plusEntry(s: FuseSession, dir: number, raw: Uint8Array): Uint8Array | undefined {
   try {
-    return s.entry(s.host.lookup(dir, new TextDecoder('utf-8', { fatal: true }).decode(raw)));
+    return s.entry(s.host.lookup(dir, utf8.decode(raw)));
   } catch {
+    // Gone since getdents, not UTF-8, or the node table is full: the entry without attributes.
     return undefined;
   }
 }

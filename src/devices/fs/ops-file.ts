@@ -63,10 +63,9 @@ function openReply(id: bigint): Uint8Array {
   return out;
 }
 
-/** Flags for the host, refusing writes in read-only mode. */
-function openFlags(s: FuseSession, flags: number): number {
-  if (s.opts.readOnly && ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0)) throw new BadRequest(S.EROFS, 'write access to a read-only share');
-  return flags & OPEN_FLAGS_KEPT;
+/** Whether an open with `flags` could change the file (refused on a read-only share). */
+function writes(flags: number): boolean {
+  return (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
 }
 
 function open(s: FuseSession, r: Request): OpResult {
@@ -76,18 +75,19 @@ function open(s: FuseSession, r: Request): OpResult {
   // Only regular files are opened on the host: a FIFO would block the back-end, a device node
   // would give the guest a host device. The guest's kernel opens special files itself.
   if (node.type !== S.S_IFREG) return node.type === S.S_IFLNK ? S.ELOOP : S.EACCES;
-  const flags = openFlags(s, r.body.u32(0));
+  const flags = r.body.u32(0);
+  if (s.opts.readOnly && writes(flags)) return S.EROFS;
   if (s.handles.full) return S.EMFILE;
-  return openReply(s.handles.add(s.host.open(node.host, flags), node, false).id);
+  return openReply(s.handles.add(s.host.open(node.host, flags & OPEN_FLAGS_KEPT), node, false).id);
 }
 
 function create(s: FuseSession, r: Request): OpResult {
   r.body.need(S.FUSE_CREATE_IN_SIZE, 'CREATE');
   const [name] = r.body.name(S.FUSE_CREATE_IN_SIZE);
-  const flags = openFlags(s, r.body.u32(0));
+  const flags = r.body.u32(0);
   const dir = r.node();
   if (s.handles.full) return S.EMFILE;
-  const { node, file } = s.host.create(dir.host, name, flags, r.body.u32(4) & 0o7777);
+  const { node, file } = s.host.create(dir.host, name, flags & OPEN_FLAGS_KEPT, r.body.u32(4) & 0o7777);
   let entry: Uint8Array;
   try {
     entry = s.own(node, r.hdr);

@@ -34,6 +34,8 @@ export interface SessionOptions {
   readonly maxWrite: number;
   /** entry_valid and attr_valid in replies, seconds. */
   readonly timeoutSec: number;
+  /** Log every request (opcode, nodeid, name, result) at info level. */
+  readonly trace?: boolean;
   readonly log: DeviceLog;
 }
 
@@ -60,8 +62,24 @@ const WRITE_OPS: ReadonlySet<number> = new Set([
   S.FUSE_WRITE, S.FUSE_CREATE, S.FUSE_FALLOCATE, S.FUSE_RENAME2, S.FUSE_SETXATTR, S.FUSE_REMOVEXATTR,
 ]);
 
-/** INIT flags this server grants when the kernel asks for them. */
-const GRANTED_FLAGS = S.FUSE_ASYNC_READ | S.FUSE_ATOMIC_O_TRUNC | S.FUSE_BIG_WRITES | S.FUSE_AUTO_INVAL_DATA | S.FUSE_PARALLEL_DIROPS | S.FUSE_MAX_PAGES | S.FUSE_CACHE_SYMLINKS;
+/**
+ * INIT flags this server grants when the kernel offers them (Linux 6.12 offers more; see the
+ * INIT trace in docs): parallel reads, O_TRUNC in OPEN, writes over 4 KiB, cache invalidation on a
+ * changed mtime/size, READDIRPLUS (attributes with the listing, chosen by the kernel per directory),
+ * parallel lookups and readdirs, max_pages, cached symlink targets. Not granted: WRITEBACK_CACHE
+ * (the guest's page cache would hold writes the host does not see yet), DONT_MASK (the guest
+ * applies its umask), POSIX_ACL and SECURITY_CTX (no xattrs), EXPORT_SUPPORT (no LOOKUP of "."
+ * and ".." by the guest), anything DAX, INIT_EXT (no flag above bit 31 is granted).
+ */
+const GRANTED_FLAGS =
+  S.FUSE_ASYNC_READ | S.FUSE_ATOMIC_O_TRUNC | S.FUSE_BIG_WRITES | S.FUSE_AUTO_INVAL_DATA | S.FUSE_DO_READDIRPLUS | S.FUSE_READDIRPLUS_AUTO | S.FUSE_PARALLEL_DIROPS | S.FUSE_MAX_PAGES | S.FUSE_CACHE_SYMLINKS;
+
+/** Where the first name of a request body starts, by opcode (for traces). */
+const NAME_AT: ReadonlyMap<number, number> = new Map([
+  [S.FUSE_LOOKUP, 0], [S.FUSE_UNLINK, 0], [S.FUSE_RMDIR, 0], [S.FUSE_SYMLINK, 0], [S.FUSE_MKDIR, S.FUSE_MKDIR_IN_SIZE],
+  [S.FUSE_MKNOD, S.FUSE_MKNOD_IN_SIZE], [S.FUSE_CREATE, S.FUSE_CREATE_IN_SIZE], [S.FUSE_LINK, S.FUSE_LINK_IN_SIZE],
+  [S.FUSE_RENAME, S.FUSE_RENAME_IN_SIZE], [S.FUSE_RENAME2, S.FUSE_RENAME2_IN_SIZE],
+]);
 
 export class FuseSession {
   readonly opts: SessionOptions;
@@ -70,6 +88,8 @@ export class FuseSession {
   readonly handles: HandleTable;
   readonly counters = new FsCounters();
   #initialized = false;
+  /** The errno of the reply being written (0: success), for traces. */
+  #lastError = 0;
   readonly #ops: ReadonlyMap<number, Op>;
 
   constructor(opts: SessionOptions) {
@@ -120,7 +140,21 @@ export class FuseSession {
     }
     const body = new Body(reader.readBytes(fixed));
     const req: Request = { hdr, body, chain, node: () => this.#node(hdr.nodeid) };
-    return this.#dispatch(req, reader);
+    this.#lastError = 0;
+    const used = this.#dispatch(req, reader);
+    if (this.opts.trace === true) this.#trace(hdr, body, used);
+    return used;
+  }
+
+  #trace(hdr: S.FuseInHeader, body: Body, used: number): void {
+    const at = NAME_AT.get(hdr.opcode);
+    let name = '';
+    if (at !== undefined && at < body.length) {
+      const end = body.bytes.indexOf(0, at);
+      name = ` ${JSON.stringify(Buffer.from(body.bytes.subarray(at, end < 0 ? body.length : end)).toString('latin1'))}`;
+    }
+    const result = this.#lastError === 0 ? `ok ${used}` : `error -${this.#lastError}`;
+    this.opts.log.info(`fuse ${S.opcodeName(hdr.opcode)} node ${hdr.nodeid}${name} -> ${result}`);
   }
 
   #dispatch(req: Request, reader: ReturnType<DescriptorChain['reader']>): number {
@@ -153,6 +187,7 @@ export class FuseSession {
   }
 
   #error(chain: DescriptorChain, unique: bigint, errno: number): number {
+    this.#lastError = errno;
     if (errno !== 0) this.counters.errors++;
     const n = writeReply(chain, unique, errno);
     if (n === 0) this.counters.noReplyRoom++;
@@ -196,6 +231,7 @@ export class FuseSession {
     } else if (hdr.opcode !== S.FUSE_INTERRUPT) {
       this.counters.malformed++;
     }
+    if (this.opts.trace === true) this.opts.log.info(`fuse ${S.opcodeName(hdr.opcode)} node ${hdr.nodeid} (hiprio, no reply)`);
     return 0;
   }
 
@@ -210,8 +246,13 @@ export class FuseSession {
     v.setUint32(0, S.FUSE_KERNEL_VERSION, true);
     v.setUint32(4, S.FUSE_KERNEL_MINOR_VERSION, true);
     if (major > S.FUSE_KERNEL_VERSION) return out.subarray(0, 8); // "use 7.x": the kernel retries
+    const offered = r.body.u32(12);
+    // flags2 (fuse_init_in since 7.36) is meaningful only with INIT_EXT in flags.
+    const offered2 = r.body.length >= 24 && (offered & S.FUSE_INIT_EXT) !== 0 ? r.body.u32(16) : 0;
+    const granted = offered & GRANTED_FLAGS;
+    this.opts.log.info(`fs: FUSE_INIT ${major}.${minor}, flags 0x${offered.toString(16)}, flags2 0x${offered2.toString(16)}, max_readahead ${r.body.u32(8)}; granted 7.${S.FUSE_KERNEL_MINOR_VERSION} flags 0x${granted.toString(16)}`);
     v.setUint32(8, r.body.u32(8), true); // max_readahead: as the kernel asks
-    v.setUint32(12, r.body.u32(12) & GRANTED_FLAGS, true);
+    v.setUint32(12, granted, true);
     v.setUint16(16, 64, true); // max_background
     v.setUint16(18, 48, true); // congestion_threshold
     v.setUint32(20, this.opts.maxWrite, true);

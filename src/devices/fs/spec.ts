@@ -62,7 +62,26 @@ export const FUSE_FALLOCATE = 43;
 export const FUSE_READDIRPLUS = 44;
 export const FUSE_RENAME2 = 45;
 export const FUSE_LSEEK = 46;
+export const FUSE_COPY_FILE_RANGE = 47;
 export const FUSE_SYNCFS = 50;
+export const FUSE_TMPFILE = 51;
+export const FUSE_STATX = 52;
+
+/** Opcode names for traces and metrics (fuse.h spelling without the FUSE_ prefix). */
+export const FUSE_OPCODE_NAMES: Readonly<Record<number, string>> = {
+  1: 'LOOKUP', 2: 'FORGET', 3: 'GETATTR', 4: 'SETATTR', 5: 'READLINK', 6: 'SYMLINK', 8: 'MKNOD', 9: 'MKDIR',
+  10: 'UNLINK', 11: 'RMDIR', 12: 'RENAME', 13: 'LINK', 14: 'OPEN', 15: 'READ', 16: 'WRITE', 17: 'STATFS',
+  18: 'RELEASE', 20: 'FSYNC', 21: 'SETXATTR', 22: 'GETXATTR', 23: 'LISTXATTR', 24: 'REMOVEXATTR', 25: 'FLUSH',
+  26: 'INIT', 27: 'OPENDIR', 28: 'READDIR', 29: 'RELEASEDIR', 30: 'FSYNCDIR', 31: 'GETLK', 32: 'SETLK',
+  33: 'SETLKW', 34: 'ACCESS', 35: 'CREATE', 36: 'INTERRUPT', 37: 'BMAP', 38: 'DESTROY', 39: 'IOCTL', 40: 'POLL',
+  41: 'NOTIFY_REPLY', 42: 'BATCH_FORGET', 43: 'FALLOCATE', 44: 'READDIRPLUS', 45: 'RENAME2', 46: 'LSEEK',
+  47: 'COPY_FILE_RANGE', 48: 'SETUPMAPPING', 49: 'REMOVEMAPPING', 50: 'SYNCFS', 51: 'TMPFILE', 52: 'STATX',
+};
+
+/** `LOOKUP`, or `OP<n>` for an opcode fuse.h does not name. */
+export function opcodeName(opcode: number): string {
+  return FUSE_OPCODE_NAMES[opcode] ?? `OP${opcode}`;
+}
 
 /** INIT flags (fuse_init_in.flags / fuse_init_out.flags). */
 export const FUSE_ASYNC_READ = 1 << 0;
@@ -70,9 +89,13 @@ export const FUSE_ATOMIC_O_TRUNC = 1 << 3;
 export const FUSE_BIG_WRITES = 1 << 5;
 export const FUSE_AUTO_INVAL_DATA = 1 << 12;
 export const FUSE_DO_READDIRPLUS = 1 << 13;
+export const FUSE_READDIRPLUS_AUTO = 1 << 14;
+export const FUSE_WRITEBACK_CACHE = 1 << 16;
 export const FUSE_PARALLEL_DIROPS = 1 << 18;
 export const FUSE_MAX_PAGES = 1 << 22;
 export const FUSE_CACHE_SYMLINKS = 1 << 23;
+/** flags2 (bits 32 and up of the 64-bit flag set) is valid only with this bit (7.36). */
+export const FUSE_INIT_EXT = 1 << 30;
 
 /** setattr `valid` bits (FATTR_*). */
 export const FATTR_MODE = 1 << 0;
