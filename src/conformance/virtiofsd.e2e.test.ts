@@ -2,7 +2,7 @@
 /**
  * The fs conformance catalog against both back-ends on the same kind of share (a folder holding
  * hello.txt, 4096 bytes of 0x3c): virtiofsd, the C one of Debian 12's qemu-system-common 7.2
- * that scripts/setup.sh installs (platform/virtiofsd.ts says why that one), and AVP's
+ * that scripts/setup.sh installs (conformance/virtiofsd.ts says why that one), and AVP's
  * `avp serve fs`. Each must give exactly the verdicts of its checked-in file:
  * conformance/expected/virtiofsd-fs.txt and devices/fs/conformance.expected.txt. The fs checks of
  * both are printed side by side.
