@@ -83,7 +83,11 @@ export const fsKind = defineKind({
   frontend: {
     qemuDevice: 'vhost-user-fs-pci',
     props: (o) => ({ tag: o.tag, 'num-request-queues': o.numRequestQueues }),
-    // Not measured yet for QEMU 10; QEMU 7.2's vhost-user-fs-pci does not reconnect.
+    // Measured with QEMU 10.0.2 (docs/virtio-fs.md): with `reconnect=` on its chardev the device
+    // fails to realize ("Failed to set msg fds", "vhost_backend_init failed: Protocol error": the
+    // chardev connects in the background and vhost-user-fs does not wait for it); without it, a
+    // killed back-end is never reconnected and the guest's next request hangs. A new back-end
+    // would also have lost the FUSE session (nodes, handles, INIT) the guest's mount relies on.
     reconnect: false,
     minQemu: '7.2',
   },
