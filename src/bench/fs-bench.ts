@@ -19,7 +19,7 @@ import { randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findVirtiofsd, virtiofsdArgs } from '../conformance/virtiofsd.js';
+import { VIRTIOFSD_RESPAWNER, findVirtiofsd } from '../conformance/virtiofsd.js';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
 import { DEFAULT_GUEST_TOOLS } from '../platform/image/guest-tools.js';
 import { runGuest } from '../platform/qemu.js';
@@ -95,7 +95,9 @@ async function main(): Promise<void> {
   const share = join(dir, 'share');
   const peers: Array<[string, string]> = [['AVP', `${JSON.stringify(process.execPath)} ${AVP_BIN} serve fs --socket-path {socket} --shared-dir ${share} --tag ${TAG}`]];
   const virtiofsd = findVirtiofsd();
-  if (virtiofsd !== undefined) peers.push(['virtiofsd', [virtiofsd, ...virtiofsdArgs(share, { socketPath: '{socket}' })].join(' ')]);
+  // Through the respawner: the readiness probe's connection would otherwise be virtiofsd's one
+  // client, and it exits when the probe hangs up; QEMU then gets the next virtiofsd.
+  if (virtiofsd !== undefined) peers.push(['virtiofsd', `${JSON.stringify(process.execPath)} ${VIRTIOFSD_RESPAWNER} --socket-path {socket} --shared-dir ${share} --binary ${virtiofsd}`]);
   else log('virtiofsd is not installed (scripts/setup.sh installs it): AVP only, no ratios');
   const results = new Map<string, Figures[]>(peers.map(([label]) => [label, []]));
   try {

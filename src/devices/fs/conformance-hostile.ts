@@ -81,6 +81,35 @@ export const hostileChecks: DeviceCheck[] = [
     return pass(`errno ${r}`);
   }),
   check('fs.hostile.name-no-nul', 'A LOOKUP name without its NUL terminator is refused', HOSTILE, 'hostile', (c) => refused(c.send(S.FUSE_LOOKUP, ROOT, [new TextEncoder().encode(HELLO)]), 'name without NUL'), 'SHOULD'),
+  check('fs.hostile.name-nul-inside', 'A name ends at its first NUL: "hello.txt\\0../../etc/passwd" is hello.txt, "\\0hello.txt" is no name', HOSTILE, 'hostile', (c) => {
+    const hello = must(c.lookup(ROOT, HELLO), 'LOOKUP');
+    const r = c.send(S.FUSE_LOOKUP, ROOT, [new TextEncoder().encode(`${HELLO}\0../../../../etc/passwd\0`)]);
+    if (r.error === 0) {
+      const ino = r.payload.byteLength >= S.FUSE_ENTRY_OUT_SIZE ? new DataView(r.payload.buffer, r.payload.byteOffset).getBigUint64(40, true) : -1n;
+      if (ino !== hello.ino) return fail(`the name with a NUL inside resolved to ino ${ino}, not hello.txt's ${hello.ino}`);
+    }
+    const empty = c.send(S.FUSE_LOOKUP, ROOT, [new TextEncoder().encode(`\0${HELLO}\0`)]);
+    if (empty.error === 0) {
+      const ino = empty.payload.byteLength >= S.FUSE_ENTRY_OUT_SIZE ? new DataView(empty.payload.buffer, empty.payload.byteOffset).getBigUint64(40, true) : -1n;
+      const root = must(c.getattr(ROOT), 'GETATTR root');
+      if (ino !== root.ino) return fail(`the empty name resolved to ino ${ino}`);
+      return reject('the empty name was looked up as the directory itself');
+    }
+    return pass(`hello.txt\\0...: ${r.error === 0 ? 'hello.txt' : `error ${r.error}`}; empty name: error ${empty.error}`);
+  }),
+  check('fs.hostile.short-body', 'SETATTR, READ and CREATE with bodies shorter than their fixed structs are refused', HOSTILE, 'hostile', (c) => {
+    const e = must(c.lookup(ROOT, HELLO), 'LOOKUP');
+    const setattr = c.send(S.FUSE_SETATTR, e.nodeid, [S.FATTR_SIZE]);
+    const read = c.send(S.FUSE_READ, e.nodeid, [1n]);
+    const create = c.send(S.FUSE_CREATE, ROOT, [2 | 0o100]);
+    const a = c.getattr(e.nodeid);
+    if (typeof a !== 'number' && a.size !== BigInt(4096)) return fail(`hello.txt is ${a.size} bytes after a 4-byte SETATTR`);
+    for (const [what, r] of [['SETATTR of 4 bytes', setattr], ['READ of 8 bytes', read], ['CREATE of 4 bytes', create]] as const) {
+      const out = refused(r, what);
+      if (out.verdict !== 'PASS') return out;
+    }
+    return pass();
+  }),
   check('fs.hostile.unknown-nodeid', 'GETATTR and LOOKUP under a nodeid never handed out are refused', HOSTILE, 'hostile', (c) => {
     const g = c.send(S.FUSE_GETATTR, 0xdead_beefn, [0, 0, 0n]);
     const l = c.send(S.FUSE_LOOKUP, 0xdead_beefn, [HELLO]);

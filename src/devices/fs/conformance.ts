@@ -175,6 +175,70 @@ const deviceChecks: DeviceCheck[] = [
     if (ls.error === -S.ENOSYS) return pass('LSEEK is ENOSYS (allowed: the kernel falls back)');
     return ls.error === 0 ? pass() : fail(`LSEEK error ${ls.error}`);
   }),
+  check('fs.errno-paths', 'Each opcode fails with the errno of its system call: ENOENT, ENOTDIR, EEXIST, EINVAL, ENOTEMPTY', `${FUSE}; unlink(2), rmdir(2), mkdir(2), readlink(2), rename(2), link(2)`, 'device', (c) => {
+    const dir = fresh('errdir');
+    const m = c.send(S.FUSE_MKDIR, ROOT, [0o755, 0, dir]);
+    if (m.error === -S.EROFS) return skip('read-only share');
+    if (m.error !== 0) return fail(`MKDIR error ${m.error}`);
+    const hello = must(c.lookup(ROOT, HELLO), 'LOOKUP');
+    const got: Array<[string, number, number]> = [
+      ['UNLINK of a missing name', c.simple(S.FUSE_UNLINK, ROOT, ['conf-missing']), S.ENOENT],
+      ['RMDIR of a file', c.simple(S.FUSE_RMDIR, ROOT, [HELLO]), S.ENOTDIR],
+      ['MKDIR of an existing name', -(c.send(S.FUSE_MKDIR, ROOT, [0o755, 0, dir]).error ?? 0), S.EEXIST],
+      ['READLINK of a regular file', -(c.send(S.FUSE_READLINK, hello.nodeid, []).error ?? 0), S.EINVAL],
+      ['RENAME of a missing name', c.simple(S.FUSE_RENAME, ROOT, [ROOT, 'conf-missing', 'conf-x']), S.ENOENT],
+      ['LINK onto an existing name', -(c.send(S.FUSE_LINK, ROOT, [hello.nodeid, dir]).error ?? 0), S.EEXIST],
+      ['LOOKUP under a regular file', (() => { const r = c.lookup(hello.nodeid, 'x'); return typeof r === 'number' ? r : 0; })(), S.ENOTDIR],
+    ];
+    mustOk(c.simple(S.FUSE_RMDIR, ROOT, [dir]), 'RMDIR');
+    const wrong = got.filter(([, errno, want]) => errno !== want);
+    return wrong.length === 0 ? pass() : fail(wrong.map(([what, errno, want]) => `${what}: errno ${errno}, expected ${want}`).join('; '));
+  }),
+  check('fs.readdirplus', 'READDIRPLUS lists hello.txt with its attributes and a nodeid that GETATTR accepts', `${FUSE} (FUSE_READDIRPLUS, struct fuse_direntplus)`, 'device', (c) => {
+    const fh = must(c.open(ROOT, 0, S.FUSE_OPENDIR), 'OPENDIR');
+    const r = c.send(S.FUSE_READDIRPLUS, ROOT, [fh, 0n, 4096, 0, 0n, 0, 0], { outLen: 4096 });
+    mustOk(c.release(ROOT, fh, S.FUSE_RELEASEDIR), 'RELEASEDIR');
+    if (r.error !== 0) return fail(`READDIRPLUS error ${r.error}`);
+    const v = new DataView(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
+    for (let at = 0; at + S.FUSE_ENTRY_OUT_SIZE + S.FUSE_DIRENT_SIZE <= r.payload.byteLength; ) {
+      const namelen = v.getUint32(at + S.FUSE_ENTRY_OUT_SIZE + 16, true);
+      const nameAt = at + S.FUSE_ENTRY_OUT_SIZE + S.FUSE_DIRENT_SIZE;
+      const name = new TextDecoder().decode(r.payload.subarray(nameAt, nameAt + namelen));
+      if (name === HELLO) {
+        const nodeid = v.getBigUint64(at, true);
+        const size = v.getBigUint64(at + 40 + 8, true);
+        if (nodeid === 0n) return fail('hello.txt came without a nodeid');
+        if (size !== BigInt(HELLO_SIZE)) return fail(`hello.txt's size in READDIRPLUS is ${size}`);
+        const a = must(c.getattr(nodeid), 'GETATTR of the READDIRPLUS nodeid');
+        c.forget(nodeid, 1n);
+        return a.size === BigInt(HELLO_SIZE) ? pass() : fail(`GETATTR size ${a.size}`);
+      }
+      at += S.FUSE_ENTRY_OUT_SIZE + S.direntSize(namelen);
+    }
+    return fail('hello.txt is not in the READDIRPLUS reply');
+  }),
+  check('fs.mknod', 'MKNOD of a FIFO makes a FIFO; UNLINK removes it', `${FUSE} (FUSE_MKNOD); mknod(2)`, 'device', (c) => {
+    const name = fresh('fifo');
+    const r = c.send(S.FUSE_MKNOD, ROOT, [S.S_IFIFO | 0o644, 0, 0o22, 0, name]);
+    if (r.error === -S.EROFS) return skip('read-only share');
+    if (r.error !== 0) return fail(`MKNOD error ${r.error}`);
+    const e = must(c.lookup(ROOT, name), 'LOOKUP');
+    mustOk(c.simple(S.FUSE_UNLINK, ROOT, [name]), 'UNLINK');
+    return isType(e.mode, S.S_IFIFO) ? pass() : fail(`mode 0o${e.mode.toString(8)}`);
+  }),
+  check('fs.xattr', 'GETXATTR and LISTXATTR get a well-formed answer (ENOSYS, ENODATA, EOPNOTSUPP or a value)', `${FUSE} (FUSE_GETXATTR, FUSE_LISTXATTR)`, 'device', (c) => {
+    const g = c.send(S.FUSE_GETXATTR, ROOT, [0, 0, 'user.avp']);
+    const l = c.send(S.FUSE_LISTXATTR, ROOT, [0, 0]);
+    for (const [what, r] of [['GETXATTR', g], ['LISTXATTR', l]] as const) {
+      if (r.error === undefined || r.len !== r.used) return fail(`${what}: out.len ${r.len}, used length ${r.used}`);
+      if (r.error !== 0 && ![-S.ENOSYS, -61 /* ENODATA */, -S.EOPNOTSUPP].includes(r.error)) return fail(`${what}: error ${r.error}`);
+    }
+    return pass(`GETXATTR ${g.error}, LISTXATTR ${l.error}`);
+  }),
+  check('fs.destroy', 'DESTROY is answered; the session ends', `${FUSE} (FUSE_DESTROY)`, 'device', (c) => {
+    const r = c.send(S.FUSE_DESTROY, 0n, []);
+    return r.error === 0 && r.len === S.FUSE_OUT_HEADER_SIZE ? pass() : fail(`error ${r.error}, out.len ${r.len}`);
+  }),
   check('fs.forget', 'FORGET on hiprio gets no reply and the session goes on', `${SPEC} ("FUSE_FORGET ... on the hiprio queue"); ${FUSE}`, 'device', (c) => {
     const e = must(c.lookup(ROOT, HELLO), 'LOOKUP');
     const used = c.forget(e.nodeid, 1n);

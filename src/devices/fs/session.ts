@@ -42,6 +42,9 @@ export interface SessionOptions {
 /** Largest body accepted for requests other than WRITE: two names plus a symlink target. */
 const MAX_BODY = 2 * (S.FUSE_NAME_MAX + 1) + S.FUSE_SYMLINK_MAX + 1 + 64;
 
+/** Most entries one BATCH_FORGET is read for. */
+const MAX_BATCH_FORGET = 4096;
+
 /** What an operation answers: an errno (0: success without payload) or a payload. */
 export type OpResult = number | Uint8Array;
 
@@ -222,8 +225,12 @@ export class FuseSession {
         return 0;
       }
       const head = new Body(reader.readBytes(8));
-      // The count is the guest's claim: only entries actually present are read.
-      const count = Math.min(head.u32(0), Math.floor((bodyLen - 8) / S.FUSE_FORGET_ONE_SIZE));
+      // The count is the guest's claim: only entries actually present are read, and at most
+      // MAX_BATCH_FORGET of them (Linux's virtiofs sends single FORGETs; a huge buffer of entries
+      // must not stall the back-end).
+      const present = Math.floor((bodyLen - 8) / S.FUSE_FORGET_ONE_SIZE);
+      const count = Math.min(head.u32(0), present, MAX_BATCH_FORGET);
+      if (count < head.u32(0)) this.counters.malformed++;
       for (let i = 0; i < count; i++) {
         const one = new Body(reader.readBytes(S.FUSE_FORGET_ONE_SIZE));
         this.nodes.forget(one.u64(0), one.u64(8));
