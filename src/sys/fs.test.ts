@@ -80,6 +80,23 @@ test('statx of an O_PATH fd matches lstat; pread and pwrite at offsets', (t) => 
   assert.equal(readFileSync(join(dir, 'file'), 'utf8'), 'helXY');
 });
 
+test('preadv and pwritev move many buffers in one call, in order, and stop short at the end of the file', (t) => {
+  const { dir } = tree(t);
+  const fd = fs.openat(fs.AT_FDCWD, join(dir, 'vec'), fs.O_RDWR | fs.O_CREAT, 0o644);
+  try {
+    // More buffers than IOV_MAX (1024), so the call is split.
+    const bufs = Array.from({ length: 1500 }, (_, i) => new Uint8Array(3).fill(i & 0xff));
+    assert.equal(fs.pwritev(fd, bufs, 10), 4500);
+    const back = Array.from({ length: 1600 }, () => new Uint8Array(3));
+    assert.equal(fs.preadv(fd, back, 10), 4500, 'short: the file ends after 4500 bytes');
+    assert.ok(back.slice(0, 1500).every((b, i) => b.every((x) => x === (i & 0xff))));
+    assert.equal(fs.preadv(fd, [new Uint8Array(0), new Uint8Array(4)], 10), 4);
+  } finally {
+    fs.close(fd);
+  }
+  assert.equal(readFileSync(join(dir, 'vec')).byteLength, 4510);
+});
+
 test('getdents64 lists every entry once, and resumes after any entry by its cookie', (t) => {
   const { dir } = tree(t);
   for (let i = 0; i < 300; i++) writeFileSync(join(dir, `n${i}`), '');

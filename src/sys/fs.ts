@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { SysError, SysUsageError } from './errors.js';
 import { assertFd } from './fd.js';
-import { EINTR, lastErrno, type Ptr } from './libc.js';
+import { EINTR, addressOf, allocNative, lastErrno, type Ptr } from './libc.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -50,6 +50,8 @@ const c = {
   pwrite: fn<(fd: number, buf: Ptr, len: number, off: number) => number>('long pwrite(int, const void *, size_t, int64_t)'),
   fstatvfs: fn<(fd: number, buf: Ptr) => number>('int fstatvfs(int, void *)'),
   getrlimit: fn<(resource: number, buf: Ptr) => number>('int getrlimit(int, void *)'),
+  preadv: fn<(fd: number, iov: Ptr, count: number, off: number) => number>('long preadv(int, void *, int, int64_t)'),
+  pwritev: fn<(fd: number, iov: Ptr, count: number, off: number) => number>('long pwritev(int, void *, int, int64_t)'),
 };
 
 /** syscall number of openat2 (the same, 437, on x86-64 and arm64: new calls share one table). */
@@ -331,6 +333,50 @@ export function pread(fd: number, buf: Uint8Array, offset: number): number {
 export function pwrite(fd: number, buf: Uint8Array, offset: number): number {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new SysUsageError(`pwrite offset ${offset}`);
   return check('pwrite', () => c.pwrite(fd, buf, buf.byteLength, offset));
+}
+
+/** IOV_MAX on Linux: the most iovecs one preadv/pwritev takes; longer lists take several calls. */
+const IOV_MAX = 1024;
+/** iovec { void *iov_base; size_t iov_len; } x IOV_MAX, in native memory (it holds pointers). */
+const iovBlock = allocNative(IOV_MAX * 16);
+
+/**
+ * preadv/pwritev over `bufs` (views of guest memory, typically one per page of a FUSE READ or
+ * WRITE) at `offset`: one system call per IOV_MAX buffers instead of one per buffer. Stops at a
+ * short transfer (end of file). Returns the bytes moved. `bufs` stay reachable as arguments
+ * during the call, so their addresses in the iovecs stay valid (libc.ts addressOf).
+ */
+function vectored(name: 'preadv' | 'pwritev', fd: number, bufs: readonly Uint8Array[], offset: number): number {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new SysUsageError(`${name} offset ${offset}`);
+  const call = name === 'preadv' ? c.preadv : c.pwritev;
+  let done = 0;
+  for (let i = 0; i < bufs.length; ) {
+    const n = Math.min(IOV_MAX, bufs.length - i);
+    let want = 0;
+    for (let j = 0; j < n; j++) {
+      // Safe: i + j < bufs.length by the loop bounds.
+      const b = bufs[i + j]!;
+      iovBlock.u64[2 * j] = b.byteLength === 0 ? 0n : addressOf(b);
+      iovBlock.u64[2 * j + 1] = BigInt(b.byteLength);
+      want += b.byteLength;
+    }
+    const at = offset + done;
+    const got = check(name, () => call(fd, iovBlock.address, n, at));
+    done += got;
+    if (got < want) break;
+    i += n;
+  }
+  return done;
+}
+
+/** preadv into `bufs` at `offset`; returns the bytes read (short at end of file). */
+export function preadv(fd: number, bufs: readonly Uint8Array[], offset: number): number {
+  return vectored('preadv', fd, bufs, offset);
+}
+
+/** pwritev from `bufs` at `offset`; returns the bytes written. */
+export function pwritev(fd: number, bufs: readonly Uint8Array[], offset: number): number {
+  return vectored('pwritev', fd, bufs, offset);
 }
 
 const vfsBuf = new Uint8Array(112);

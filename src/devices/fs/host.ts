@@ -139,6 +139,9 @@ export interface FsSyscalls {
   lseek(fd: number, offset: number | bigint, whence: number): number;
   pread(fd: number, buf: Uint8Array, offset: number): number;
   pwrite(fd: number, buf: Uint8Array, offset: number): number;
+  /** One system call for many buffers (a READ's pages); short at end of file. */
+  preadv(fd: number, bufs: readonly Uint8Array[], offset: number): number;
+  pwritev(fd: number, bufs: readonly Uint8Array[], offset: number): number;
   fstatvfs(fd: number): HostStatfs;
   /** The process' file-mode creation mask (read, not changed). */
   umask(): number;

@@ -108,23 +108,14 @@ export class NativeFsHost implements FsHost {
   }
 
   read(file: HostFile, offset: number, dst: readonly Uint8Array[]): number {
-    let done = 0;
-    for (const seg of dst) {
-      const n = this.#sys.pread(file, seg, offset + done);
-      done += n;
-      if (n < seg.byteLength) break;
-    }
-    return done;
+    // One segment (a big buffer) is one pread; a READ's page list is one preadv.
+    const [only] = dst;
+    return dst.length === 1 && only !== undefined ? this.#sys.pread(file, only, offset) : this.#sys.preadv(file, dst, offset);
   }
 
   write(file: HostFile, offset: number, src: readonly Uint8Array[]): number {
-    let done = 0;
-    for (const seg of src) {
-      const n = this.#sys.pwrite(file, seg, offset + done);
-      done += n;
-      if (n < seg.byteLength) break;
-    }
-    return done;
+    const [only] = src;
+    return src.length === 1 && only !== undefined ? this.#sys.pwrite(file, only, offset) : this.#sys.pwritev(file, src, offset);
   }
 
   readDir(dir: HostFile, offset: bigint, maxBytes: number): HostDirEntry[] {
