@@ -30,7 +30,8 @@ export function check(id: string, title: string, source: string, group: 'device'
   return {
     id,
     title,
-    source,
+    // Every check names the device section it serves, whatever else it cites.
+    source: source.includes('VIRTIO 1.3') ? source : `${SPEC}; ${source}`,
     level,
     group,
     devices: ['fs'],

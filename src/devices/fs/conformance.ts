@@ -43,7 +43,7 @@ const deviceChecks: DeviceCheck[] = [
   {
     id: 'fs.before-init',
     title: 'A request before FUSE_INIT is answered with an error',
-    source: `${FUSE} ("INIT is the first request of a session")`,
+    source: `${SPEC}; ${FUSE} ("INIT is the first request of a session")`,
     level: 'SHOULD',
     group: 'device',
     devices: ['fs'],
