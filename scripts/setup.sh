@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 #   cpio, xz-utils, zstd  packing the guest initramfs, unpacking kernel modules and linux-source
 #   kmod                depmod: the kernel package ships no modules.dep (its postinst makes it)
 #   gcc, make           building gpio-virtio and i2c-virtio from Debian's linux-source (avp image build)
-APT_PACKAGES=(busybox-static cpio xz-utils zstd kmod gcc make)
+#   libseccomp2, libcap-ng0, libglib2.0-0, libnuma1   the libraries of virtiofsd (below)
+APT_PACKAGES=(busybox-static cpio xz-utils zstd kmod gcc make libseccomp2 libcap-ng0 libglib2.0-0 libnuma1)
 # From bookworm-backports: QEMU 10.0. Debian 12's QEMU 7.2 cannot serve vhost-user input or GPU
 # without KVM and has no vhost-user-snd (shared/reference/device-wave-2.md §0-1).
 QEMU_PACKAGES=(qemu-system-x86 qemu-system-common qemu-utils)
@@ -100,6 +101,35 @@ if ((${#missing[@]})) || ((need_qemu)); then
     echo "setup: missing system packages (${missing[*]}); run as root or install them with apt-get" >&2
   fi
 fi
+
+# virtiofsd, the peer of AVP's fs back-end in its conformance test and benchmark. QEMU 10.0 ships
+# none (QEMU dropped its C virtiofsd in 8.0) and Debian 12 has no package of the Rust one, so the C
+# virtiofsd of Debian 12's own qemu-system-common 7.2 is unpacked from that package: one file,
+# nothing installed through dpkg (it would replace QEMU 10.0's qemu-system-common).
+VIRTIOFSD=/usr/local/libexec/avp/virtiofsd
+newest_qemu72_common() {
+  apt-cache madison qemu-system-common 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | grep -E '^([0-9]+:)?7\.' | head -n1
+}
+install_virtiofsd() {
+  [ -x "$VIRTIOFSD" ] && return 0
+  if ! is_root; then
+    echo "setup: $VIRTIOFSD is missing (run as root to install it; the fs conformance test against virtiofsd needs it)" >&2
+    return 0
+  fi
+  local version tmp
+  version=$(newest_qemu72_common)
+  if [ -z "$version" ]; then apt-get update -qq; version=$(newest_qemu72_common); fi
+  [ -n "$version" ] || { echo "setup: apt knows no qemu-system-common 7.x (Debian 12's bookworm suite) to take virtiofsd from" >&2; exit 1; }
+  echo "setup: installing virtiofsd from qemu-system-common $version as $VIRTIOFSD"
+  tmp=$(mktemp -d)
+  # The download runs as root into a private folder: apt's sandbox user cannot write there (a warning).
+  (cd "$tmp" && apt-get download -qq "qemu-system-common=$version" 2>/dev/null)
+  dpkg-deb --fsys-tarfile "$tmp"/qemu-system-common_*.deb | tar -x -C "$tmp" ./usr/lib/qemu/virtiofsd
+  install -D -m 0755 "$tmp/usr/lib/qemu/virtiofsd" "$VIRTIOFSD"
+  rm -rf "$tmp"
+  "$VIRTIOFSD" --version | head -n1
+}
+install_virtiofsd
 
 # npm dependencies. --ignore-scripts: koffi ships its native binary prebuilt in an optional
 # dependency; its install script only re-verifies it (see shared/reference, Node notes §6.8).

@@ -21,7 +21,7 @@ import type { VirtioDevice } from '../device/contract.js';
 import { HarnessDriver } from '../device/testing.js';
 import { DEVICE_KINDS, createDevice } from '../devices/registry.js';
 import { FakeUnixStreams } from '../devices/vsock/testing.js';
-import { fallocate } from '../sys/index.js';
+import { fallocate, fsSyscalls } from '../sys/index.js';
 import { GENERIC_CHECKS } from './catalog.js';
 import { DEVICE_CONFORMANCE } from './devices.js';
 import { parseExpected } from './expected.js';
@@ -58,7 +58,7 @@ const CASES: readonly Case[] = DEVICE_KINDS.flatMap((kind) =>
       mkdirSync(dir);
       for (const [name, size] of Object.entries(setup.files ?? {})) writeFileSync(join(dir, name), Buffer.alloc(size, 0x3c));
       const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('{scratch}', dir) : v]));
-      return createDevice({ kind: kind.name, options }, { fallocate, unixStreams: new FakeUnixStreams() });
+      return createDevice({ kind: kind.name, options }, { fallocate, fsSyscalls, unixStreams: new FakeUnixStreams() });
     },
   })),
 );

@@ -7,9 +7,9 @@
  * `BACKEND_WORKER_ENTRY` (platform/backends.ts).
  */
 import { createDevices, type DeviceSpec } from '../devices/registry.js';
-import { fallocate, openTap } from '../sys/index.js';
+import { fallocate, fsSyscalls, openTap } from '../sys/index.js';
 import { runBackendWorker } from '../vhost-user/worker-runtime.js';
 import { unixStreamOps } from './unix-streams.js';
 
 // Safe: AVP's callers always pass DeviceSpecs as the workers' device descriptions.
-runBackendWorker((specs) => createDevices(specs as DeviceSpec[], { fallocate, openTap, unixStreams: unixStreamOps }));
+runBackendWorker((specs) => createDevices(specs as DeviceSpec[], { fallocate, fsSyscalls, openTap, unixStreams: unixStreamOps }));

@@ -17,3 +17,5 @@ export type { PollEntry } from './poll.js';
 export { Epoll, EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET } from './epoll.js';
 export { readSome, writeSome, acceptNonBlocking, connectUnixNonBlocking } from './stream.js';
 export { openTap, type TapDevice } from './tap.js';
+/** The file calls of a virtio-fs host (openat2 RESOLVE_BENEATH, O_PATH, statx, ...), as one object. */
+export * as fsSyscalls from './fs.js';

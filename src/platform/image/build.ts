@@ -453,7 +453,9 @@ async function removeStaleScratch(tmpRoot: string): Promise<void> {
   for (const name of await readdir(tmpRoot)) {
     const path = join(tmpRoot, name);
     const info = await stat(path).catch(() => undefined);
-    if (info !== undefined && now - info.mtimeMs > STALE_SCRATCH_MS) await rm(path, { recursive: true, force: true });
+    // ctime, not mtime: unpacking a .deb into the folder sets its mtime to the package's (years
+    // old), which made a concurrent build remove a running build's kernel (depmod: ENOENT).
+    if (info !== undefined && now - info.ctimeMs > STALE_SCRATCH_MS) await rm(path, { recursive: true, force: true });
   }
 }
 
