@@ -35,6 +35,7 @@ export class Sparkline {
       const last = this.#last;
       if (last !== undefined && t <= last.t) return; // no new sample
       this.#last = { t, v };
+      this.element.dataset['total'] = String(v);
       if (last === undefined) return setText(this.#value, `– ${this.unit}/s`);
       // A counter that went down was reset (its back-end restarted): count from the new value.
       const rate = v >= last.v ? (v - last.v) / ((t - last.t) / 1000) : 0;
