@@ -192,15 +192,15 @@ test('WebSocket: greeting, snapshots that follow the counters, batched console a
   const { ws, waitFor } = await connect();
   try {
     assert.deepEqual(await waitFor((m) => m.type === 'hello'), { type: 'hello', mode: 'in-process', reportDirs: [join(dir, 'reports')] });
-    assert.deepEqual(await waitFor((m) => m.type === 'console'), { type: 'console', vm: 'cluster', lines: ['login:', 'AVP-GUEST: ready'], reset: true });
+    assert.deepEqual(await waitFor((m) => m.type === 'console-line'), { type: 'console-line', vm: 'cluster', lines: ['login:', 'AVP-GUEST: ready'], reset: true });
     assert.deepEqual(await waitFor((m) => m.type === 'bus'), { type: 'bus', bus: 'body', lines: ['123#00'], reset: true });
     control.blkRequests = 50;
     await waitFor((m) => m.type === 'snapshot' && m.snapshot.backends[0]?.ports[0]?.series[0]?.value === 52);
-    control.listener?.({ type: 'console', vm: 'cluster', line: 'one' });
-    control.listener?.({ type: 'console', vm: 'cluster', line: 'two' });
+    control.listener?.({ type: 'console-line', vm: 'cluster', line: 'one' });
+    control.listener?.({ type: 'console-line', vm: 'cluster', line: 'two' });
     control.listener?.({ type: 'log', level: 'error', message: 'back-end x failed', at: 5 });
     control.listener?.({ type: 'bus', bus: 'body', line: '124#01' });
-    assert.deepEqual(await waitFor((m) => m.type === 'console' && m.reset !== true), { type: 'console', vm: 'cluster', lines: ['one', 'two'] });
+    assert.deepEqual(await waitFor((m) => m.type === 'console-line' && m.reset !== true), { type: 'console-line', vm: 'cluster', lines: ['one', 'two'] });
     assert.deepEqual(await waitFor((m) => m.type === 'log'), { type: 'log', entries: [{ level: 'error', message: 'back-end x failed', at: 5 }] });
     assert.deepEqual(await waitFor((m) => m.type === 'bus' && m.reset !== true), { type: 'bus', bus: 'body', lines: ['124#01'] });
   } finally {

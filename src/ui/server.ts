@@ -255,7 +255,7 @@ export class Dashboard {
     try {
       const snap = await control.snapshot();
       sendWs(ws, { type: 'snapshot', snapshot: pageSnapshot(snap, listReports(this.#reportDirs)) });
-      for (const vm of snap.vms) sendWs(ws, { type: 'console', vm: vm.name, lines: await control.consoleTail(vm.name).catch(() => []), reset: true });
+      for (const vm of snap.vms) sendWs(ws, { type: 'console-line', vm: vm.name, lines: await control.consoleTail(vm.name).catch(() => []), reset: true });
       for (const bus of snap.buses) sendWs(ws, { type: 'bus', bus: bus.name, lines: await control.busTail(bus.name).catch(() => []), reset: true });
     } catch {
       // the run is going away; 'ended' follows
@@ -295,7 +295,7 @@ export class Dashboard {
   }
 
   #onEvent(e: ControlEvent): void {
-    if (e.type === 'console') this.#pendingConsole.set(e.vm, [...(this.#pendingConsole.get(e.vm) ?? []), e.line]);
+    if (e.type === 'console-line') this.#pendingConsole.set(e.vm, [...(this.#pendingConsole.get(e.vm) ?? []), e.line]);
     else if (e.type === 'bus') this.#pendingBus.set(e.bus, [...(this.#pendingBus.get(e.bus) ?? []), e.line]);
     else {
       const entry = { level: e.level, message: e.message, at: e.at };
@@ -306,7 +306,7 @@ export class Dashboard {
   }
 
   #flush(): void {
-    for (const [vm, lines] of this.#pendingConsole) this.#broadcast({ type: 'console', vm, lines });
+    for (const [vm, lines] of this.#pendingConsole) this.#broadcast({ type: 'console-line', vm, lines });
     for (const [bus, lines] of this.#pendingBus) this.#broadcast({ type: 'bus', bus, lines });
     if (this.#pendingLog.length > 0) this.#broadcast({ type: 'log', entries: this.#pendingLog });
     this.#pendingConsole = new Map();

@@ -100,7 +100,7 @@ export interface PageSnapshot {
 export type ServerMessage =
   | { type: 'hello'; mode: 'in-process' | 'attached'; reportDirs: string[] }
   | { type: 'snapshot'; snapshot: PageSnapshot }
-  | { type: 'console'; vm: string; lines: string[]; reset?: boolean }
+  | { type: 'console-line'; vm: string; lines: string[]; reset?: boolean }
   | { type: 'log'; entries: Array<{ level: 'info' | 'error'; message: string; at: number }> }
   | { type: 'bus'; bus: string; lines: string[]; reset?: boolean }
   | { type: 'input-error'; message: string }

@@ -7,7 +7,7 @@
  * per line (UTF-8, `\n`-terminated). The client sends requests `{"id", "method", "params"?}`;
  * the server answers each with `{"id", "result"}` or `{"id", "error": {"code", "message"}}`, in
  * any order; after `subscribe` it also sends events `{"event": ControlEvent}` until
- * `unsubscribe` or the end of the connection. Methods: hello, snapshot, console, bus, act,
+ * `unsubscribe` or the end of the connection. Methods: hello, snapshot, console-tail, bus, act,
  * screenshot (result `{png: base64}`), input, subscribe, unsubscribe. Requests over
  * MAX_REQUEST_BYTES or that do not match the schemas get a CONTROL_PROTOCOL error (with `id`
  * null when there is none to quote); an over-long line also ends the connection.
@@ -48,7 +48,7 @@ const id = z.union([z.number().int(), z.string().max(64)]);
 const requestSchema = z.discriminatedUnion('method', [
   z.object({ id, method: z.literal('hello') }).strict(),
   z.object({ id, method: z.literal('snapshot') }).strict(),
-  z.object({ id, method: z.literal('console'), params: z.object({ vm: name }).strict() }).strict(),
+  z.object({ id, method: z.literal('console-tail'), params: z.object({ vm: name }).strict() }).strict(),
   z.object({ id, method: z.literal('bus'), params: z.object({ bus: name }).strict() }).strict(),
   z.object({ id, method: z.literal('act'), params: controlRequestSchema }).strict(),
   z.object({ id, method: z.literal('screenshot'), params: z.object({ vm: name, display: name }).strict() }).strict(),
@@ -217,7 +217,7 @@ async function handle(control: RunControl, req: Exclude<Request, { method: 'subs
       return { protocol: CONTROL_PROTOCOL_VERSION, pid: process.pid } satisfies ControlHello;
     case 'snapshot':
       return control.snapshot();
-    case 'console':
+    case 'console-tail':
       return control.consoleTail(req.params.vm);
     case 'bus':
       return control.busTail(req.params.bus);
@@ -305,7 +305,7 @@ export class ControlClient implements RunControl {
   }
 
   consoleTail(vm: string): Promise<string[]> {
-    return this.#call('console', { vm }) as Promise<string[]>;
+    return this.#call('console-tail', { vm }) as Promise<string[]>;
   }
 
   busTail(bus: string): Promise<string[]> {

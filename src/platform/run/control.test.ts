@@ -112,7 +112,7 @@ test('snapshot: VMs and back-ends with the rules’ verdicts; console tail; live
   // A request answered after the subscribe: the subscription is in place.
   await client.snapshot();
   await client.act({ target: 'vm', name: 'hang1', action: 'restart' });
-  await until(() => events.some((e) => e.type === 'console' && e.vm === 'hang1' && e.line === 'AVP-GUEST: READY'), 'a console event');
+  await until(() => events.some((e) => e.type === 'console-line' && e.vm === 'hang1' && e.line === 'AVP-GUEST: READY'), 'a console event');
   assert.ok(events.some((e) => e.type === 'log' && e.level === 'info' && e.message === 'VM hang1 stopped on request'), JSON.stringify(events));
   off();
 });

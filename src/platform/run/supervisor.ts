@@ -47,17 +47,7 @@ import { LocalControl } from './control.js';
 import { ControlServer } from './control-socket.js';
 import { CONSOLE_TAIL_LINES, type BackendStateName, type RunEvent, type RunPlatformOptions, type RunResult, type RunSnapshot, type VmStatus } from './types.js';
 
-export type {
-  BackendStateName,
-  BackendStatus,
-  RunEvent,
-  RunPlatformOptions,
-  RunReporter,
-  RunResult,
-  RunSnapshot,
-  VmStateName,
-  VmStatus,
-} from './types.js';
+export type { BackendStateName, BackendStatus, RunEvent, RunPlatformOptions, RunReporter, RunResult, RunSnapshot, VmStateName, VmStatus } from './types.js';
 export { CONSOLE_TAIL_LINES } from './types.js';
 
 /** Checks that this build can run every back-end of `plan`. @throws BackendUnavailableError */
@@ -327,7 +317,7 @@ export class PlatformRun {
     entry.log.write(`${line}\n`);
     entry.tail.push(line);
     if (entry.tail.length > CONSOLE_TAIL_LINES) entry.tail.shift();
-    this.#emit({ type: 'console', vm: entry.plan.name, line });
+    this.#emit({ type: 'console-line', vm: entry.plan.name, line });
     if (entry.plan.echo) this.#opts.reporter.console(entry.plan.name, line);
     const exit = EXIT_LINE.exec(line);
     if (exit !== null && entry.plan.builtin) entry.status.guestStatus = Number(exit[1]);

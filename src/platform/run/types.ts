@@ -42,7 +42,7 @@ export interface RunPlatformOptions {
 export const CONSOLE_TAIL_LINES = 500;
 
 /** What happens in a run, for live observers (the control socket): console lines and the run's own log. */
-export type RunEvent = { type: 'console'; vm: string; line: string } | { type: 'log'; level: 'info' | 'error'; message: string; at: number };
+export type RunEvent = { type: 'console-line'; vm: string; line: string } | { type: 'log'; level: 'info' | 'error'; message: string; at: number };
 
 export type VmStateName = 'pending' | 'booting' | 'ready' | 'exited' | 'failed' | 'stopped';
 

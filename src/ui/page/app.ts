@@ -106,7 +106,7 @@ function onMessage(m: ServerMessage): void {
       return;
     case 'snapshot':
       return draw(m.snapshot);
-    case 'console':
+    case 'console-line':
       return vms.get(m.vm)?.console.add(m.lines, m.reset === true);
     case 'bus':
       return busPanel(m.bus).add(m.lines, m.reset === true);

@@ -93,7 +93,7 @@ export class VmCard {
       h('header', {}, h('h3', {}, name), this.#badge, this.#actions.element),
       this.#meta,
       this.#screens.element,
-      h('div', { class: 'sub' }, 'console'),
+      h('div', { class: 'sub' }, 'serial console'),
       this.console.element,
     );
   }
