@@ -10,7 +10,9 @@ export const LAYERS = {
   'vhost-user': ['spec', 'memory', 'queue', 'device', 'sys'],
   conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
   platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
-  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench'],
+  // The dashboard (avp run --ui, avp ui): a web page over a run's control interface.
+  ui: ['devices', 'platform'],
+  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench', 'ui'],
   bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform'],
 };
 

@@ -14,6 +14,7 @@ import { registerQemuArgsCommand } from './commands/qemu-args.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSwitchCommand } from './commands/switch.js';
+import { registerUiCommand } from './commands/ui.js';
 import { registerValidateCommand } from './commands/validate.js';
 import { isAvpError } from './errors.js';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerValidateCommand(program);
   registerQemuArgsCommand(program);
   registerRunCommand(program);
+  registerUiCommand(program);
   registerConformanceCommand(program);
   registerBenchCommand(program);
   return program;

@@ -130,6 +130,19 @@ export interface ConformanceSetup {
   readonly expected: string;
 }
 
+/** One number from a device's metrics, for a live chart on the dashboard (`avp run --ui`). */
+export interface MetricSeries {
+  /** Stable within the device: `iops`, `txFrames`. */
+  readonly key: string;
+  /** Short, for the chart's title: `IOPS`, `tx frames`. */
+  readonly label: string;
+  readonly value: number;
+  /** `counter`: only grows, and the chart shows its rate per second; `gauge`: the chart shows the value. */
+  readonly type: 'counter' | 'gauge';
+  /** What the value counts (`req`, `B`, `frames`); a counter's chart is in `<unit>/s`. */
+  readonly unit: string;
+}
+
 export interface DeviceKind<O extends Record<string, unknown> = Record<string, unknown>> {
   /** `avp serve <name>`, manifest `kind: <name>`, `bin/avp-vhost-user-<name>.js`. */
   readonly name: string;
@@ -170,6 +183,11 @@ export interface DeviceKind<O extends Record<string, unknown> = Record<string, u
   readonly manifest: ManifestBinding;
   /** A few counters from the device's metrics JSON for the status board (`12 req, 768 B`). */
   summarize(metrics: Readonly<Record<string, unknown>>): string;
+  /**
+   * The few numbers of the device's metrics worth a live chart on the dashboard (IOPS, frames,
+   * open connections). Absent: the dashboard charts none, and still lists every counter.
+   */
+  series?(metrics: Readonly<Record<string, unknown>>): MetricSeries[];
 }
 
 /**

@@ -28,6 +28,9 @@ const cases: Array<[string, string, string | null]> = [
   ['src/devices/rng/x.ts', "import { a } from '../../device/index.js';", null],
   ['src/vhost-user/x.ts', "import { a } from '../sys/index.js';", null],
   ['src/cli/x.ts', "import { a } from '../vhost-user/index.js';", null],
+  ['src/ui/x.ts', "import { a } from '../vhost-user/index.js';", "layer 'ui' must not import layer 'vhost-user'"],
+  ['src/ui/x.ts', "import { a } from '../platform/run/index.js';", null],
+  ['src/platform/x.ts', "import { a } from '../ui/server.js';", "layer 'platform' must not import layer 'ui'"],
 ];
 
 for (const [path, source, expected] of cases) {

@@ -284,3 +284,57 @@ export class RunDirError extends AvpError {
     super(message, options);
   }
 }
+
+// Controlling a running platform (the control socket, the dashboard)
+
+/**
+ * A start, stop or restart the supervisor's rules do not allow now (restart: no, already running,
+ * a back-end the VM needs is down, the run is stopping); `message` says why.
+ */
+export class ControlRefusedError extends AvpError {
+  readonly code = 'CONTROL_REFUSED';
+
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** A control request names a VM, back-end, display or bus this run does not have. */
+export class ControlTargetError extends AvpError {
+  readonly code = 'CONTROL_UNKNOWN_TARGET';
+
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** A control socket message is not valid JSON or not a request/response of the protocol. */
+export class ControlProtocolError extends AvpError {
+  readonly code = 'CONTROL_PROTOCOL';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * No running platform answers on a run directory's control socket (none there, the run ended, or
+ * the folder is not a run directory).
+ */
+export class ControlUnavailableError extends AvpError {
+  readonly code = 'CONTROL_UNAVAILABLE';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The platform refused a control request for a reason of its own; `code` is the one it sent. */
+export class ControlRemoteError extends AvpError {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -112,6 +112,8 @@ test('avp run: a bad manifest, a bad option, a back-end that cannot start: statu
   writeFileSync(ok, 'name: r\nvms:\n  - name: a\n    boot: {kernel: vmlinuz, initrd: initrd}\n');
   assert.deepEqual(avp('run', ok, '--timeout', 'soon'), { status: 1, stdout: '', stderr: 'avp: run: --timeout must be a number of seconds above 0, got "soon"\n' });
   assert.deepEqual(avp('run', ok, '--until', 'a('), { status: 1, stdout: '', stderr: 'avp: run: --until must be a regular expression: Invalid regular expression: /a(/: Unterminated group\n' });
+  assert.deepEqual(avp('run', ok, '--ui', 'abc'), { status: 1, stdout: '', stderr: 'avp: run: --ui must be a TCP port from 0 to 65535 (0: any free port); got "abc" (without a port, put --ui after the manifest)\n' });
+  assert.deepEqual(avp('run', ok, '--ui', '0', '--ui-host', 'example.com'), { status: 1, stdout: '', stderr: 'avp: run: --ui-host must be an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost; got "example.com"\n' });
   // A blk image that is a folder passes validate (it exists) but its back-end cannot open it.
   const folder = join(dir, 'folder.yaml');
   writeFileSync(folder, `name: r\nvms:\n  - name: a\n    boot: {kernel: vmlinuz, initrd: initrd}\n    devices: [{kind: blk, image: ${JSON.stringify(dir)}}]\n`);
@@ -126,4 +128,10 @@ test('avp run: a bad manifest, a bad option, a back-end that cannot start: statu
     [],
     'no socket left',
   );
+});
+
+test('avp ui: a bad port, no running platform in the folder: status 1, one clear message', () => {
+  assert.deepEqual(avp('ui', dir, '--port', '70000'), { status: 1, stdout: '', stderr: 'avp: ui: --port must be a TCP port from 0 to 65535 (0: any free port); got "70000"\n' });
+  const none = join(dir, 'no-run');
+  assert.deepEqual(avp('ui', none), { status: 1, stdout: '', stderr: `avp: no running platform answers on ${join(none, 'control.sock')} (ENOENT)\n` });
 });

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { DeviceOptionError } from '../errors.js';
 import { defineKind } from '../kind.js';
 import { boolField, intField, pathField, sizeBytes, sizeField, stringField } from '../options.js';
-import { formatCount, metric } from '../summary.js';
+import { formatCount, metric, metricSum } from '../summary.js';
 import { blkConformance } from './conformance.js';
 import { type FallocateFn, FileBlockHost } from './host.js';
 import { BlkDevice, type BlkOptions } from './model.js';
@@ -120,4 +120,10 @@ export const blkKind = defineKind({
     },
   },
   summarize: (m) => `read ${formatCount(metric(m, ['bytesRead']))}B, written ${formatCount(metric(m, ['bytesWritten']))}B`,
+  series: (m) => [
+    // IOPS: every request the device completed, by type (metrics.ts `requests`).
+    { key: 'iops', label: 'IOPS', value: metricSum(m, ['requests']), type: 'counter', unit: 'req' },
+    { key: 'read', label: 'read', value: metric(m, ['bytesRead']), type: 'counter', unit: 'B' },
+    { key: 'written', label: 'written', value: metric(m, ['bytesWritten']), type: 'counter', unit: 'B' },
+  ],
 });

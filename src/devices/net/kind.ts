@@ -101,4 +101,9 @@ export const netKind = defineKind({
     },
   },
   summarize: (m) => `tx ${metric(m, ['tx', 'frames'])} fr, rx ${metric(m, ['rx', 'frames'])} fr, ${metricSum(m, ['drops'])} dropped`,
+  series: (m) => [
+    { key: 'txFrames', label: 'tx frames', value: metric(m, ['tx', 'frames']), type: 'counter', unit: 'frames' },
+    { key: 'rxFrames', label: 'rx frames', value: metric(m, ['rx', 'frames']), type: 'counter', unit: 'frames' },
+    { key: 'drops', label: 'drops', value: metricSum(m, ['drops']), type: 'counter', unit: 'frames' },
+  ],
 });

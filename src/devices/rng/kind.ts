@@ -38,4 +38,5 @@ export const rngKind = defineKind({
     plan: (e) => ({ options: e['maxBytes'] === undefined ? {} : { maxBytes: e['maxBytes'] } }),
   },
   summarize: (m) => `${metric(m, ['requests'])} req, ${formatCount(metric(m, ['bytes']))}B`,
+  series: (m) => [{ key: 'bytes', label: 'entropy', value: metric(m, ['bytes']), type: 'counter', unit: 'B' }],
 });

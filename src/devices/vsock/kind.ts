@@ -76,4 +76,9 @@ export const vsockKind = defineKind({
     },
   },
   summarize: (m) => `tx ${metric(m, ['packets', 'tx'])} pkts, rx ${metric(m, ['packets', 'rx'])} pkts`,
+  series: (m) => [
+    { key: 'open', label: 'open connections', value: metric(m, ['connections', 'open']), type: 'gauge', unit: 'conn' },
+    { key: 'connections', label: 'new connections', value: metric(m, ['connections', 'total']), type: 'counter', unit: 'conn' },
+    { key: 'packets', label: 'packets', value: metric(m, ['packets', 'tx']) + metric(m, ['packets', 'rx']), type: 'counter', unit: 'pkts' },
+  ],
 });

@@ -16,6 +16,8 @@
  *   <runDir>/<vm>/console.log      the VM's console (unless `console.log` says otherwise)
  *   <runDir>/_switch/<name>.log    back-end log of each switch
  *   <runDir>/run.log               what avp run reported
+ *   <runDir>/control.sock          the run's control socket (avp ui; docs/control-protocol.md)
+ *   <runDir>/reports/*.html        reports the dashboard links (conformance, benchmarks), when present
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { kindOf, type DeviceSpec } from '../../devices/registry.js';
@@ -116,6 +118,8 @@ export interface PlatformPlan {
   dirs: string[];
   /** The run's own log. */
   runLog: string;
+  /** The run's control socket (platform/run/control-socket.ts). */
+  controlSocket: string;
 }
 
 /**
@@ -240,7 +244,8 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   }
 
   const sockets = backends.flatMap((b) => b.ports.map((p) => p.socket));
-  for (const s of [...sockets, ...hostSockets]) {
+  const controlSocket = join(runDir, 'control.sock');
+  for (const s of [...sockets, ...hostSockets, controlSocket]) {
     const bytes = Buffer.byteLength(s);
     if (bytes > MAX_SOCKET_PATH_BYTES) {
       throw new PlatformPlanError(
@@ -251,7 +256,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   const dirs = [runDir, ...model.vms.map((vm) => join(runDir, vm.name))];
   if (backends.some((b) => b.role === 'switch')) dirs.push(join(runDir, '_switch'));
   if (backends.some((b) => b.role === 'vsock-group')) dirs.push(join(runDir, '_vsock'));
-  return { name: model.name, runDir, vms, backends, disks, sockets, hostSockets, dirs, runLog: join(runDir, 'run.log') };
+  return { name: model.name, runDir, vms, backends, disks, sockets, hostSockets, dirs, runLog: join(runDir, 'run.log'), controlSocket };
 }
 
 function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec {

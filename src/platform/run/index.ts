@@ -26,10 +26,15 @@ export {
   type RunPlatformOptions,
   type RunReporter,
   type RunResult,
+  type RunEvent,
   type RunSnapshot,
   type VmStatus,
 } from './supervisor.js';
 export { formatDuration, renderStatus, summarizeMetrics } from './status.js';
+export { CONTROL_PROTOCOL_VERSION, LocalControl, type ControlBackend, type ControlEvent, type ControlSnapshot, type ControlVm, type RunControl } from './control.js';
+export { CONTROL_VERBS, checkAction, verdicts, type ActionVerdicts, type ControlRequest, type ControlTarget, type ControlVerb } from './control-rules.js';
+export { ControlClient, ControlServer, controlRequestSchema, inputEventSchema, type ControlHello } from './control-socket.js';
+export { RunExtensions, type BusInfo, type BusTrace, type DisplayInfo, type InputEvent, type InputSink, type ScreenProvider } from './extensions.js';
 
 /** Stands in for the built-in image when only the back-ends of a plan matter. */
 const IMAGE_PLACEHOLDER: GuestImageRef = { kernel: '/built-in-image/vmlinuz', initramfs: '/built-in-image/initramfs.cpio.gz' };

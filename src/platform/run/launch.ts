@@ -155,6 +155,8 @@ export interface PortState {
   connected: boolean;
   /** The latest metrics of the port's device and session (empty until asked). */
   metrics: Record<string, unknown>;
+  /** Date.now() when `metrics` arrived (rates of counters are measured against it). */
+  metricsAt?: number;
 }
 
 export interface BackendHandleOptions {
@@ -229,7 +231,10 @@ abstract class BaseBackend implements BackendHandle {
   protected setMetrics(byPort: Record<string, unknown>): void {
     for (const [name, value] of Object.entries(byPort)) {
       const state = this.ports.get(name) ?? (this.ports.size === 1 ? [...this.ports.values()][0] : undefined);
-      if (state !== undefined && typeof value === 'object' && value !== null) state.metrics = value as Record<string, unknown>; // checked: a non-null object
+      if (state !== undefined && typeof value === 'object' && value !== null) {
+        state.metrics = value as Record<string, unknown>; // checked: a non-null object
+        state.metricsAt = Date.now();
+      }
     }
   }
 

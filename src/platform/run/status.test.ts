@@ -12,23 +12,26 @@ test('renderStatus: VM and back-end tables', () => {
     runDir: '/r',
     startedAt: t0,
     vms: [
-      { name: 'cluster', state: 'ready', pid: 10, startedAt: t0 + 1000, readyAt: t0 + 20_000 },
-      { name: 'infotainment', state: 'booting', pid: 11, startedAt: t0 + 2000 },
+      { name: 'cluster', state: 'ready', pid: 10, startedAt: t0 + 1000, readyAt: t0 + 20_000, backends: ['cluster/rng', 'switch/lan'] },
+      { name: 'infotainment', state: 'booting', pid: 11, startedAt: t0 + 2000, backends: ['switch/lan'] },
     ],
     backends: [
-      { id: 'cluster/rng', kind: 'rng', isolation: 'process', state: 'running', pid: 42, restarts: 1, ports: [{ name: 'cluster/rng', connected: true, metrics: { device: 'rng', requests: 12, bytes: 768 } }] },
+      { id: 'cluster/rng', kind: 'rng', isolation: 'process', state: 'running', pid: 42, restarts: 1, restart: 'on-failure', vms: ['cluster'], ports: [{ name: 'cluster/rng', connected: true, metrics: { device: 'rng', requests: 12, bytes: 768 } }] },
       {
         id: 'switch/lan',
         kind: 'net',
         isolation: 'thread',
         state: 'running',
         restarts: 0,
+        restart: 'no',
+        vms: ['cluster', 'infotainment'],
         ports: [
           { name: 'cluster/net', connected: true, metrics: { session: { requests: 30 } } },
           { name: 'infotainment/net', connected: false, metrics: {} },
         ],
       },
     ],
+    ending: false,
   };
   assert.deepEqual(renderStatus(snapshot, t0 + 75_000), [
     'cockpit: 2 VMs, up 1m15s',

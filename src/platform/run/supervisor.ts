@@ -19,90 +19,36 @@
  * (e) the abort signal (Ctrl-C, SIGTERM) → 128 + the signal number. Whatever ends it, and also
  * when starting fails half-way, everything started is stopped and every socket removed.
  *
- * Owns: that sequence and the crash policy. Does not own: the argv (plan.ts, qemu.ts), how a
- * back-end runs (launch.ts), output formatting (the reporter and the CLI).
+ * Control (the control socket and the dashboard, through `act`): a VM or a back-end may be
+ * stopped, started or restarted on request while the run goes on, as control-rules.ts allows. A
+ * VM stopped on request is `stopped`, not a failure; with `stayUp` the run does not end when
+ * every VM has ended (an operator may start them again), only on abort or timeout.
+ *
+ * Owns: that sequence, the crash policy and carrying out control requests. Does not own: the argv
+ * (plan.ts, qemu.ts), how a back-end runs (launch.ts), the rules for control requests
+ * (control-rules.ts), output formatting (the reporter, the CLI, the dashboard).
  */
 import { createWriteStream, lstatSync, type WriteStream } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { closeQuiet, unlinkQuiet } from '../../sys/index.js';
 import { listenAt } from '../../vhost-user/server.js';
-import { BackendStartError, BackendUnavailableError, PlatformPlanError, RunDirError } from '../errors.js';
+import { BackendStartError, BackendUnavailableError, ControlRefusedError, ControlTargetError, PlatformPlanError } from '../errors.js';
 import { EXIT_LINE } from '../image/markers.js';
 import { commandLine, type BackendPlan, type PlatformPlan, type VmPlan } from '../manifest/plan.js';
 import { formatBytes } from '../manifest/units.js';
-import { QemuVm, findQemu, type QemuVmOptions, type VmExit } from '../qemu.js';
-import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle, type PortState } from './launch.js';
+import { QemuVm, findQemu, type VmExit } from '../qemu.js';
+import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
 import { errorText } from '../../errors.js';
+import { checkAction, targetKey, type ControlRequest } from './control-rules.js';
+import { RunExtensions } from './extensions.js';
+import { createDisks, createRunDir } from './prepare.js';
+import { LocalControl } from './control.js';
+import { ControlServer } from './control-socket.js';
+import { CONSOLE_TAIL_LINES, type BackendStateName, type RunEvent, type RunPlatformOptions, type RunResult, type RunSnapshot, type VmStatus } from './types.js';
 
-/** Where the supervisor's output goes (the CLI prints it; tests collect it). */
-export interface RunReporter {
-  /** A console line of a VM whose console is echoed. */
-  console(vm: string, line: string): void;
-  info(message: string): void;
-  error(message: string): void;
-}
-
-export interface RunPlatformOptions {
-  plan: PlatformPlan;
-  reporter: RunReporter;
-  /** End with 0 as soon as every VM is ready (`--headless`, `--until`). */
-  untilReady?: boolean;
-  /** Replaces each VM's ready pattern. */
-  until?: RegExp;
-  /** End with 1 when the run has not ended by then. */
-  timeoutMs?: number;
-  /** Aborting stops the run; a signal name as the reason (`'SIGTERM'`) sets the exit status. */
-  signal?: AbortSignal;
-  /** QEMU binary, environment, kill grace. */
-  qemu?: Pick<QemuVmOptions, 'binary' | 'env' | 'killGraceMs'>;
-  /** At most `count` restarts of one back-end within `windowMs`; default 5 in 60 s. */
-  restartLimit?: { count: number; windowMs: number };
-}
-
-export type VmStateName = 'pending' | 'booting' | 'ready' | 'exited' | 'failed' | 'stopped';
-
-export interface VmStatus {
-  name: string;
-  state: VmStateName;
-  pid?: number;
-  startedAt?: number;
-  readyAt?: number;
-  endedAt?: number;
-  /** From the built-in image's `AVP-GUEST: EXIT n` line. */
-  guestStatus?: number;
-  exit?: VmExit;
-  /** Why it failed or was stopped. */
-  reason?: string;
-}
-
-export type BackendStateName = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
-
-export interface BackendStatus {
-  id: string;
-  kind: string;
-  isolation: 'thread' | 'process';
-  state: BackendStateName;
-  pid?: number;
-  restarts: number;
-  ports: PortState[];
-}
-
-export interface RunSnapshot {
-  name: string;
-  runDir: string;
-  /** Date.now() when the run started. */
-  startedAt: number;
-  vms: VmStatus[];
-  backends: BackendStatus[];
-}
-
-export interface RunResult {
-  exitCode: number;
-  /** One line: why the run ended. */
-  reason: string;
-  snapshot: RunSnapshot;
-}
+export type { BackendStateName, BackendStatus, RunEvent, RunPlatformOptions, RunReporter, RunResult, RunSnapshot, VmStateName, VmStatus } from './types.js';
+export { CONSOLE_TAIL_LINES } from './types.js';
 
 /** Checks that this build can run every back-end of `plan`. @throws BackendUnavailableError */
 export function checkAvailability(plan: PlatformPlan): void {
@@ -124,6 +70,10 @@ interface VmEntry {
   ready: RegExp | undefined;
   vm: QemuVm | undefined;
   log: WriteStream;
+  /** The last CONSOLE_TAIL_LINES console lines. */
+  tail: string[];
+  /** Set by a stop on request: the exit that follows is `stopped`, not a failure. */
+  stopRequested: boolean;
 }
 
 interface BackendEntry {
@@ -141,7 +91,14 @@ export class PlatformRun {
   readonly #backends: BackendEntry[] = [];
   readonly #listenFds = new Map<string, number>();
   readonly #startedAt = Date.now();
+  readonly #listeners = new Set<(e: RunEvent) => void>();
+  /** targetKey()s of the targets a control request is acting on. */
+  readonly #busy = new Set<string>();
+  /** Screens and buses registered by the back-ends that have them (the dashboard shows them). */
+  readonly extensions = new RunExtensions();
   #runLog: WriteStream | undefined;
+  /** The control socket (avp ui), from when the run directory exists until the end. */
+  #control: ControlServer | undefined;
   #finished: { exitCode: number; reason: string } | undefined;
   #finish: (r: { exitCode: number; reason: string }) => void = () => {};
   readonly #outcome: Promise<{ exitCode: number; reason: string }>;
@@ -163,7 +120,7 @@ export class PlatformRun {
       name: this.#plan.name,
       runDir: this.#plan.runDir,
       startedAt: this.#startedAt,
-      vms: this.#vms.map((v) => ({ ...v.status })),
+      vms: this.#vms.map((v) => ({ ...v.status, backends: [...v.plan.backends] })),
       backends: this.#backends.map((b) => ({
         id: b.plan.id,
         kind: b.plan.kind,
@@ -171,9 +128,47 @@ export class PlatformRun {
         state: b.state,
         ...(b.handle.pid === undefined ? {} : { pid: b.handle.pid }),
         restarts: b.restarts.length,
+        restart: b.plan.restart,
+        vms: [...b.plan.vms],
         ports: [...b.handle.ports.values()].map((p) => ({ ...p })),
       })),
+      ending: this.#finished !== undefined,
     };
+  }
+
+  /** Calls `listener` with every console line and log message from now on, until the returned function is called. */
+  onEvent(listener: (e: RunEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The last console lines of `vm` (CONSOLE_TAIL_LINES at most). @throws ControlTargetError */
+  consoleTail(vm: string): string[] {
+    const entry = this.#vms.find((v) => v.plan.name === vm);
+    if (entry === undefined) throw new ControlTargetError(`this run has no VM '${vm}' (yet)`);
+    return [...entry.tail];
+  }
+
+  /** targetKey()s of the targets a control request is acting on now. */
+  get busy(): ReadonlySet<string> {
+    return this.#busy;
+  }
+
+  /**
+   * Starts, stops or restarts a VM or a back-end, if control-rules.ts allows it now; resolves with
+   * one line saying what was done once it is done (a back-end serves again; a VM's QEMU runs).
+   * @throws ControlTargetError, ControlRefusedError; BackendStartError when a back-end does not start.
+   */
+  async act(req: ControlRequest): Promise<string> {
+    const denied = checkAction(this.snapshot(), req, this.#busy);
+    if (denied !== undefined) throw denied.code === 'unknown' ? new ControlTargetError(denied.reason) : new ControlRefusedError(denied.reason);
+    const key = targetKey(req);
+    this.#busy.add(key);
+    try {
+      return req.target === 'vm' ? await this.#actOnVm(req) : await this.#actOnBackend(req);
+    } finally {
+      this.#busy.delete(key);
+    }
   }
 
   /** Asks every running back-end for its counters (for the status display). */
@@ -197,12 +192,13 @@ export class PlatformRun {
     // If this process exits before shutdown ran (a second Ctrl-C, an uncaught error), the socket
     // files must not be left behind; VMs and back-end processes have exit hooks of their own.
     const removeSockets = (): void => {
-      for (const socket of [...this.#plan.sockets, ...this.#plan.hostSockets]) if (isSocket(socket)) unlinkQuiet(socket);
+      for (const socket of [...this.#plan.sockets, ...this.#plan.hostSockets, this.#plan.controlSocket]) if (isSocket(socket)) unlinkQuiet(socket);
     };
     process.on('exit', removeSockets);
     let outcome: { exitCode: number; reason: string };
     try {
       await this.#prepare();
+      this.#control = await ControlServer.listen(plan.controlSocket, new LocalControl(this));
       this.#openSockets();
       if (this.#finished === undefined) await this.#startBackends();
       if (this.#finished === undefined) await this.#startVms(readyPatterns);
@@ -216,6 +212,7 @@ export class PlatformRun {
         (quiet ? this.#info.bind(this) : this.#error.bind(this))(this.#finished.reason);
       }
       await this.#shutdown();
+      await this.#control?.close();
       process.off('exit', removeSockets);
       reporter.info(`logs: ${plan.runDir}`);
       await new Promise<void>((resolve) => (this.#runLog === undefined ? resolve() : this.#runLog.end(resolve)));
@@ -239,31 +236,11 @@ export class PlatformRun {
   }
 
   async #prepare(): Promise<void> {
-    const plan = this.#plan;
-    try {
-      for (const dir of plan.dirs) await mkdir(dir, { recursive: true });
-    } catch (e: unknown) {
-      throw new RunDirError(`cannot create the run directory ${plan.runDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e }); // fs errors carry a code
-    }
-    this.#runLog = createWriteStream(plan.runLog, { flags: 'a' });
-    this.#runLog.on('error', () => {}); // a full disk must not end the run; the terminal still shows everything
-    this.#info(`run directory ${plan.runDir}`);
-    for (const disk of plan.disks) {
-      let handle;
-      try {
-        handle = await open(disk.path, 'wx', 0o644);
-      } catch (e: unknown) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // an existing image is used as it is
-        throw new RunDirError(`cannot create the blk image ${disk.path} (${disk.owner}): ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
-      }
-      try {
-        await handle.truncate(disk.sizeBytes); // sparse: takes no space until the guest writes
-      } finally {
-        await handle.close();
-      }
-      this.#info(`created blk image ${disk.path} (${formatBytes(disk.sizeBytes)}, ${disk.owner})`);
-    }
-    for (const vm of plan.vms) {
+    this.#runLog = await createRunDir(this.#plan);
+    this.#info(`run directory ${this.#plan.runDir}`);
+    const created = await createDisks(this.#plan);
+    for (const disk of created) this.#info(`created blk image ${disk.path} (${formatBytes(disk.sizeBytes)}, ${disk.owner})`);
+    for (const vm of this.#plan.vms) {
       await writeFile(`${vm.dir}/qemu.cmdline`, `${commandLine(safeFindQemu(this.#opts.qemu), vm.argv)}\n`).catch(() => {});
     }
   }
@@ -310,20 +287,27 @@ export class PlatformRun {
     for (const plan of this.#plan.vms) {
       const log = createWriteStream(plan.consoleLog, { flags: 'a' });
       log.on('error', () => {});
-      const entry: VmEntry = { plan, status: { name: plan.name, state: 'pending' }, ready: readyPatterns.get(plan.name), vm: undefined, log };
+      const entry: VmEntry = { plan, status: { name: plan.name, state: 'pending', backends: plan.backends }, ready: readyPatterns.get(plan.name), vm: undefined, log, tail: [], stopRequested: false };
       this.#vms.push(entry);
     }
     for (const entry of this.#vms) {
       if (this.#finished !== undefined) return;
-      const vm = await QemuVm.spawn(findQemu(this.#opts.qemu?.binary, this.#opts.qemu?.env), entry.plan.argv, {
-        ...this.#opts.qemu,
-        echo: (line) => this.#onConsole(entry, line),
-      });
-      entry.vm = vm;
-      entry.status = { ...entry.status, state: 'booting', pid: vm.pid, startedAt: Date.now() };
-      this.#info(`VM ${entry.plan.name} started (QEMU pid ${vm.pid}, console ${entry.plan.consoleLog})`);
-      void vm.exited.then((exit) => this.#onVmExit(entry, exit));
+      await this.#spawnVm(entry);
     }
+  }
+
+  /** Starts the QEMU of `entry` (again), with a fresh status. */
+  async #spawnVm(entry: VmEntry): Promise<void> {
+    const vm = await QemuVm.spawn(findQemu(this.#opts.qemu?.binary, this.#opts.qemu?.env), entry.plan.argv, {
+      ...this.#opts.qemu,
+      echo: (line) => this.#onConsole(entry, line),
+    });
+    entry.vm = vm;
+    entry.stopRequested = false;
+    entry.status = { name: entry.plan.name, state: 'booting', pid: vm.pid, startedAt: Date.now(), backends: entry.plan.backends };
+    this.#info(`VM ${entry.plan.name} started (QEMU pid ${vm.pid}, console ${entry.plan.consoleLog})`);
+    // A late exit of a QEMU this entry no longer runs (stopped, then started again) changes nothing.
+    void vm.exited.then((exit) => entry.vm === vm && this.#onVmExit(entry, exit));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -331,6 +315,9 @@ export class PlatformRun {
 
   #onConsole(entry: VmEntry, line: string): void {
     entry.log.write(`${line}\n`);
+    entry.tail.push(line);
+    if (entry.tail.length > CONSOLE_TAIL_LINES) entry.tail.shift();
+    this.#emit({ type: 'console-line', vm: entry.plan.name, line });
     if (entry.plan.echo) this.#opts.reporter.console(entry.plan.name, line);
     const exit = EXIT_LINE.exec(line);
     if (exit !== null && entry.plan.builtin) entry.status.guestStatus = Number(exit[1]);
@@ -352,6 +339,13 @@ export class PlatformRun {
     for (const l of entry.vm?.stderrLines ?? []) entry.log.write(`[qemu stderr] ${l}\n`);
     if (this.#finished !== undefined) {
       if (st.state === 'booting' || st.state === 'ready') st.state = 'stopped';
+      return;
+    }
+    if (entry.stopRequested) {
+      st.state = 'stopped';
+      st.reason = 'stopped on request';
+      this.#info(`VM ${entry.plan.name} stopped on request`);
+      this.#endIfAllEnded();
       return;
     }
     const how = exit.signal === null ? `status ${String(exit.code)}` : `signal ${exit.signal}`;
@@ -380,14 +374,19 @@ export class PlatformRun {
         return this.#finish({ exitCode: 1, reason: `VM ${entry.plan.name} powered off before it printed a line matching ${String(entry.ready)}` });
       }
     }
-    if (this.#vms.every((v) => v.status.endedAt !== undefined)) {
-      const failed = this.#vms.filter((v) => v.status.state === 'failed').map((v) => v.plan.name);
-      this.#finish(
-        failed.length === 0
-          ? { exitCode: 0, reason: `every VM powered off successfully (${this.#vms.length})` }
-          : { exitCode: 1, reason: `every VM has powered off; failed: ${failed.join(', ')}` },
-      );
-    }
+    this.#endIfAllEnded();
+  }
+
+  /** Ends the run when every VM has ended, unless it is to stay up (or must wait until every VM is ready). */
+  #endIfAllEnded(): void {
+    if (this.#opts.stayUp === true || this.#opts.untilReady === true) return;
+    if (!this.#vms.every((v) => v.status.endedAt !== undefined)) return;
+    const failed = this.#vms.filter((v) => v.status.state === 'failed').map((v) => v.plan.name);
+    this.#finish(
+      failed.length === 0
+        ? { exitCode: 0, reason: `every VM powered off successfully (${this.#vms.length})` }
+        : { exitCode: 1, reason: `every VM has powered off; failed: ${failed.join(', ')}` },
+    );
   }
 
   async #onBackendCrash(b: BackendEntry, exit: BackendExit): Promise<void> {
@@ -430,6 +429,49 @@ export class PlatformRun {
     }
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Control requests (checked by act)
+
+  async #actOnVm(req: ControlRequest): Promise<string> {
+    // Safe: act() checked that the VM exists.
+    const entry = this.#vms.find((v) => v.plan.name === req.name)!;
+    const running = entry.vm !== undefined && entry.status.endedAt === undefined;
+    if (running && req.action !== 'start') {
+      entry.stopRequested = true;
+      this.#info(`stopping VM ${req.name} on request`);
+      await entry.vm?.kill();
+      await entry.vm?.exited;
+      if (req.action === 'stop') return `VM ${req.name} stopped`;
+    }
+    if (this.#finished !== undefined) throw new ControlRefusedError('the run is stopping');
+    await this.#spawnVm(entry);
+    return `VM ${req.name} started (QEMU pid ${entry.status.pid ?? '-'})`;
+  }
+
+  async #actOnBackend(req: ControlRequest): Promise<string> {
+    // Safe: act() checked that the back-end exists.
+    const b = this.#backends.find((x) => x.plan.id === req.name)!;
+    if (req.action !== 'start' && b.state === 'running') {
+      this.#info(`stopping back-end ${b.plan.id} on request`);
+      await b.handle.stop();
+      b.state = 'stopped';
+      this.#info(`back-end ${b.plan.id} stopped on request; QEMU reconnects once it serves again`);
+      if (req.action === 'stop') return `back-end ${b.plan.id} stopped`;
+    }
+    if (this.#finished !== undefined) throw new ControlRefusedError('the run is stopping');
+    b.state = 'starting';
+    try {
+      await b.handle.start();
+    } catch (e: unknown) {
+      b.state = 'failed';
+      this.#error(errorText(e));
+      throw e;
+    }
+    b.state = 'running';
+    this.#info(`back-end ${b.plan.id} started on request (${describeBackend(b)}); QEMU reconnects to ${b.plan.ports.map((p) => p.socket).join(', ')}`);
+    return `back-end ${b.plan.id} serving (${describeBackend(b)})`;
+  }
+
   #timeoutReason(ms: number): string {
     const s = `${Math.round(ms / 1000)} s`;
     if (this.#opts.untilReady === true) {
@@ -469,11 +511,23 @@ export class PlatformRun {
   #info(message: string): void {
     this.#runLog?.write(`${new Date().toISOString()} ${message}\n`);
     this.#opts.reporter.info(message);
+    this.#emit({ type: 'log', level: 'info', message, at: Date.now() });
   }
 
   #error(message: string): void {
     this.#runLog?.write(`${new Date().toISOString()} error: ${message}\n`);
     this.#opts.reporter.error(message);
+    this.#emit({ type: 'log', level: 'error', message, at: Date.now() });
+  }
+
+  #emit(e: RunEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(e);
+      } catch {
+        // an observer's failure must not disturb the run
+      }
+    }
   }
 }
 
