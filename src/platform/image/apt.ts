@@ -48,6 +48,14 @@ export function parseStanza(text: string): Stanza {
   return { ...pick(out, 'Package'), ...pick(out, 'Version'), ...pick(out, 'Depends') };
 }
 
+/** Every stanza of `apt-cache show` output for several packages, in order. */
+export function parseStanzas(text: string): Stanza[] {
+  return text
+    .split(/\n[ \t]*\n/)
+    .map((chunk) => parseStanza(chunk))
+    .filter((st) => st.Package !== undefined);
+}
+
 function pick<K extends keyof Stanza>(o: Record<string, string>, k: K): Pick<Stanza, K> {
   // exactOptionalPropertyTypes: leave the key out rather than set it to undefined.
   const v = o[k];
@@ -125,6 +133,31 @@ export async function resolvePackage(name: string, progress: Progress): Promise<
     },
     progress,
   );
+}
+
+/**
+ * The candidate versions and Depends of several packages with one `apt-cache show` (each call
+ * loads apt's whole package cache: seconds on a loaded machine, and an image needs dozens of
+ * packages). Packages apt does not know, or a failing call, are simply absent from the map; the
+ * caller resolves those one by one (with the apt-get update retry and the offline fallback).
+ */
+export async function resolveManyDepends(names: readonly string[]): Promise<Map<string, { pkg: DebPackage; depends: string[] }>> {
+  const out = new Map<string, { pkg: DebPackage; depends: string[] }>();
+  if (names.length === 0) return out;
+  let text: string;
+  try {
+    text = (await runTool('apt-cache', ['show', '--no-all-versions', ...names])).stdout.toString('utf8');
+  } catch {
+    return out;
+  }
+  const wanted = new Set(names);
+  for (const st of parseStanzas(text)) {
+    // parseStanzas keeps only stanzas with a Package field.
+    const name = st.Package as string;
+    if (!wanted.has(name) || out.has(name) || st.Version === undefined) continue;
+    out.set(name, { pkg: { name, version: st.Version }, depends: dependencyNames(st.Depends ?? '') });
+  }
+  return out;
 }
 
 /** A package's candidate version and the package names of its Depends (first alternative of each). */

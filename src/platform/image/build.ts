@@ -13,6 +13,8 @@
  *   debs/                      downloaded .deb files, kept across builds
  *   extra-modules/<kver>-…/    gpio-virtio.ko, i2c-virtio.ko built for one kernel (extra-modules.ts)
  *   images/<kver>-<key>/       vmlinuz, initramfs.cpio.gz, image.json
+ *   resolved/<hash>.json       package versions resolved for an apt state (resolve-memo.ts), so a
+ *                              cached image is found without running apt-cache
  *   tmp/                       scratch (the unpacked kernel package, about 400 MB, while building)
  * The key hashes the kernel package and version, the requested and the built modules, the baked
  * script, the generated scripts, the busybox binary and the guest tools' packages, so any change to them builds a new image and an
@@ -42,6 +44,7 @@ import { DEFAULT_GUEST_TOOLS, resolveToolPackages, toolEntries, type GuestTool }
 import { DEFAULT_GUEST_MODULES, readModuleFile, readModuleIndex, resolveLoadOrder } from './modules.js';
 import { EXTRA_MODULES, ensureExtraModules, extraModulesKey, placeForDepmod, type BuiltModule, type ExtraModule } from './extra-modules.js';
 import { DEFAULT_GUEST_KERNEL, isConcreteKernelPackage, kernelMetaPackage, type GuestKernel } from './kernels.js';
+import { aptStateFingerprint, readMemo, writeMemo } from './resolve-memo.js';
 import { runTool } from './tools.js';
 
 const gzipAsync = promisify(gzip);
@@ -126,11 +129,11 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
   await removeStaleScratch(tmpRoot);
 
   const requested = options.modules ?? DEFAULT_GUEST_MODULES;
-  const kernel = await resolveKernel(options.kernelPackage ?? kernelMetaPackage(options.kernel ?? DEFAULT_GUEST_KERNEL), debDir, progress);
+  const kernelName = options.kernelPackage ?? kernelMetaPackage(options.kernel ?? DEFAULT_GUEST_KERNEL);
+  const tools = options.tools ?? DEFAULT_GUEST_TOOLS;
+  const { kernel, toolPkgs } = await resolveInputs(cacheDir, kernelName, tools, debDir, progress);
   const extras = options.extraModules ?? defaultExtraModules(kernel.pkg);
   const busybox = await busyboxBinary(debDir, tmpRoot, progress);
-  const tools = options.tools ?? DEFAULT_GUEST_TOOLS;
-  const toolPkgs = tools.length === 0 ? [] : await resolveToolPackages(tools, debDir, progress);
   const key = cacheKey(kernel.pkg, requested, options.script, busybox.data, { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) }, extraModulesKey(kernel.pkg, extras));
   const imageDir = join(cacheDir, 'images', `${kernelRelease(kernel.pkg)}-${key}`);
 
@@ -158,6 +161,29 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
     progress(`built ${imageDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   return options.outDir === undefined ? image : copyOut(image, options.outDir);
+}
+
+interface ResolvedInputs {
+  kernel: KernelSource;
+  toolPkgs: Array<DebPackage & { deb?: string }>;
+}
+
+/**
+ * The kernel and guest-tool packages, from the memo when apt's state has not changed since they
+ * were resolved (resolve-memo.ts), else from apt. Offline fallbacks (cached .debs) are not memoized.
+ */
+async function resolveInputs(cacheDir: string, kernelName: string, tools: readonly GuestTool[], debDir: string, progress: Progress): Promise<ResolvedInputs> {
+  const fingerprint = await aptStateFingerprint();
+  const query = { kernelName, tools: tools.map((t) => t.package) };
+  const memo = await readMemo<ResolvedInputs>(cacheDir, fingerprint, query);
+  if (memo !== undefined) {
+    progress(`kernel package ${memo.kernel.pkg.name} ${memo.kernel.pkg.version} (resolved earlier; apt's lists have not changed)`);
+    return memo;
+  }
+  const kernel = await resolveKernel(kernelName, debDir, progress);
+  const toolPkgs = tools.length === 0 ? [] : await resolveToolPackages(tools, debDir, progress);
+  if (kernel.deb === undefined && toolPkgs.every((p) => p.deb === undefined)) await writeMemo(cacheDir, fingerprint, query, { kernel, toolPkgs });
+  return { kernel, toolPkgs };
 }
 
 /** gpio-virtio and i2c-virtio are built for 6.12 kernels, whose source is known to have them as single files. */

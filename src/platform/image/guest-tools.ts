@@ -23,7 +23,7 @@ import { lstat, mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promise
 import { join, posix } from 'node:path';
 import { ImageBuildError } from '../errors.js';
 import type { CpioEntry } from './cpio.js';
-import { debDepends, ensureDeb, extractDeb, newestCachedDeb, resolvePackageDepends, type DebPackage, type Progress } from './apt.js';
+import { debDepends, ensureDeb, extractDeb, newestCachedDeb, resolveManyDepends, resolvePackageDepends, type DebPackage, type Progress } from './apt.js';
 import { elfDeps } from './elf.js';
 
 /** A program to put in the guest: its Debian package and where the program is inside it. */
@@ -63,28 +63,35 @@ const MAX_PACKAGES = 64;
  */
 export async function resolveToolPackages(tools: readonly GuestTool[], debDir: string, progress: Progress): Promise<Array<DebPackage & { deb?: string }>> {
   const out = new Map<string, DebPackage & { deb?: string }>();
-  const queue = tools.map((t) => t.package);
-  while (queue.length > 0) {
-    // Safe: the loop condition says the queue is not empty.
-    const name = queue.shift()!;
-    if (out.has(name)) continue;
-    if (out.size >= MAX_PACKAGES) throw new ImageBuildError(`guest tools need more than ${MAX_PACKAGES} packages (at ${name}); refusing`);
-    let entry: DebPackage & { deb?: string };
-    let depends: string[];
-    try {
-      const r = await resolvePackageDepends(name, progress);
-      entry = r.pkg;
-      depends = r.depends;
-    } catch (e: unknown) {
-      const cached = await newestCachedDeb(debDir, (n) => n === name);
-      if (cached === undefined) throw e;
-      entry = { ...cached.pkg, deb: cached.path };
-      depends = await debDepends(cached.path);
+  // Breadth first, one apt-cache call per level of the dependency tree (not one per package).
+  let level = [...new Set(tools.map((t) => t.package))];
+  while (level.length > 0) {
+    const todo = level.filter((n) => !out.has(n));
+    const batch = await resolveManyDepends(todo);
+    const next = new Set<string>();
+    for (const name of todo) {
+      if (out.has(name)) continue;
+      if (out.size >= MAX_PACKAGES) throw new ImageBuildError(`guest tools need more than ${MAX_PACKAGES} packages (at ${name}); refusing`);
+      const hit = batch.get(name);
+      const { entry, depends } = hit !== undefined ? { entry: hit.pkg, depends: hit.depends } : await resolveOne(name, debDir, progress);
+      out.set(name, entry);
+      for (const d of depends) if (!out.has(d) && !NOT_LIBRARY_DEPENDS.has(d)) next.add(d);
     }
-    out.set(name, entry);
-    queue.push(...depends.filter((d) => !out.has(d) && !NOT_LIBRARY_DEPENDS.has(d)));
+    level = [...next];
   }
   return [...out.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** One package apt could not resolve in a batch: apt (with an update retry), else the newest cached .deb. */
+async function resolveOne(name: string, debDir: string, progress: Progress): Promise<{ entry: DebPackage & { deb?: string }; depends: string[] }> {
+  try {
+    const r = await resolvePackageDepends(name, progress);
+    return { entry: r.pkg, depends: r.depends };
+  } catch (e: unknown) {
+    const cached = await newestCachedDeb(debDir, (n) => n === name);
+    if (cached === undefined) throw e;
+    return { entry: { ...cached.pkg, deb: cached.path }, depends: await debDepends(cached.path) };
+  }
 }
 
 /**
