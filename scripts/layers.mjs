@@ -2,16 +2,18 @@
 // Used by eslint.config.js (import-boundary rule) and by its test (src/lint/boundaries.test.ts).
 export const LAYERS = {
   spec: [],
+  // CAN (ISO 11898) frames, formats and the bus model: pure, like spec; devices and the platform use it.
+  can: [],
   memory: ['spec'],
   queue: ['spec', 'memory'],
   device: ['spec', 'memory', 'queue'],
-  devices: ['spec', 'memory', 'queue', 'device'],
+  devices: ['spec', 'memory', 'queue', 'device', 'can'],
   sys: [],
   'vhost-user': ['spec', 'memory', 'queue', 'device', 'sys'],
-  conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
-  platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
-  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench'],
-  bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform'],
+  conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'can'],
+  platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'can'],
+  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench', 'can'],
+  bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'can'],
 };
 
 /** no-restricted-imports patterns that forbid every layer `layer` may not import. */
