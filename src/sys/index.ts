@@ -17,3 +17,4 @@ export type { PollEntry } from './poll.js';
 export { Epoll, EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET } from './epoll.js';
 export { readSome, writeSome, acceptNonBlocking, connectUnixNonBlocking } from './stream.js';
 export { openTap, type TapDevice } from './tap.js';
+export { openCanRaw, decodeRawCanFrame, encodeRawCanFrame, CAN_MTU, CANFD_MTU, type CanRawSocket, type RawCanFrame } from './can.js';
