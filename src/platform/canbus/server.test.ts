@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseCanFilter } from '../../can/index.js';
 import type { CanRawSocket, RawCanFrame } from '../../sys/index.js';
 import type { CanBusConfig } from './config.js';
-import { CanBusServer } from './server.js';
+import { CanBusServer, MAX_HOST_CONNECTIONS } from './server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avp-canbus-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -167,6 +167,25 @@ test('host socket: each connection is a node, open at once; receive filters appl
     await waitUntil(() => server.node('host1') === undefined && server.node('host2') === undefined);
   });
   assert.ok(!existsSync(host));
+});
+
+test('host socket: at most MAX_HOST_CONNECTIONS host programs; one more is turned away', async () => {
+  const host = join(dir, `${++seq}-host.sock`);
+  const cfg = config([], { hostSocket: host });
+  const server = new CanBusServer(cfg, { log: quiet });
+  await server.start();
+  const peers: Peer[] = [];
+  try {
+    for (let i = 0; i < MAX_HOST_CONNECTIONS; i++) peers.push(await connect(host));
+    await waitUntil(() => server.node(`host${MAX_HOST_CONNECTIONS}`) !== undefined);
+    const extra = await connect(host);
+    peers.push(extra);
+    await new Promise<void>((resolve) => extra.socket.on('close', () => resolve()));
+    assert.equal(server.bus.nodes.length, MAX_HOST_CONNECTIONS);
+  } finally {
+    for (const p of peers) p.socket.destroy();
+    await server.stop();
+  }
 });
 
 test('back-pressure: 3000 frames from one peer all arrive, in order, though the transmit buffer holds 64', async () => {

@@ -27,6 +27,9 @@ import { Replayer, loadReplay } from './replay.js';
 import { type PortLog, SlcanPort } from './slcan-port.js';
 import { SocketCanBridge } from './socketcan.js';
 
+/** Host programs connected to the host socket at once, at most (each is a node of the bus). */
+export const MAX_HOST_CONNECTIONS = 64;
+
 /** The real clock: performance.now() milliseconds and setTimeout. */
 export const realClock: BusClock = {
   now: () => performance.now(),
@@ -131,6 +134,11 @@ export class CanBusServer {
   }
 
   #hostConnection(socket: Socket): void {
+    if (this.#hostConns.size >= MAX_HOST_CONNECTIONS) {
+      this.#log.warn(`host socket: more than ${MAX_HOST_CONNECTIONS} host programs; a new one was turned away`);
+      socket.destroy();
+      return;
+    }
     const name = `host${++this.#hostSeq}`;
     const port = new SlcanPort({ log: this.#log, busBitrate: this.config.bitrate, autoOpen: true });
     const node = this.bus.addNode({ name }, port);
