@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseManifest, planPlatform } from './index.js';
-import { canbusArgv } from '../run/launch.js';
+import { canbusArgv } from '../run/canbus-backend.js';
 
 const IMAGE = { kernel: '/img/vmlinuz', initramfs: '/img/initramfs.cpio.gz' };
 

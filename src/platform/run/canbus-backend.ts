@@ -6,9 +6,11 @@
  * ProcessBackend (SHARED_PROCESS_COMMANDS.canbus), with the same config.
  *
  * Owns: the BackendHandle of an in-process bus: start, stop, the log file in the run directory,
- * connection state and counters per node. Does not own: the bus.
+ * connection state and counters per node; and `canbusArgv`, the `avp canbus` command line of a
+ * process-isolated bus. Does not own: the bus.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { type CanFilter, formatCanFilter } from '../../can/index.js';
 import { errorText } from '../../errors.js';
 import { openCanRaw } from '../../sys/index.js';
 import { CanBusServer } from '../canbus/index.js';
@@ -77,4 +79,29 @@ export class InProcessBusBackend implements BackendHandle {
   close(): Promise<void> {
     return new Promise((resolve) => this.#log.end(resolve));
   }
+}
+
+/** `key=value,...` of an `avp canbus --node` spec; undefined values are left out (lists are already joined with '+'). */
+function nodeSpec(fields: Array<[string, string | undefined]>): string {
+  return fields.flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])).join(',');
+}
+
+/** `avp canbus` flags for a planned bus (the same config the in-process server gets). */
+export function canbusArgv(b: BackendPlan): string[] {
+  const c = b.canbus;
+  if (c === undefined) throw new BackendStartError(b.id, 'a CAN bus plan without its bus config');
+  const f = (list: readonly CanFilter[] | undefined) => (list === undefined || list.length === 0 ? undefined : list.map(formatCanFilter).join('+'));
+  return [
+    'canbus',
+    '--name',
+    c.name,
+    '--bitrate',
+    String(c.bitrate),
+    ...(c.dataBitrate === undefined ? [] : ['--data-bitrate', String(c.dataBitrate)]),
+    ...c.nodes.flatMap((n) => ['--node', nodeSpec([['socket', n.socket], ['name', n.name], ['receive', f(n.receive)], ['send', f(n.send)], ['rate', n.rate === undefined ? undefined : `${n.rate.framesPerSecond}${n.rate.burst === undefined ? '' : `:${n.rate.burst}`}`]])]),
+    ...(c.hostSocket === undefined ? [] : ['--host-socket', c.hostSocket]),
+    ...(c.log === undefined ? [] : ['--log', c.log]),
+    ...(c.replay === undefined ? [] : ['--replay', c.replay.file, '--replay-start', c.replay.start, ...(c.replay.loop ? ['--replay-loop'] : []), ...(c.replay.ifname === undefined ? [] : ['--replay-ifname', c.replay.ifname])]),
+    ...(c.socketcan === undefined ? [] : ['--socketcan', c.socketcan]),
+  ];
 }

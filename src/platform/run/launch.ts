@@ -29,8 +29,7 @@ import { BackendThread } from '../../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../backends.js';
 import { BackendStartError } from '../errors.js';
 import type { BackendPlan, PortPlan } from '../manifest/plan.js';
-import { type CanFilter, formatCanFilter } from '../../can/index.js';
-import { InProcessBusBackend } from './canbus-backend.js';
+import { InProcessBusBackend, canbusArgv } from './canbus-backend.js';
 
 /** The `avp` program (bin/avp.js of this package): this file is <pkg>/{src,dist}/platform/run/launch.*. */
 export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
@@ -92,26 +91,6 @@ export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group' | 
     ],
   },
 };
-
-/** `avp canbus` flags for a planned bus (the same config the in-process server gets). */
-export function canbusArgv(b: BackendPlan): string[] {
-  const c = b.canbus;
-  if (c === undefined) throw new BackendStartError(b.id, 'a CAN bus plan without its bus config');
-  const f = (list: readonly CanFilter[] | undefined) => (list === undefined || list.length === 0 ? undefined : list.map(formatCanFilter));
-  return [
-    'canbus',
-    '--name',
-    c.name,
-    '--bitrate',
-    String(c.bitrate),
-    ...(c.dataBitrate === undefined ? [] : ['--data-bitrate', String(c.dataBitrate)]),
-    ...c.nodes.flatMap((n) => ['--node', spec([['socket', n.socket], ['name', n.name], ['receive', f(n.receive)], ['send', f(n.send)], ['rate', n.rate === undefined ? undefined : `${n.rate.framesPerSecond}${n.rate.burst === undefined ? '' : `:${n.rate.burst}`}`]])]),
-    ...(c.hostSocket === undefined ? [] : ['--host-socket', c.hostSocket]),
-    ...(c.log === undefined ? [] : ['--log', c.log]),
-    ...(c.replay === undefined ? [] : ['--replay', c.replay.file, '--replay-start', c.replay.start, ...(c.replay.loop ? ['--replay-loop'] : []), ...(c.replay.ifname === undefined ? [] : ['--replay-ifname', c.replay.ifname])]),
-    ...(c.socketcan === undefined ? [] : ['--socketcan', c.socketcan]),
-  ];
-}
 
 /** Whether `b` runs as a program that creates its sockets itself (the supervisor must not). A CAN bus always does. */
 export function processCreatesSockets(b: BackendPlan): boolean {
