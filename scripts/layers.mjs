@@ -2,18 +2,20 @@
 // Used by eslint.config.js (import-boundary rule) and by its test (src/lint/boundaries.test.ts).
 export const LAYERS = {
   spec: [],
+  // CAN (ISO 11898) frames, formats and the bus model: pure, like spec; devices and the platform use it.
+  can: [],
   memory: ['spec'],
   queue: ['spec', 'memory'],
   device: ['spec', 'memory', 'queue'],
-  devices: ['spec', 'memory', 'queue', 'device'],
+  devices: ['spec', 'memory', 'queue', 'device', 'can'],
   sys: [],
   'vhost-user': ['spec', 'memory', 'queue', 'device', 'sys'],
-  conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
-  platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys'],
+  conformance: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'can'],
+  platform: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'can'],
   // The dashboard (avp run --ui, avp ui): a web page over a run's control interface.
   ui: ['devices', 'platform'],
-  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench', 'ui'],
-  bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform'],
+  cli: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'bench', 'ui', 'can'],
+  bench: ['spec', 'memory', 'queue', 'device', 'devices', 'vhost-user', 'sys', 'conformance', 'platform', 'can'],
 };
 
 /** no-restricted-imports patterns that forbid every layer `layer` may not import. */

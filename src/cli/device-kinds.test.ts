@@ -79,6 +79,8 @@ const CROSS_VM: Readonly<Record<string, readonly string[]>> = {
   blk: ['cli/commands/bench.ts'],
   net: ['platform/manifest/checks.ts', 'platform/manifest/plan.ts', 'platform/run/launch.ts', 'cli/commands/switch.ts', 'cli/commands/bench-net.ts'],
   vsock: ['platform/manifest/checks.ts', 'platform/manifest/plan.ts', 'platform/run/launch.ts'],
+  // A virtio-can device joins its bus (the VMs' can: lists share the word); the kernel's CAN core module is also called can.
+  can: ['platform/manifest/checks.ts', 'platform/manifest/plan.ts', 'platform/manifest/buses.ts', 'platform/image/modules.ts'],
 };
 
 test('no code outside a kind folder names the kind (a new device is its folder plus one registry line)', () => {

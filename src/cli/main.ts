@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerCanbusCommand } from './commands/canbus.js';
 import { registerConformanceCommand } from './commands/conformance.js';
 import { registerBenchNetCommand } from './commands/bench-net.js';
 import { registerDoctorCommand } from './commands/doctor.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerServeCommand(program);
   registerSwitchCommand(program);
+  registerCanbusCommand(program);
   registerBenchNetCommand(program);
   registerValidateCommand(program);
   registerQemuArgsCommand(program);

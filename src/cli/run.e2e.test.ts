@@ -11,7 +11,9 @@
  *    killing keeper's restarts it on the same socket, QEMU reconnects, and keeper's reads go on.
  *    Then SIGTERM: the run stops everything and exits 143, leaving nothing behind.
  * 3. `avp run examples/cockpit.yaml --headless`: two guests on one switch (an `avp switch`
- *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both).
+ *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both);
+ *    the cluster prints the vehicle speed replayed on the CAN bus (slcan on a virtio console port),
+ *    and the infotainment VM plays the chime, which lands sample-exact in the run directory.
  * Each test stops its avp run in every case, pass or fail; a VM boots in 10-40 s here.
  */
 import { test, before, after } from 'node:test';
@@ -228,7 +230,7 @@ ${bootSection('AVP-GUEST: tick 1 16', ticks('dd if=/dev/hwrng bs=16 count=1'))} 
   }
 });
 
-test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch and a vsock message between the guests', { timeout: BOOT_MS + 60_000 }, async () => {
+test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a vsock message, CAN speed, a chime', { timeout: BOOT_MS + 60_000 }, async () => {
   const runDir = join(dir, 'cockpit');
   const run = avpRun(runDir, ['examples/cockpit.yaml', '--headless', '--timeout', '400']);
   try {
@@ -238,6 +240,18 @@ test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch and 
     assert.ok(run.out.includes('[infotainment] 3 packets transmitted, 3 packets received, 0% packet loss'), output);
     assert.ok(run.out.includes('[infotainment] AVP-GUEST: infotainment sent speed=88'), output);
     assert.ok(run.out.includes('[cluster] AVP-GUEST: cluster got: speed=88'), output);
+    // The replayed trace ramps 80 to 96 km/h and back; the cluster read one of its frames over CAN.
+    const kmh = Number(/^\[cluster\] AVP-GUEST: cluster speed from CAN: (\d+) km\/h$/m.exec(output)?.[1]);
+    assert.ok(kmh >= 80 && kmh <= 96, `cluster speed from CAN: ${kmh}\n${output}`);
+    assert.ok(run.out.includes('[infotainment] AVP-GUEST: infotainment played the chime'), output);
+    assert.ok(run.err.some((l) => /^\[avp\] back-end canbus\/vehicle serving \(thread\)$/.test(l)), output);
+    assert.match(readFileSync(join(runDir, '_canbus', 'vehicle.candump'), 'utf8'), /^\(\d+\.\d{6}\) vehicle 100#[0-9A-F]{2}00$/m);
+    // The chime the guest played is in the run directory, sample for sample (aplay may pad with silence).
+    const chime = readFileSync(join(REPO, 'examples', 'sounds', 'chime.wav')).subarray(44);
+    const played = readFileSync(join(runDir, 'chime.wav'));
+    assert.ok(played.length - 44 >= chime.length, `chime.wav holds ${played.length - 44} bytes of ${chime.length}`);
+    assert.ok(played.subarray(44, 44 + chime.length).equals(chime), 'the chime arrived sample-exact');
+    assert.ok(played.subarray(44 + chime.length).every((b) => b === 0));
     assert.ok(run.err.some((l) => /^\[avp\] back-end switch\/backbone serving \(process \d+\)$/.test(l)), output);
     assert.ok(run.err.some((l) => /^\[avp\] back-end vsock\/cluster\+infotainment serving \(process \d+\)$/.test(l)), output);
     assert.deepEqual(processesOf(runDir), [], 'no QEMU or back-end of the run is left');

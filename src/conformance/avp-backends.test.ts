@@ -39,7 +39,7 @@ for (const kind of DEVICE_KINDS) {
         return path;
       });
       const before = files.map((f) => readFileSync(f));
-      const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('{scratch}', scratch) : v]));
+      const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, inScratch(v, scratch)]));
       const command = [...AVP, 'serve', kind.name, '--socket-path', '{socket}', ...toServeFlags(kind, options)].map((w) => (w === '{socket}' ? w : sh(w))).join(' ');
       const { report, problems } = await runAgainstExpected(kind.name, command, kindExpectedFile(kind.name, setup.expected));
       assert.deepEqual(problems, []);
@@ -47,4 +47,10 @@ for (const kind of DEVICE_KINDS) {
       files.forEach((f, i) => assert.ok(readFileSync(f).equals(before[i] ?? Buffer.alloc(0)), `${f}: every byte a check wrote was written back`));
     });
   }
+}
+
+/** `{scratch}` replaced in an option value: a string, or each string of a list (repeatable options). */
+function inScratch(v: unknown, dir: string): unknown {
+  if (typeof v === 'string') return v.replaceAll('{scratch}', dir);
+  return Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? x.replaceAll('{scratch}', dir) : x)) : v;
 }

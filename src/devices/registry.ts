@@ -11,6 +11,7 @@
  */
 import type { VirtioDevice } from '../device/contract.js';
 import { blkKind } from './blk/kind.js';
+import { canKind } from './can/kind.js';
 import { consoleKind } from './console/kind.js';
 import { fsKind } from './fs/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
@@ -25,7 +26,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind, canKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

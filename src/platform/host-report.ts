@@ -40,7 +40,6 @@ const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'gpio', qemuDevice: 'vhost-user-gpio-pci', driver: 'gpio-virtio' },
   { device: 'i2c', qemuDevice: 'vhost-user-i2c-pci', driver: 'i2c-virtio' },
   { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
-  { device: 'can' },
 ];
 
 /** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */

@@ -40,7 +40,19 @@ export type Accel = 'tcg' | 'kvm';
 export type VmDevice =
   | { kind: 'virtio-rng' }
   | { kind: 'virtio-blk'; file: string; readOnly?: boolean }
+  | VirtioSerialVmDevice
   | VhostUserVmDevice;
+
+/**
+ * QEMU's own virtio-serial controller with ports whose host side is a Unix socket QEMU connects
+ * to (`-chardev socket`): `virtconsole` ports are ttys in the guest (/dev/hvc0, hvc1, ... in
+ * order), which a line discipline such as slcan can attach to; `virtserialport` ports are
+ * /dev/vportNpM character devices. Each port's `name` shows in /sys/class/virtio-ports/.../name.
+ */
+export interface VirtioSerialVmDevice {
+  kind: 'virtio-serial';
+  ports: ReadonlyArray<{ socket: string; name: string; console: boolean; reconnect?: number }>;
+}
 
 /** A vhost-user device: `-chardev socket` plus `-device <qemuDevice>,chardev=...` (or `-netdev vhost-user`). */
 export interface VhostUserVmDevice {
@@ -162,6 +174,8 @@ function deviceArgs(d: VmDevice, i: number): string[] {
         `virtio-blk-pci,drive=drive${i},id=${dev}`,
       ];
     }
+    case 'virtio-serial':
+      return virtioSerialArgs(d, i);
     case 'vhost-user': {
       checkPath(`${field}.socket`, d.socket);
       if (!/^[a-z][a-z0-9-]*$/.test(d.qemuDevice)) throw new VmSpecError(`${field}.qemuDevice`, 'must be a QEMU device name such as vhost-user-rng-pci', d.qemuDevice);
@@ -183,9 +197,25 @@ function deviceArgs(d: VmDevice, i: number): string[] {
     default: {
       // Unreachable for typed callers; a spec from JSON may carry any kind.
       const kind: unknown = (d as { kind?: unknown }).kind;
-      throw new VmSpecError(`${field}.kind`, "must be 'vhost-user', 'virtio-rng' or 'virtio-blk'", kind);
+      throw new VmSpecError(`${field}.kind`, "must be 'vhost-user', 'virtio-serial', 'virtio-rng' or 'virtio-blk'", kind);
     }
   }
+}
+
+function virtioSerialArgs(d: VirtioSerialVmDevice, i: number): string[] {
+  const args = ['-device', `virtio-serial-pci,id=dev${i}`];
+  d.ports.forEach((p, j) => {
+    const field = `devices[${i}].ports[${j}]`;
+    checkPath(`${field}.socket`, p.socket);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(p.name)) throw new VmSpecError(`${field}.name`, 'must be 1-64 letters, digits, _ . -', p.name);
+    let chardev = `socket,id=chr${i}p${j},path=${optValue(p.socket)}`;
+    if (p.reconnect !== undefined) {
+      checkInt(`${field}.reconnect`, p.reconnect, 1, 3600);
+      chardev += `,reconnect=${p.reconnect}`;
+    }
+    args.push('-chardev', chardev, '-device', `${p.console ? 'virtconsole' : 'virtserialport'},chardev=chr${i}p${j},bus=dev${i}.0,name=${p.name},id=dev${i}p${j}`);
+  });
+  return args;
 }
 
 /** QEMU's option syntax ends a value at ',' and reads ',,' as a literal comma. */

@@ -19,3 +19,4 @@ export { readSome, writeSome, acceptNonBlocking, connectUnixNonBlocking } from '
 export { openTap, type TapDevice } from './tap.js';
 /** The file calls of a virtio-fs host (openat2 RESOLVE_BENEATH, O_PATH, statx, ...), as one object. */
 export * as fsSyscalls from './fs.js';
+export { openCanRaw, decodeRawCanFrame, encodeRawCanFrame, CAN_MTU, CANFD_MTU, type CanRawSocket, type RawCanFrame } from './can.js';

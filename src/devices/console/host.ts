@@ -5,9 +5,11 @@
  * with PORT_OPEN (§5.3.6.2 "host_connected").
  *
  * Owns: `PortHost`, `LogFilePortHost` (appends to a file; always connected; sends nothing) and
- * `DiscardPortHost`. Does not own: queues or control messages (model.ts).
+ * `DiscardPortHost`. A port on a host Unix socket is socket-host.ts's. Does not own: queues or
+ * control messages (model.ts).
  */
 import fs from 'node:fs';
+import type { HostReactor } from '../../device/contract.js';
 import { ConsoleConfigError } from './errors.js';
 
 export interface PortHost {
@@ -15,6 +17,10 @@ export interface PortHost {
   write(bytes: Uint8Array): void;
   /** The device listens for bytes for the guest and for connection changes. */
   attach(onData: (bytes: Uint8Array) => void, onConnected: (connected: boolean) => void): void;
+  /** The device is active: watch host fds on its reactor (hosts with fds only). */
+  start?(reactor: HostReactor): void;
+  /** The device was reset: stop watching (the host end stays as it is). */
+  stop?(): void;
   close(): void;
 }
 

@@ -144,6 +144,7 @@ export class ConsoleDevice implements VirtioDevice {
   activate(ctx: DeviceContext): void {
     this.#ctx = ctx;
     this.#multiport = hasFeature(ctx.features, VIRTIO_CONSOLE_F_MULTIPORT);
+    for (const p of this.#ports) p.host.start?.(ctx.reactor);
   }
 
   queueNotify(index: number): void {
@@ -283,6 +284,7 @@ export class ConsoleDevice implements VirtioDevice {
     for (const p of this.#ports) {
       p.added = false;
       p.guestOpen = false;
+      p.host.stop?.();
     }
   }
 

@@ -39,8 +39,8 @@ function control(d: ConformanceDriver, req: number[], replyLen = 4): Uint8Array 
 const status = (b: Uint8Array | null) => (b === null ? -1 : u32(b, 0));
 const query = (code: number, start: number, count: number, size: number) => [...le32(code), ...le32(start), ...le32(count), ...le32(size)];
 const pcm = (code: number, stream: number) => [...le32(code), ...le32(stream)];
-/** SET_PARAMS: S16 (5), 2 channels, 48 kHz (bit 7), buffer 4 periods of `period` bytes. */
-const params = (stream: number, period: number, format = 5) => [...pcm(R.SET_PARAMS, stream), ...le32(4 * period), ...le32(period), ...le32(0), 2, format, 7, 0];
+/** SET_PARAMS: S16 (5), 2 channels, 48 kHz (bit 7), buffer 4 periods of `period` bytes (or `buffer`). */
+const params = (stream: number, period: number, format = 5, buffer = 4 * period) => [...pcm(R.SET_PARAMS, stream), ...le32(buffer), ...le32(period), ...le32(0), 2, format, 7, 0];
 const name = (s: number) => ({ [S_OK]: 'S_OK', [S_BAD_MSG]: 'S_BAD_MSG', [S_NOT_SUPP]: 'S_NOT_SUPP' })[s] ?? `0x${s.toString(16)}`;
 
 /** Runs `steps` (label, request, wanted status) in order; the first mismatch fails. */
@@ -58,14 +58,16 @@ function config(d: ConformanceDriver): { jacks: number; streams: number; chmaps:
   return c === null ? null : { jacks: u32(c, 0), streams: u32(c, 4), chmaps: u32(c, 8) };
 }
 
-/** The output stream to drive: the first stream whose PCM info says direction 0; -1 when none. */
-function outputStream(d: ConformanceDriver, streams: number): number {
+/** The first stream whose PCM info says `direction` (0 output, 1 input); -1 when none. */
+function streamOf(d: ConformanceDriver, streams: number, direction: number): number {
   for (let i = 0; i < Math.min(streams, 16); i++) {
     const r = control(d, query(R.PCM_INFO, i, 1, PCM_INFO_SIZE), 4 + PCM_INFO_SIZE);
-    if (status(r) === S_OK && r !== null && r[4 + 24] === 0) return i;
+    if (status(r) === S_OK && r !== null && r[4 + 24] === direction) return i;
   }
   return -1;
 }
+
+const outputStream = (d: ConformanceDriver, streams: number) => streamOf(d, streams, 0);
 
 const base = { level: 'MUST' as const, group: 'device' as const, devices: ['sound'] };
 
@@ -150,6 +152,26 @@ const checks: DeviceCheck[] = [
   },
   {
     ...base,
+    id: 'sound.bad-buffer-sizes',
+    title: 'SET_PARAMS with a buffer of 4 GiB, a buffer smaller than its period, or a period that is not whole frames is refused; the stream then still takes valid parameters',
+    source: `${SPEC}.6.6.2 (buffer_bytes and period_bytes); the device caps what a guest can make it hold`,
+    run(d) {
+      d.start();
+      const s = outputStream(d, config(d)?.streams ?? 1);
+      if (s < 0) return pass('no output stream');
+      return (
+        expectStatuses(d, [
+          ['buffer_bytes 0xffffffff', params(s, 4096, 5, 0xffffffff), [S_BAD_MSG, S_NOT_SUPP]],
+          ['buffer_bytes smaller than period_bytes', params(s, 4096, 5, 1024), [S_BAD_MSG, S_NOT_SUPP]],
+          ['period_bytes 4097 (not whole 4-byte frames)', params(s, 4097), [S_BAD_MSG, S_NOT_SUPP]],
+          ['period_bytes 0xffffffff', params(s, 0xffffffff, 5, 0xffffffff), [S_BAD_MSG, S_NOT_SUPP]],
+          ['valid parameters afterwards', params(s, 4096), [S_OK]],
+        ]) ?? pass('each refused; valid parameters accepted after them')
+      );
+    },
+  },
+  {
+    ...base,
     id: 'sound.playback',
     title: 'A playback buffer queued after PREPARE completes after START with S_OK; STOP and RELEASE succeed',
     source: `${SPEC}.6.8 (a tx buffer completes once consumed) and §5.14.6.6.1`,
@@ -170,6 +192,29 @@ const checks: DeviceCheck[] = [
       if (used.len !== 8 && used.len !== 0) return fail(`tx used length ${used.len}, expected 8 (the status)`);
       if (u32(got, 0) !== S_OK) return fail(`tx status ${name(u32(got, 0))}`);
       return expectStatuses(d, [['STOP', pcm(R.STOP, s), [S_OK]], ['RELEASE', pcm(R.RELEASE, s), [S_OK]]]) ?? pass('tx completed with S_OK; STOP and RELEASE answered S_OK');
+    },
+  },
+  {
+    ...base,
+    id: 'sound.capture',
+    title: 'A capture buffer queued after PREPARE is filled after START: S_OK, used length = the status plus the bytes recorded',
+    source: `${SPEC}.6.8 (an rx buffer completes once full; used length covers the PCM bytes and the status)`,
+    run(d) {
+      d.start();
+      const s = streamOf(d, config(d)?.streams ?? 1, 1);
+      if (s < 0) return pass('no input stream');
+      const early = expectStatuses(d, [
+        ['SET_PARAMS S16 stereo 48 kHz', params(s, 192), [S_OK]],
+        ['PREPARE', pcm(R.PREPARE, s), [S_OK]],
+        ['START', pcm(R.START, s), [S_OK]],
+      ]);
+      if (early !== null) return early;
+      const buf = d.in(192 + 8, 0xee);
+      const used = d.request([d.out(Uint8Array.from(le32(s))), buf], { queue: RXQ });
+      const got = d.bytes(buf);
+      if (used.len !== 192 + 8) return fail(`rx used length ${used.len}, expected 200 (192 bytes of PCM and the status)`);
+      if (u32(got, 192) !== S_OK) return fail(`rx status ${name(u32(got, 192))}`);
+      return expectStatuses(d, [['STOP', pcm(R.STOP, s), [S_OK]], ['RELEASE', pcm(R.RELEASE, s), [S_OK]]]) ?? pass('one period recorded with S_OK');
     },
   },
   {

@@ -33,7 +33,12 @@ export const soundKind = defineKind({
   conformance: soundConformance,
   conformanceSetups: [{ label: 'default', options: {}, expected: 'conformance.expected.txt' }],
   frontend: {
-    // QEMU 10.0's vhost-user-snd-pci (a vhost-user-base device: 4 queues of 64, config from GET_CONFIG).
+    // QEMU 10.0's vhost-user-snd-pci, seen on the wire (QEMU 10.0.2, Linux 6.12 virtio_snd): it acks
+    // protocol features MQ, REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS; GET_QUEUE_NUM; 4
+    // queues of 64, each with SET_VRING_ERR; SET_FEATURES VERSION_1|INDIRECT|EVENT_IDX (+ bit 30);
+    // SET_VRING_ENABLE 1 for all 4 after they are set up; the config only through GET_CONFIG (12
+    // bytes, once per guest config read: 3 at probe). aplay/arecord are sample-exact
+    // (src/cli/sound.e2e.test.ts).
     qemuDevice: 'vhost-user-snd-pci',
     reconnect: false,
     minQemu: '10.0',

@@ -28,6 +28,7 @@ import {
   type PlatformManifest,
 } from './schema.js';
 import { formatBytes, memoryMiB } from './units.js';
+import { type BusModel, type CanPortModel, checkBuses, toBusModel, toCanPortModel } from './buses.js';
 import { errorText } from '../../errors.js';
 
 /** A path into the manifest, as segments: `['vms', 1, 'devices', 2, 'image']`. */
@@ -95,6 +96,8 @@ export interface VmModel {
   boot: BootModel;
   console: { log?: string; echo: boolean };
   devices: DeviceModel[];
+  /** CAN buses it joins over slcan, in order (/dev/hvc0, hvc1, ...). */
+  can: CanPortModel[];
 }
 
 export interface SwitchModel {
@@ -112,6 +115,7 @@ export interface PlatformModel {
   /** The manifest's folder: relative paths in device entries start there. */
   baseDir: string;
   switches: SwitchModel[];
+  buses: BusModel[];
   vms: VmModel[];
 }
 
@@ -168,6 +172,7 @@ export function checkManifest(m: PlatformManifest): RawIssue[] {
     vm.devices.forEach((d, j) => checkDevice(d, ['vms', i, 'devices', j], vm.name, { switches, vmNames, vsockVms }, add));
   });
   checkVsockPeers(m, add);
+  checkBuses(m, add);
   checkUnique(
     m.vms.flatMap((vm, i) => vm.devices.flatMap((d, j) => (d.kind === 'vsock' ? [{ value: String(vsockEntry(d).cid), path: ['vms', i, 'devices', j, 'cid'] }] : []))),
     (v, first) => `duplicate vsock cid ${v} (also ${formatPath(first)}); each guest needs its own context ID`,
@@ -191,6 +196,9 @@ export function checkManifest(m: PlatformManifest): RawIssue[] {
 export function checkFiles(m: PlatformManifest, ctx: CheckContext): RawIssue[] {
   const exists = ctx.fileExists ?? existsSync;
   const issues: RawIssue[] = [];
+  m.buses.forEach((b, i) => {
+    if (b.replay !== undefined && !exists(resolve(ctx.baseDir, b.replay.file))) issues.push({ path: ['buses', i, 'replay', 'file'], message: `file not found: ${resolve(ctx.baseDir, b.replay.file)}` });
+  });
   m.vms.forEach((vm, i) => {
     for (const key of ['kernel', 'initrd'] as const) {
       const p = vm.boot[key];
@@ -432,7 +440,8 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
       boot,
       console: { ...(vm.console.log === undefined ? {} : { log: vm.console.log }), echo: vm.console.echo },
       devices,
+      can: vm.can.map((p, j) => toCanPortModel(p, at(['can', j]))),
     };
   });
-  return { name: m.name, baseDir: ctx.baseDir, switches, vms };
+  return { name: m.name, baseDir: ctx.baseDir, switches, buses: m.buses.map(toBusModel), vms };
 }

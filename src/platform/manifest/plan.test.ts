@@ -130,8 +130,20 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     plan.vms.map((v) => v.name),
     ['cluster', 'infotainment'],
   );
-  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02')]);
-  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01')]);
+  // The cluster joins the CAN bus on a virtio console port; the infotainment VM has the chime disk and sound.
+  const can = ['-device', 'virtio-serial-pci,id=dev4', '-chardev', 'socket,id=chr4p0,path=/run/avp/cluster/can-vehicle.sock', '-device', 'virtconsole,chardev=chr4p0,bus=dev4.0,name=avp.can.vehicle,id=dev4p0'];
+  const chimeAndSound = [
+    '-chardev',
+    'socket,id=chr4,path=/run/avp/infotainment/chime.sock',
+    '-device',
+    'vhost-user-blk-pci,chardev=chr4,num-queues=1,id=dev4',
+    '-chardev',
+    'socket,id=chr5,path=/run/avp/infotainment/sound.sock',
+    '-device',
+    'vhost-user-snd-pci,chardev=chr5,id=dev5',
+  ];
+  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...can]);
+  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01'), ...chimeAndSound]);
 });
 
 test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end for the two peers', () => {
@@ -144,7 +156,10 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['vsock/cluster+infotainment', 'vsock-group', ['cluster', 'infotainment']],
       ['infotainment/rng', 'device', ['infotainment']],
       ['infotainment/blk', 'device', ['infotainment']],
+      ['infotainment/chime', 'device', ['infotainment']],
+      ['infotainment/sound', 'device', ['infotainment']],
       ['switch/backbone', 'switch', ['cluster', 'infotainment']],
+      ['canbus/vehicle', 'canbus', ['cluster']],
     ],
   );
   const sw = plan.backends.find((b) => b.id === 'switch/backbone');
@@ -167,13 +182,13 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['/run/avp/infotainment/vsock.sock', { kind: 'vsock', options: { guestCid: 3, udsPath: '/run/avp/infotainment/vsock.vsock', allowPeer: [4] } }],
     ],
   );
-  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/infotainment/vsock.vsock']);
-  assert.deepEqual(plan.dirs, ['/run/avp', '/run/avp/cluster', '/run/avp/infotainment', '/run/avp/_switch', '/run/avp/_vsock']);
+  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/infotainment/vsock.vsock', '/run/avp/_canbus/vehicle.sock']);
+  assert.deepEqual(plan.dirs, ['/run/avp', '/run/avp/cluster', '/run/avp/infotainment', '/run/avp/_switch', '/run/avp/_vsock', '/run/avp/_canbus']);
   assert.deepEqual(
     plan.vms.map((v) => v.backends),
     [
-      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
-      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
+      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'canbus/vehicle'],
+      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'infotainment/chime', 'infotainment/sound'],
     ],
   );
 });

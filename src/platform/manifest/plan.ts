@@ -15,6 +15,9 @@
  *   <runDir>/<vm>/<device>.vsock   host side of a vsock device (unless its `socket` says otherwise)
  *   <runDir>/<vm>/console.log      the VM's console (unless `console.log` says otherwise)
  *   <runDir>/_switch/<name>.log    back-end log of each switch
+ *   <runDir>/<vm>/can-<bus>.sock   the CAN bus node a VM's virtio console port connects to
+ *   <runDir>/_canbus/<name>.log    back-end log of each CAN bus; <name>.candump its frames;
+ *                                  <name>.sock its host socket
  *   <runDir>/run.log               what avp run reported
  *   <runDir>/control.sock          the run's control socket (avp ui; docs/control-protocol.md)
  *   <runDir>/reports/*.html        reports the dashboard links (conformance, benchmarks), when present
@@ -27,6 +30,8 @@ import { cmdParam, scriptParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
 import { derivedMac, netEntry, vsockEntry, type PlatformModel, type VmModel } from './checks.js';
 import type { QemuVersion } from '../qemu-caps.js';
+import type { CanBusConfig } from '../canbus/index.js';
+import { CANBUS_DIR, type PlannedCanNode, busConfig } from './buses.js';
 import type { GuestKernel } from '../image/kernels.js';
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
@@ -71,10 +76,10 @@ export interface PortPlan {
  * back-end because guest-to-guest vsock traffic is passed inside it).
  */
 export interface BackendPlan {
-  /** `<vm>/<device>` for a device, `switch/<name>` for a switch, `vsock/<vm>+<vm>...` for a vsock group. */
+  /** `<vm>/<device>` for a device, `switch/<name>` for a switch, `vsock/<vm>+<vm>...` for a vsock group, `canbus/<name>` for a CAN bus. */
   id: string;
-  role: 'device' | 'switch' | 'vsock-group';
-  /** The device kind (`net` for a switch). */
+  role: 'device' | 'switch' | 'vsock-group' | 'canbus';
+  /** The device kind (`net` for a switch, `canbus` for a CAN bus, which is not a device). */
   kind: string;
   /** Its manifest path, for messages (`vms[0].devices[1]`, `switches[0]`; a group: its first device). */
   path: string;
@@ -84,6 +89,8 @@ export interface BackendPlan {
   ports: PortPlan[];
   /** VMs that use it: they are stopped when it fails for good. */
   vms: string[];
+  /** role 'canbus': what the bus serves (its nodes are `ports`, in the same order). */
+  canbus?: CanBusConfig;
 }
 
 export interface VmPlan {
@@ -136,6 +143,9 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   const hostSockets: string[] = [];
   const switchPorts = new Map<string, PortPlan[]>();
   const switchVms = new Map<string, Set<string>>();
+  const busNodes = new Map<string, PlannedCanNode[]>();
+  const joinBus = (bus: string, node: PlannedCanNode): void => void busNodes.set(bus, [...(busNodes.get(bus) ?? []), node]);
+  const busReconnect = (bus: string) => (model.buses.find((b) => b.name === bus)?.restart === 'on-failure' ? { reconnect: RECONNECT_SECONDS } : {});
   const socketOf = (vm: string, device: string): string => join(runDir, vm, `${device}.sock`);
   const vsockCid = new Map<string, number>();
   for (const vm of model.vms) for (const d of vm.devices) if (d.kind === 'vsock') vsockCid.set(vm.name, vsockEntry(d.entry).cid);
@@ -151,7 +161,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
       const socket = socketOf(vm.name, d.name);
       const port = (opts: Record<string, unknown>): PortPlan => ({ name: `${vm.name}/${d.name}`, vm: vm.name, device: d.name, socket, spec: { kind: d.kind, options: opts } });
       const reconnect = d.restart === 'on-failure' ? { reconnect: RECONNECT_SECONDS } : {};
-      const planned = kind.manifest.plan(d.entry, {
+      let planned = kind.manifest.plan(d.entry, {
         path: d.path,
         vm: vm.name,
         name: d.name,
@@ -174,6 +184,14 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
         if (!vmBackends.includes(id)) vmBackends.push(id);
         // The guest's MTU is the port's own (at most the switch's), through QEMU's host_mtu.
         return vhostUserDevice('net', socket, { mac, mtu: n.mtu ?? sw?.mtu ?? 1500 }, { ...attach, ...reconnect });
+      }
+      // Cross-VM: a virtio-can device's back-end joins its bus through a node socket the bus serves.
+      const bus = d.kind === 'can' && typeof d.entry['bus'] === 'string' ? d.entry['bus'] : undefined;
+      if (bus !== undefined) {
+        const busSocket = join(dir, `${d.name}.bus.sock`);
+        joinBus(bus, { name: `${vm.name}-${d.name}`, socket: busSocket, vm: vm.name, portName: `${vm.name}/${d.name}.bus` });
+        planned = { ...planned, options: { ...planned.options, busSocket } };
+        if (!vmBackends.includes(`canbus/${bus}`)) vmBackends.push(`canbus/${bus}`);
       }
       const device = vhostUserDevice(d.kind, socket, planned.options, { ...attach, ...reconnect });
       const id = `${vm.name}/${d.name}`;
@@ -210,6 +228,18 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
       backends.push({ id, role: 'device', kind: d.kind, path: d.path, isolation: d.isolation, restart: d.restart, log: join(dir, `${d.name}.log`), ports: [port(planned.options)], vms: [vm.name] });
       return device;
     });
+    // CAN buses over slcan: one virtio-serial controller, a virtconsole port per bus (hvc0, hvc1, ...).
+    if (vm.can.length > 0) {
+      devices.push({
+        kind: 'virtio-serial',
+        ports: vm.can.map((p) => {
+          const socket = join(dir, `can-${p.bus}.sock`);
+          joinBus(p.bus, { name: vm.name, socket, vm: vm.name, portName: `${vm.name}/can-${p.bus}`, receive: p.receive, send: p.send, ...(p.rate === undefined ? {} : { rate: p.rate }) });
+          if (!vmBackends.includes(`canbus/${p.bus}`)) vmBackends.push(`canbus/${p.bus}`);
+          return { socket, name: `avp.can.${p.bus}`, console: true, ...busReconnect(p.bus) };
+        }),
+      });
+    }
     const spec = vmSpec(vm, devices, options);
     return {
       name: vm.name,
@@ -243,6 +273,24 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
     });
   }
 
+  for (const b of model.buses) {
+    const nodes = busNodes.get(b.name) ?? [];
+    const canbus = busConfig(b, runDir, model.baseDir, nodes);
+    if (canbus.hostSocket !== undefined) hostSockets.push(canbus.hostSocket);
+    backends.push({
+      id: `canbus/${b.name}`,
+      role: 'canbus',
+      kind: 'canbus',
+      path: b.path,
+      isolation: b.isolation,
+      restart: b.restart,
+      log: join(runDir, CANBUS_DIR, `${b.name}.log`),
+      ports: nodes.map((n) => ({ name: n.portName, vm: n.vm, device: n.name, socket: n.socket, spec: { kind: 'canbus-node', options: { bus: b.name, node: n.name } } })),
+      vms: [...new Set(nodes.map((n) => n.vm))],
+      canbus,
+    });
+  }
+
   const sockets = backends.flatMap((b) => b.ports.map((p) => p.socket));
   const controlSocket = join(runDir, 'control.sock');
   for (const s of [...sockets, ...hostSockets, controlSocket]) {
@@ -256,6 +304,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   const dirs = [runDir, ...model.vms.map((vm) => join(runDir, vm.name))];
   if (backends.some((b) => b.role === 'switch')) dirs.push(join(runDir, '_switch'));
   if (backends.some((b) => b.role === 'vsock-group')) dirs.push(join(runDir, '_vsock'));
+  if (backends.some((b) => b.role === 'canbus')) dirs.push(join(runDir, CANBUS_DIR));
   return { name: model.name, runDir, vms, backends, disks, sockets, hostSockets, dirs, runLog: join(runDir, 'run.log'), controlSocket };
 }
 

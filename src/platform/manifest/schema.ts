@@ -11,8 +11,9 @@
  * Shape (YAML):
  *   name: <platform>
  *   switches: [{ name, mtu, uplink: { tap }, isolation, restart }]
+ *   buses: [{ name, bitrate, dataBitrate, log, replay: { file, loop, start, ifname }, socketcan, hostSocket, isolation, restart }]
  *   vms:
- *     - name, memory, cpus, console: { log, echo }
+ *     - name, memory, cpus, console: { log, echo }, can: [{ bus, receive, send, rateLimit, rateBurst }]
  *       boot: { image: builtin, linux, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
  *       devices: [{ kind: <a kind of the device registry>, name, ...the kind's fields, isolation, restart }]
  * Every object is strict: an unknown key is an error (a misspelt option must not be ignored).
@@ -21,6 +22,7 @@ import { z } from 'zod';
 import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { DEFAULT_GUEST_KERNEL, GUEST_KERNELS } from '../image/kernels.js';
 import { SIZE_WITH_UNIT_RE } from './units.js';
+import { busSchema, canPortSchema } from './buses.js';
 
 /** VM, device, switch and platform names: they become file and socket names in the run directory. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
@@ -179,6 +181,7 @@ const vm = strictObject(
     boot: boot.default({ image: 'builtin' }),
     console: consoleSection.default({ echo: true }),
     devices: z.array(device, { error: 'expected a list of devices' }).default([]),
+    can: z.array(canPortSchema(strictObject), { error: 'expected a list of CAN bus ports' }).default([]).meta({ description: 'CAN buses this VM joins over slcan on virtio console ports (/dev/hvc0, hvc1, ... in this order).' }),
   },
   'a VM',
 );
@@ -206,6 +209,7 @@ export const PlatformManifestSchema = strictObject(
     version: z.literal(1, { error: 'expected 1 (the only manifest version)' }).default(1).meta({ description: 'Manifest format version (1).' }),
     name: name('Platform name; names the run directory (.avp/runs/<name>-<time>).'),
     switches: z.array(switchDef, { error: 'expected a list of switches' }).default([]),
+    buses: z.array(busSchema(strictObject, isolation, restart), { error: 'expected a list of CAN buses' }).default([]),
     vms: z.array(vm, { error: 'expected a list of VMs' }).min(1, { error: 'expected at least one VM' }),
   },
   'a platform manifest',
@@ -230,4 +234,5 @@ export interface ManifestDevice {
   readonly [field: string]: unknown;
 }
 export type ManifestSwitch = PlatformManifest['switches'][number];
+export type ManifestBusEntry = PlatformManifest['buses'][number];
 export type ManifestBoot = ManifestVm['boot'];

@@ -29,6 +29,7 @@ import { BackendThread } from '../../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../backends.js';
 import { BackendStartError } from '../errors.js';
 import type { BackendPlan, PortPlan } from '../manifest/plan.js';
+import { InProcessBusBackend, canbusArgv } from './canbus-backend.js';
 
 /** The `avp` program (bin/avp.js of this package): this file is <pkg>/{src,dist}/platform/run/launch.*. */
 export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
@@ -55,7 +56,7 @@ function spec(fields: Array<[string, unknown]>): string {
  * Process commands of the back-ends that serve several VMs. The options are those plan.ts gives
  * the ports (the net and vsock device kinds' names).
  */
-export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group', SharedProcessCommand>> = {
+export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group' | 'canbus', SharedProcessCommand>> = {
   // avp switch --port socket=P,name=N,mac=M,priority=N[,rate=B:P] ... --mtu N [--uplink-tap T]
   switch: {
     sockets: 'paths',
@@ -69,6 +70,12 @@ export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group', S
       const tap = first['uplinkTap'];
       return ['switch', ...ports, '--mtu', String(first['mtu'] ?? 1500), ...(typeof tap === 'string' ? ['--uplink-tap', tap] : [])];
     },
+  },
+  // avp canbus --name B --node socket=P,name=N[,receive=F+F][,send=F+F][,rate=R:B] ... [--host-socket S] [--log L] [--replay F ...]
+  canbus: {
+    sockets: 'paths',
+    portName: (p) => p.device,
+    argv: (b) => canbusArgv(b),
   },
   // avp serve vsock --vm socket=P,cid=N,uds=U[,allow=A+B] ... (one process, one group)
   'vsock-group': {
@@ -85,8 +92,9 @@ export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group', S
   },
 };
 
-/** Whether `b` runs as a program that creates its sockets itself (the supervisor must not). */
+/** Whether `b` runs as a program that creates its sockets itself (the supervisor must not). A CAN bus always does. */
 export function processCreatesSockets(b: BackendPlan): boolean {
+  if (b.role === 'canbus') return true;
   return b.isolation === 'process' && b.role !== 'device' && SHARED_PROCESS_COMMANDS[b.role]?.sockets === 'paths';
 }
 
@@ -100,6 +108,8 @@ const STOP_GRACE_MS = 10_000;
  * prints, so they name what is missing.
  */
 export function unavailableReason(b: BackendPlan): string | undefined {
+  // A CAN bus is not a device kind: it runs in this process or as `avp canbus`, always available.
+  if (b.role === 'canbus') return undefined;
   const kinds = b.role === 'switch' ? ['net'] : [...new Set(b.ports.map((p) => p.spec.kind))];
   for (const kind of kinds) {
     if (findKind(kind) === undefined) {
@@ -184,6 +194,7 @@ export interface BackendHandle {
 }
 
 export function createBackendHandle(opts: BackendHandleOptions): BackendHandle {
+  if (opts.plan.role === 'canbus' && opts.plan.isolation === 'thread') return new InProcessBusBackend(opts.plan, opts.onCrash);
   return opts.plan.isolation === 'process' ? new ProcessBackend(opts) : new ThreadBackend(opts);
 }
 

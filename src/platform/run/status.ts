@@ -43,6 +43,8 @@ export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
 export function summarizeMetrics(m: Record<string, unknown>): string {
   const kind = typeof m['device'] === 'string' ? findKind(m['device']) : undefined;
   if (kind !== undefined) return kind.summarize(m);
+  // A CAN bus node (platform/canbus metrics): its frames and error state.
+  if (typeof m['txFrames'] === 'number') return `${formatCount(metric(m, ['txFrames']))} tx, ${formatCount(metric(m, ['rxFrames']))} rx, ${String(m['state'])}`;
   const requests = metric(m, ['session', 'requests'], -1);
   return requests < 0 ? '' : `${requests} messages`;
 }
