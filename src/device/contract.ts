@@ -71,6 +71,23 @@ export interface DeviceContext {
   readonly reactor: HostReactor;
 }
 
+/**
+ * Sessions a front-end creates and closes beside the virtqueues. QEMU's virtio-crypto keeps the
+ * control queue itself and forwards the guest's CREATE_SESSION and DESTROY_SESSION to a vhost-user
+ * back-end as CREATE_CRYPTO_SESSION and CLOSE_CRYPTO_SESSION; a transport that carries such
+ * messages hands them here untouched (vhost-user offers PROTOCOL_F_CRYPTO_SESSION only to devices
+ * that have this). The message layout is the front-end's and only the device reads it.
+ */
+export interface DeviceSessionControl {
+  /**
+   * Creates a session from the front-end's description; returns the reply (the same layout with
+   * the session id, or the failure the layout can express). Never throws for hostile input.
+   */
+  createSession(message: Uint8Array): Uint8Array;
+  /** Closes session `id`; false when there is no such session (the transport reports a failure). */
+  closeSession(id: bigint): boolean;
+}
+
 /** A VIRTIO device model. */
 export interface VirtioDevice {
   /** Device ID (VIRTIO 1.3 §5), e.g. 4 for the entropy device. */
@@ -83,6 +100,8 @@ export interface VirtioDevice {
   readonly offeredFeatures: bigint;
   /** Size of the device configuration space in bytes (0 when there is none). */
   readonly configSize: number;
+  /** Sessions created out of band by the front-end (see DeviceSessionControl); most devices have none. */
+  readonly sessions?: DeviceSessionControl | undefined;
 
   /** Reads `length` bytes of config space at `offset` (bounds already checked by the runner). */
   readConfig(offset: number, length: number): Uint8Array;

@@ -31,10 +31,13 @@
  * Protocol features offered, and why: MQ (GET_QUEUE_NUM; the document says back-ends should always
  * implement it), REPLY_ACK (lets the front-end learn about failures), CONFIGURE_MEM_SLOTS (QEMU 7.2
  * then sends ADD_MEM_REG per region; SET_MEM_TABLE is supported too), CONFIG (only for devices that
- * have config space), RESET_DEVICE (a clean device reset without dropping the connection).
+ * have config space), RESET_DEVICE (a clean device reset without dropping the connection),
+ * CRYPTO_SESSION (only for devices with out-of-band sessions, `VirtioDevice.sessions`: the
+ * CREATE/CLOSE_CRYPTO_SESSION payloads go to the device untouched; an unreadable request gets an
+ * empty reply, a close of an unknown id a failure ack when one was asked for).
  * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
  */
-import type { DeviceLog, HostReactor, VirtioDevice } from '../device/contract.js';
+import type { DeviceLog, DeviceSessionControl, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
 import { DeviceError } from '../device/errors.js';
 import type { DeviceQueue } from '../queue/split-device.js';
@@ -52,6 +55,7 @@ import {
   VHOST_USER_NEED_REPLY_MASK,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VHOST_USER_PROTOCOL_F_CRYPTO_SESSION,
   VHOST_USER_PROTOCOL_F_MQ,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_RESET_DEVICE,
@@ -93,6 +97,16 @@ export interface SessionOptions {
   requireSealedMemory?: boolean;
 }
 
+/** A request for the debug log: its type and its small body (payload bytes only as a length). */
+function describeRequest(req: FrontendRequest): string {
+  const b: unknown = req.body;
+  let body = '';
+  if (typeof b === 'bigint') body = ` 0x${b.toString(16)}`;
+  else if (b instanceof Uint8Array) body = ` (${b.length} bytes)`;
+  else if (b !== null && typeof b === 'object') body = ` ${JSON.stringify(b, (_k, v: unknown) => (v instanceof Uint8Array ? `${v.length} bytes` : typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`;
+  return `${req.type}${body}${req.fds.length > 0 ? ` +${req.fds.length} fd` : ''}${req.needReply ? ' (need reply)' : ''}`;
+}
+
 function freshRing(): Vring {
   return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined };
 }
@@ -127,6 +141,7 @@ export class BackendSession {
     this.#rings = opts.device.queueMaxSizes.map(freshRing);
     let offered = featureBit(VHOST_USER_PROTOCOL_F_MQ) | featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) | featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
     if (opts.device.configSize > 0) offered |= featureBit(VHOST_USER_PROTOCOL_F_CONFIG);
+    if (opts.device.sessions !== undefined) offered |= featureBit(VHOST_USER_PROTOCOL_F_CRYPTO_SESSION);
     this.#offeredProtocol = offered;
   }
 
@@ -192,6 +207,7 @@ export class BackendSession {
    */
   handle(req: FrontendRequest): EncodedMessage | null {
     this.stats.requests++;
+    this.#log.debug(`vhost-user request ${describeRequest(req)}`);
     let reply: EncodedMessage | null = null;
     let ok = true;
     this.#unclaimed = new Set(req.fds);
@@ -248,6 +264,7 @@ export class BackendSession {
   #errorReply(req: FrontendRequest): EncodedMessage | null {
     if (req.type === 'GET_CONFIG') return encodeReply({ type: 'GET_CONFIG', body: null, fds: [] });
     if (req.type === 'GET_VRING_BASE') return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: 0 }, fds: [] });
+    if (req.type === 'CREATE_CRYPTO_SESSION') return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: new Uint8Array(0), fds: [] });
     return null;
   }
 
@@ -341,6 +358,11 @@ export class BackendSession {
       case 'SET_CONFIG':
         this.#runner.writeConfig(req.body.offset, req.body.payload);
         return null;
+      case 'CREATE_CRYPTO_SESSION':
+        return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: this.#sessions().createSession(req.body), fds: [] });
+      case 'CLOSE_CRYPTO_SESSION':
+        if (!this.#sessions().closeSession(req.body)) throw new VhostUserBackendError('VHOST_USER_BAD_SESSION', `CLOSE_CRYPTO_SESSION: no session ${req.body}`);
+        return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
@@ -354,6 +376,12 @@ export class BackendSession {
       case 'NET_SET_MTU':
         throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported by the ${this.device.name} back-end`);
     }
+  }
+
+  #sessions(): DeviceSessionControl {
+    const s = this.device.sessions;
+    if (s === undefined) throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `crypto sessions are not supported by the ${this.device.name} back-end (PROTOCOL_F_CRYPTO_SESSION is not offered)`);
+    return s;
   }
 
   #setFeatures(features: bigint): void {
