@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * End to end: AVP's peripheral back-ends serving a stock Linux 6.12 guest under QEMU 10.0
+ * (software emulation), with the guest's own drivers and tools.
+ *
+ * - gpio (`avp serve gpio`, vhost-user-gpio-pci, gpio-virtio): the guest sees the named lines
+ *   (gpioinfo), reads a line the signal trace drives and one the script drives (gpioget), sets an
+ *   output the host observes on the control socket (gpioset), and waits for a rising edge
+ *   (gpiomon) that the host makes with `set door 1` on the control socket once the guest has
+ *   enabled the interrupt; then reads the new level.
+ * Every process is stopped and every temp file removed, pass or fail.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
+import { startVm, type VmDevice, type VmSpec } from '../platform/qemu.js';
+import { vhostUserDevice } from '../platform/attach.js';
+import { parseGuestKv } from '../platform/image/markers.js';
+import { startBackend, type BackendProcess } from './testing/backend-process.js';
+
+const BOOT_MS = 300_000;
+/** The QEMU these tests run (the e2e host's, 10.0): attachment quirks for older ones do not apply. */
+const QEMU = '10.0';
+
+let image: GuestImage;
+let dir: string;
+const backends: BackendProcess[] = [];
+const sockets: Socket[] = [];
+
+before(async () => {
+  image = await buildGuestImage({ onProgress: (m) => process.stderr.write(`image: ${m}\n`) });
+  dir = mkdtempSync(join(tmpdir(), 'avp-periph-e2e-'));
+});
+
+after(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(backends.map((b) => b.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function vm(devices: readonly VmDevice[], script: string): VmSpec {
+  return { kernel: image.kernel, initrd: image.initramfs, cmdlineLimit: image.cmdlineLimit, devices, append: [scriptParam(script)] };
+}
+
+async function backend(kind: string, args: string[]): Promise<BackendProcess> {
+  const b = await startBackend(kind, args);
+  backends.push(b);
+  return b;
+}
+
+/** A control-socket client: JSON lines in, text commands out; waits for lines matching a test. */
+function controlClient(path: string) {
+  const sock = createConnection(path);
+  sockets.push(sock);
+  const got: Array<Record<string, unknown>> = [];
+  const waiters = new Set<{ match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }>();
+  let partial = '';
+  sock.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const e = JSON.parse(l) as Record<string, unknown>;
+      got.push(e);
+      for (const w of [...waiters]) if (w.match(e)) (waiters.delete(w), w.resolve(e));
+    }
+  });
+  sock.on('error', () => {});
+  return {
+    got,
+    send: (line: string) => sock.write(`${line}\n`),
+    waitFor(match: (e: Record<string, unknown>) => boolean, what: string, timeoutMs = BOOT_MS): Promise<Record<string, unknown>> {
+      const seen = got.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const w = { match, resolve: (e: Record<string, unknown>) => (clearTimeout(timer), resolve(e)) };
+        const timer = setTimeout(() => (waiters.delete(w), reject(new Error(`control socket: no ${what} within ${timeoutMs} ms; got ${JSON.stringify(got)}`))), timeoutMs);
+        waiters.add(w);
+      });
+    },
+  };
+}
+
+test('e2e gpio: gpiod tools read named lines driven by a trace and a script, set an output the host sees, and get a host-driven edge', { timeout: BOOT_MS + 60_000 }, async () => {
+  const trace = join(dir, 'gpio.csv');
+  writeFileSync(trace, 'time,signal,value\n0,Vehicle.Ignition,1\n');
+  const control = join(dir, 'gpio.ctl');
+  const gpio = await backend('gpio', ['--lines', 'door:in,led:out,ignition:in@Vehicle.Ignition,hazard:in', '--trace', trace, '--drive', '0:hazard=1', '--control', control]);
+  const ctl = controlClient(control);
+  const script = `chip=$(gpiodetect | grep virtio | cut -d' ' -f1)
+avp-kv chip "$chip"
+avp-kv names "$(gpioinfo $chip | grep -o '"[a-z]*"' | tr -d '"' | tr '\\n' ' ')"
+avp-kv ignition "$(gpioget $chip 2)"
+avp-kv hazard "$(gpioget $chip 3)"
+avp-kv door_before "$(gpioget $chip 0)"
+gpioset --mode=time --sec=1 $chip 1=1
+gpiomon --num-events=1 --rising-edge $chip 0 > /tmp/mon 2>&1 &
+avp-kv mon started
+wait $!
+avp-kv mon_rc $?
+avp-kv event "$(cat /tmp/mon)"
+avp-kv door_after "$(gpioget $chip 0)"
+`;
+  const guest = await startVm(vm([vhostUserDevice('gpio', gpio.socket, {}, { qemuVersion: QEMU })], script));
+  try {
+    await ctl.waitFor((e) => e['event'] === 'output' && e['name'] === 'led' && e['value'] === 1, 'led driven high by the guest');
+    await ctl.waitFor((e) => e['event'] === 'irq-type' && e['name'] === 'door' && e['type'] !== 'none', 'the guest enabling the door interrupt');
+    ctl.send('set door 1');
+    await ctl.waitFor((e) => e['ok'] === true, 'the answer to set door 1');
+    await guest.waitForLine(/AVP-GUEST: EXIT 0/, BOOT_MS);
+    const kv = parseGuestKv(guest.lines);
+    assert.match(kv.get('chip') ?? '', /^gpiochip\d+$/);
+    assert.equal(kv.get('names'), 'door led ignition hazard ');
+    assert.equal(kv.get('ignition'), '1', 'the trace drives ignition high');
+    assert.equal(kv.get('hazard'), '1', 'the script drives hazard high');
+    assert.equal(kv.get('door_before'), '0');
+    assert.equal(kv.get('mon_rc'), '0');
+    assert.match(kv.get('event') ?? '', /RISING EDGE offset: 0/);
+    assert.equal(kv.get('door_after'), '1');
+    assert.ok(ctl.got.some((e) => e['event'] === 'interrupt' && e['name'] === 'door'), 'the device delivered the interrupt');
+  } finally {
+    await guest.kill();
+  }
+});
