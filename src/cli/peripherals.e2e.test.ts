@@ -8,16 +8,20 @@
  *   output the host observes on the control socket (gpioset), and waits for a rising edge
  *   (gpiomon) that the host makes with `set door 1` on the control socket once the guest has
  *   enabled the interrupt; then reads the new level.
+ * - i2c (`avp serve i2c`, vhost-user-i2c-pci, i2c-virtio): i2cdetect finds exactly the simulated
+ *   devices (everything else NACKs); the guest binds lm75 and at24 through new_device, reads the
+ *   coolant temperature the trace feeds from hwmon, reads the EEPROM bytes the host put in its
+ *   file and writes bytes the host then finds in the file.
  * Every process is stopped and every temp file removed, pass or fail.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
-import { startVm, type VmDevice, type VmSpec } from '../platform/qemu.js';
+import { runGuest, startVm, type VmDevice, type VmSpec } from '../platform/qemu.js';
 import { vhostUserDevice } from '../platform/attach.js';
 import { parseGuestKv } from '../platform/image/markers.js';
 import { startBackend, type BackendProcess } from './testing/backend-process.js';
@@ -65,7 +69,11 @@ function controlClient(path: string) {
     for (const l of lines) {
       const e = JSON.parse(l) as Record<string, unknown>;
       got.push(e);
-      for (const w of [...waiters]) if (w.match(e)) (waiters.delete(w), w.resolve(e));
+      for (const w of [...waiters]) {
+        if (!w.match(e)) continue;
+        waiters.delete(w);
+        w.resolve(e);
+      }
     }
   });
   sock.on('error', () => {});
@@ -77,7 +85,10 @@ function controlClient(path: string) {
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const w = { match, resolve: (e: Record<string, unknown>) => (clearTimeout(timer), resolve(e)) };
-        const timer = setTimeout(() => (waiters.delete(w), reject(new Error(`control socket: no ${what} within ${timeoutMs} ms; got ${JSON.stringify(got)}`))), timeoutMs);
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`control socket: no ${what} within ${timeoutMs} ms; got ${JSON.stringify(got)}`));
+        }, timeoutMs);
         waiters.add(w);
       });
     },
@@ -124,4 +135,40 @@ avp-kv door_after "$(gpioget $chip 0)"
   } finally {
     await guest.kill();
   }
+});
+
+test('e2e i2c: i2cdetect sees only the simulated chips; lm75 reads the trace-fed coolant temperature from hwmon; at24 reads and writes the EEPROM file', { timeout: BOOT_MS + 60_000 }, async () => {
+  const trace = join(dir, 'i2c.csv');
+  // 20 °C at the driver's start, 87.5 °C from 20 s on: the guest reads until it sees the second.
+  writeFileSync(trace, 'time,signal,value\n0,Vehicle.Powertrain.CoolantTemperature,20\n20,Vehicle.Powertrain.CoolantTemperature,87.5\n');
+  const eeprom = join(dir, 'eeprom.bin');
+  writeFileSync(eeprom, Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 7 + 3) & 0xff)));
+  const i2c = await backend('i2c', ['--sensor', '0x48=Vehicle.Powertrain.CoolantTemperature', '--eeprom', `0x50=${eeprom}`, '--trace', trace]);
+  const script = `bus=$(for a in /sys/bus/i2c/devices/i2c-*; do grep -q virtio $a/name && basename $a; done | head -1); n=\${bus#i2c-}
+avp-kv bus "$(cat /sys/bus/i2c/devices/$bus/name)"
+avp-kv detected "$(i2cdetect -y $n | tail -n +2 | cut -c5- | tr -s ' -' ' ' | xargs)"
+echo lm75 0x48 > /sys/bus/i2c/devices/$bus/new_device
+echo 24c02 0x50 > /sys/bus/i2c/devices/$bus/new_device
+hw=""; i=0; while [ -z "$hw" ] && [ $i -lt 100 ]; do hw=$(grep -l lm75 /sys/class/hwmon/hwmon*/name 2>/dev/null | head -1); sleep 0.1; i=$((i+1)); done
+hw=$(dirname "$hw")
+seen=""; t=""; i=0
+while [ "$t" != 87500 ] && [ $i -lt 600 ]; do t=$(cat $hw/temp1_input); case " $seen " in *" $t "*) ;; *) seen="$seen $t";; esac; sleep 0.2; i=$((i+1)); done
+avp-kv temps "$(echo $seen)"
+avp-kv temp "$t"
+ee=/sys/bus/i2c/devices/$n-0050/eeprom
+avp-kv eeprom "$(dd if=$ee bs=16 count=1 2>/dev/null | od -An -tx1 | xargs)"
+printf 'AVP-I2C' | dd of=$ee bs=1 seek=100 conv=notrunc 2>/dev/null || avp-kv write_failed 1
+avp-kv readback "$(dd if=$ee bs=1 skip=100 count=7 2>/dev/null)"
+`;
+  const r = await runGuest(vm([vhostUserDevice('i2c', i2c.socket, {}, { qemuVersion: QEMU })], script), { timeoutMs: BOOT_MS, expectStatus: 0 });
+  const kv = r.kv;
+  assert.equal(kv.get('bus'), 'i2c_virtio at virtio bus 0');
+  assert.equal(kv.get('detected'), '48 50', 'only the two simulated chips answer; every other address NACKs');
+  assert.equal(kv.get('temp'), '87500', 'hwmon reads the trace\'s 87.5 °C through lm75');
+  for (const t of (kv.get('temps') ?? '').split(' ')) assert.ok(['20000', '87500'].includes(t), `every reading is a trace value (${kv.get('temps')})`);
+  const expected = Array.from({ length: 16 }, (_, i) => ((i * 7 + 3) & 0xff).toString(16).padStart(2, '0')).join(' ');
+  assert.equal(kv.get('eeprom'), expected, 'at24 reads the bytes of the host file');
+  assert.equal(kv.get('write_failed'), undefined);
+  assert.equal(kv.get('readback'), 'AVP-I2C');
+  assert.equal(readFileSync(eeprom).subarray(100, 107).toString('latin1'), 'AVP-I2C', 'the guest\'s bytes are in the EEPROM file');
 });

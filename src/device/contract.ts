@@ -98,6 +98,12 @@ export interface VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   /** Every feature bit the device offers, device-independent ones (VERSION_1, ...) included. */
   readonly offeredFeatures: bigint;
+  /**
+   * Offered bits a driver must accept, or the device refuses it (FEATURES_OK not latched; over
+   * vhost-user a failed SET_FEATURES), as a device type may demand (virtio-i2c: "MUST reject any
+   * driver that doesn't negotiate" ZERO_LENGTH_REQUEST). VERSION_1 is always required.
+   */
+  readonly requiredFeatures?: bigint | undefined;
   /** Size of the device configuration space in bytes (0 when there is none). */
   readonly configSize: number;
   /** Sessions created out of band by the front-end (see DeviceSessionControl); most devices have none. */

@@ -117,7 +117,7 @@ export interface ConformanceSetup {
   /** Short label: `default`, `read-only`. */
   readonly label: string;
   /**
-   * `avp serve` options; the string `{scratch}` inside a value is replaced by a fresh temporary
+   * `avp serve` options; the string `{scratch}` inside a value (or a list item) is replaced by a fresh temporary
    * folder of the test, where `files` are created first (name → size in bytes, filled with 0x3c).
    */
   readonly options: Readonly<Record<string, unknown>>;

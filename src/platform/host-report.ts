@@ -38,7 +38,6 @@ const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
   { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
   { device: 'fs', qemuDevice: 'vhost-user-fs-pci', driver: 'virtiofs' },
-  { device: 'i2c', qemuDevice: 'vhost-user-i2c-pci', driver: 'i2c-virtio' },
   { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
   { device: 'can' },
 ];

@@ -21,7 +21,7 @@ export const VIRTIO_TRANSPORT_MODULES: readonly string[] = ['virtio_ring', 'virt
 
 /**
  * Drivers of AVPS devices the image carries besides the device kinds' own: those of devices whose
- * kinds have not landed yet (console, input with evdev, gpu, fs, crypto, sound, i2c), the
+ * kinds have not landed yet (console, input with evdev, gpu, fs, crypto, sound), the
  * CAN socket layer with vcan and slcan, and QEMU's emulated i6300esb watchdog. A kind that lands
  * lists its driver in `guestModules`; the union below loads each once.
  */
@@ -34,10 +34,6 @@ export const AVPS_GUEST_MODULES: readonly string[] = [
   'virtiofs',
   'virtio_crypto',
   'virtio_snd',
-  // i2c (built from Debian's linux-source), i2c-dev for /dev/i2c-*, lm75 as a client
-  'i2c-virtio',
-  'i2c-dev',
-  'lm75',
   // CAN: the socket layer, a virtual bus and serial-line CAN for tests
   'can',
   'can-raw',
