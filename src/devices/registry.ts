@@ -12,6 +12,7 @@
 import type { VirtioDevice } from '../device/contract.js';
 import { blkKind } from './blk/kind.js';
 import { consoleKind } from './console/kind.js';
+import { cryptoKind } from './crypto/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
 import { gpioKind } from './gpio/kind.js';
 import { i2cKind } from './i2c/kind.js';
@@ -26,7 +27,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind, gpioKind, i2cKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind, gpioKind, i2cKind, cryptoKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

@@ -38,7 +38,6 @@ const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
   { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
   { device: 'fs', qemuDevice: 'vhost-user-fs-pci', driver: 'virtiofs' },
-  { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
   { device: 'can' },
 ];
 
