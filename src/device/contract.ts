@@ -106,6 +106,15 @@ export interface VirtioDevice {
   readonly requiredFeatures?: bigint | undefined;
   /** Size of the device configuration space in bytes (0 when there is none). */
   readonly configSize: number;
+  /**
+   * The features to run with when a front-end negotiates with the guest itself and tells the
+   * back-end nothing: a transport whose feature set lacks VIRTIO_F_VERSION_1 falls back to these
+   * and treats the rings it starts as enabled. QEMU's virtio-crypto over cryptodev-vhost-user sends
+   * SET_FEATURES with bit 30 only while its guest has negotiated VERSION_1, INDIRECT_DESC and
+   * EVENT_IDX, and never sends SET_VRING_ENABLE (shared/reference/device-wave-2.md §5b; both seen
+   * on the wire with QEMU 10.0). Undefined: such a feature set is refused (VERSION_1 required).
+   */
+  readonly featuresWhenUndisclosed?: bigint | undefined;
   /** Sessions created out of band by the front-end (see DeviceSessionControl); most devices have none. */
   readonly sessions?: DeviceSessionControl | undefined;
 

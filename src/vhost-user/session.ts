@@ -15,6 +15,9 @@
  * - the used index is re-read from guest memory whenever a ring goes live (rust-vmm/vhost#180);
  * - SET_FEATURES may come several times per start with different values (firmware, then the
  *   kernel): the last one counts; while no ring is live it re-activates the device with it;
+ * - a SET_FEATURES without VERSION_1 to a device with `featuresWhenUndisclosed` (QEMU's
+ *   cryptodev-vhost-user forwards no guest features and never enables its ring) runs the device
+ *   with those features and enables the rings, as without protocol features;
  * - memory persists across ring start/stop cycles; any change re-resolves live rings, and old
  *   mappings are unmapped only after nothing refers to them.
  *
@@ -44,7 +47,7 @@ import type { DeviceQueue } from '../queue/split-device.js';
 import { resolveRings } from '../queue/rings.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
-import { VHOST_USER_F_PROTOCOL_FEATURES, featureBit, hasFeature } from '../spec/virtio.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
 import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
@@ -385,12 +388,19 @@ export class BackendSession {
   }
 
   #setFeatures(features: bigint): void {
-    const deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    let deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    // A front-end that keeps the negotiation to itself (VirtioDevice.featuresWhenUndisclosed).
+    const fallback = this.device.featuresWhenUndisclosed;
+    const undisclosed = fallback !== undefined && !hasFeature(deviceFeatures, VIRTIO_F_VERSION_1);
+    if (undisclosed) {
+      this.#log.info(`SET_FEATURES 0x${features.toString(16)} carries no device features: running with 0x${fallback.toString(16)}, rings enabled once started`);
+      deviceFeatures = fallback;
+    }
     // Re-activate with the new features when nothing is live (firmware → kernel hand-over).
     if (!this.#rings.some((r) => r.queue !== undefined)) this.#runner.reset();
     this.#runner.acceptFeatures(deviceFeatures);
     this.#ackedFeatures = features;
-    if (!hasFeature(features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+    if (!hasFeature(features, VHOST_USER_F_PROTOCOL_FEATURES) || undisclosed) {
       // "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in the enabled state."
       this.#rings.forEach((r, i) => {
         r.enabled = true;

@@ -16,6 +16,9 @@
  *   the chain or the algorithm (or a request past the size cap: nothing is allocated by a
  *   guest-claimed length), NOTSUPP for other opcodes and for algorithm chaining.
  * Guest faults never throw; a chain without a writable byte cannot be answered (used length 0).
+ * QEMU's front-end forwards none of the guest's features and never enables the data ring (both
+ * verified on QEMU 10.0): `featuresWhenUndisclosed` makes the vhost-user transport run the device
+ * with VERSION_1, INDIRECT_DESC and EVENT_IDX, which QEMU's guest has negotiated.
  * Does not own: algorithms and the table (sessions.ts), QEMU's message (qemu-session.ts).
  */
 import type { DeviceContext, DeviceLog, VirtioDevice } from '../../device/contract.js';
@@ -81,6 +84,11 @@ export class CryptoDevice implements VirtioDevice {
   readonly name = 'crypto';
   readonly queueMaxSizes = [CRYPTO_QUEUE_MAX_SIZE, CRYPTO_QUEUE_MAX_SIZE];
   readonly offeredFeatures = featureMask(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
+  /**
+   * QEMU's cryptodev-vhost-user sends SET_FEATURES with bit 30 only, never SET_VRING_ENABLE, while
+   * its guest negotiated VERSION_1, INDIRECT_DESC and EVENT_IDX (seen on QEMU 10.0): run with those.
+   */
+  readonly featuresWhenUndisclosed = this.offeredFeatures;
   readonly configSize = CRYPTO_CONFIG_SIZE;
   readonly sessions: QemuSessionControl;
   readonly #table: SessionTable;

@@ -18,7 +18,7 @@
  * Does not own: the transport (vhost-user), the session table and algorithms (sessions.ts).
  */
 import type { DeviceSessionControl } from '../../device/contract.js';
-import { MAX_AUTH_KEY_LEN, SessionTable, checkCipher, checkDigest, type CreateResult } from './sessions.js';
+import { MAX_AUTH_KEY_LEN, checkCipher, checkDigest, type CreateResult, type SessionTable } from './sessions.js';
 import {
   VIRTIO_CRYPTO_BADMSG,
   VIRTIO_CRYPTO_CIPHER_CREATE_SESSION,
