@@ -106,6 +106,7 @@ test('examples/minimal.yaml: back-ends, disks, logs', () => {
 test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
   const { text, raw } = example('cockpit');
   const plan = planPlatform(model(text), { runDir: RUN, image: IMAGE });
+  const i2c = ['-chardev', 'socket,id=chr4,path=/run/avp/cluster/i2c.sock', '-device', 'vhost-user-i2c-pci,chardev=chr4,id=dev4'];
   const devices = (vm: string, mac: string): string[] => [
     '-chardev',
     `socket,id=chr0,path=/run/avp/${vm}/rng.sock`,
@@ -130,7 +131,7 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     plan.vms.map((v) => v.name),
     ['cluster', 'infotainment'],
   );
-  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02')]);
+  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...i2c]);
   assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01')]);
 });
 
@@ -142,6 +143,7 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['cluster/rng', 'device', ['cluster']],
       ['cluster/blk', 'device', ['cluster']],
       ['vsock/cluster+infotainment', 'vsock-group', ['cluster', 'infotainment']],
+      ['cluster/i2c', 'device', ['cluster']],
       ['infotainment/rng', 'device', ['infotainment']],
       ['infotainment/blk', 'device', ['infotainment']],
       ['switch/backbone', 'switch', ['cluster', 'infotainment']],
@@ -172,7 +174,7 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
   assert.deepEqual(
     plan.vms.map((v) => v.backends),
     [
-      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
+      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'cluster/i2c'],
       ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
     ],
   );

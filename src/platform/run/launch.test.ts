@@ -90,7 +90,7 @@ test('unavailableReason: switches need the net kind (thread) and avp switch (pro
 
 test('SHARED_PROCESS_COMMANDS: avp switch and avp serve vsock --vm for the cockpit example', () => {
   const text = readFileSync(fileURLToPath(new URL('../../../examples/cockpit.yaml', import.meta.url)), 'utf8');
-  const r = parseManifest(text, { baseDir: '/m' });
+  const r = parseManifest(text, { baseDir: '/m', fileExists: () => true });
   assert.ok(r.model !== undefined);
   const p = planPlatform(r.model, { runDir: '/r', image: { kernel: '/k', initramfs: '/i' } });
   const sw = p.backends.find((b) => b.role === 'switch');
