@@ -25,7 +25,7 @@ const options = z.object({
     .meta({ description: "the lines in order, each NAME[:in|:out][=0|1][@SIGNAL] (direction and level at start; the trace signal that drives it, default its name); repeatable or 'door:in,led:out'" })
     .optional(),
   ngpio: intField(1, GPIO_MAX_LINES, 'number of lines; those past the named ones are unnamed inputs (default: the named lines, or 8)').optional(),
-  irq: boolField('offer interrupts on lines (VIRTIO_GPIO_F_IRQ)').default(true),
+  irq: boolField('offer interrupts on lines, VIRTIO_GPIO_F_IRQ (--no-irq: do not)').default(true),
   trace: pathField('vehicle-signal trace (CSV time,signal,value) driving the lines from the guest driver\'s start; a value other than 0 is high').optional(),
   drive: z
     .array(z.string())
