@@ -13,7 +13,8 @@
  * 3. `avp run examples/cockpit.yaml --headless`: two guests on one switch (an `avp switch`
  *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both);
  *    the cluster prints the vehicle speed replayed on the CAN bus (slcan on a virtio console port),
- *    and the infotainment VM plays the chime, which lands sample-exact in the run directory.
+ *    and the infotainment VM plays the chime, which lands sample-exact in the run directory;
+ *    the cluster reads its coolant temperature, fed from a signal trace, over I2C (lm75).
  * Each test stops its avp run in every case, pass or fail; a VM boots in 10-40 s here.
  */
 import { test, before, after } from 'node:test';
@@ -230,7 +231,7 @@ ${bootSection('AVP-GUEST: tick 1 16', ticks('dd if=/dev/hwrng bs=16 count=1'))} 
   }
 });
 
-test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a vsock message, CAN speed, a chime', { timeout: BOOT_MS + 60_000 }, async () => {
+test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a vsock message, CAN speed, a chime, a coolant temperature over I2C', { timeout: BOOT_MS + 60_000 }, async () => {
   const runDir = join(dir, 'cockpit');
   const run = avpRun(runDir, ['examples/cockpit.yaml', '--headless', '--timeout', '400']);
   try {
@@ -252,6 +253,7 @@ test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a v
     assert.ok(played.length - 44 >= chime.length, `chime.wav holds ${played.length - 44} bytes of ${chime.length}`);
     assert.ok(played.subarray(44, 44 + chime.length).equals(chime), 'the chime arrived sample-exact');
     assert.ok(played.subarray(44 + chime.length).every((b) => b === 0));
+    assert.ok(run.out.includes('[cluster] AVP-GUEST: cluster coolant: 87.5 C'), output);
     assert.ok(run.err.some((l) => /^\[avp\] back-end switch\/backbone serving \(process \d+\)$/.test(l)), output);
     assert.ok(run.err.some((l) => /^\[avp\] back-end vsock\/cluster\+infotainment serving \(process \d+\)$/.test(l)), output);
     assert.deepEqual(processesOf(runDir), [], 'no QEMU or back-end of the run is left');

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { DEVICE_KINDS } from '../devices/registry.js';
 import { toServeFlags } from '../devices/options.js';
 import { parseExpected } from './expected.js';
-import { kindExpectedFile, runAgainstExpected } from './testing.js';
+import { kindExpectedFile, runAgainstExpected, withScratch } from './testing.js';
 
 const AVP = [process.execPath, fileURLToPath(new URL('../../bin/avp.js', import.meta.url))];
 
@@ -39,7 +39,7 @@ for (const kind of DEVICE_KINDS) {
         return path;
       });
       const before = files.map((f) => readFileSync(f));
-      const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, inScratch(v, scratch)]));
+      const options = withScratch(setup.options, scratch);
       const command = [...AVP, 'serve', kind.name, '--socket-path', '{socket}', ...toServeFlags(kind, options)].map((w) => (w === '{socket}' ? w : sh(w))).join(' ');
       const { report, problems } = await runAgainstExpected(kind.name, command, kindExpectedFile(kind.name, setup.expected));
       assert.deepEqual(problems, []);
@@ -49,8 +49,3 @@ for (const kind of DEVICE_KINDS) {
   }
 }
 
-/** `{scratch}` replaced in an option value: a string, or each string of a list (repeatable options). */
-function inScratch(v: unknown, dir: string): unknown {
-  if (typeof v === 'string') return v.replaceAll('{scratch}', dir);
-  return Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? x.replaceAll('{scratch}', dir) : x)) : v;
-}

@@ -50,6 +50,7 @@ import { VhostUserFrontendError } from '../vhost-user/frontend-errors.js';
 import {
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VHOST_USER_PROTOCOL_F_CRYPTO_SESSION,
   VHOST_USER_PROTOCOL_F_MQ,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_RESET_DEVICE,
@@ -73,7 +74,8 @@ export const DRIVER_PROTOCOL_FEATURES =
   featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
   featureBit(VHOST_USER_PROTOCOL_F_CONFIG) |
   featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
-  featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
+  featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
+  featureBit(VHOST_USER_PROTOCOL_F_CRYPTO_SESSION);
 
 /** How long one wait slice lasts before the used ring is looked at again without a notification. */
 const POLL_SLICE_MS = 20;
@@ -391,10 +393,39 @@ export class VhostUserDriver implements ConformanceDriver {
   }
 
   request(buffers: readonly DriverBuffer[], opts: RequestOptions = {}): UsedElement {
+    return this.wait(this.post(buffers, opts), opts);
+  }
+
+  post(buffers: readonly DriverBuffer[], opts: RequestOptions = {}): number {
     const token = this.submit(buffers, opts);
-    const index = opts.queue ?? this.device.probeQueue;
-    this.kick(index);
-    return this.waitFor(token, index);
+    this.kick(opts.queue ?? this.device.probeQueue);
+    return token;
+  }
+
+  wait(token: number, opts: { readonly queue?: number } = {}): UsedElement {
+    return this.waitFor(token, opts.queue ?? this.device.probeQueue);
+  }
+
+  /**
+   * CREATE_CRYPTO_SESSION with `message` as its payload; the reply's payload. Null when the
+   * back-end does not offer PROTOCOL_F_CRYPTO_SESSION (the feature is negotiated when offered).
+   */
+  createSession(message: Uint8Array): Uint8Array | null {
+    if (!hasFeature(this.#protocol, VHOST_USER_PROTOCOL_F_CRYPTO_SESSION)) return null;
+    const reply = this.fe.request({ type: 'CREATE_CRYPTO_SESSION', body: message, fds: [] });
+    if (reply?.type !== 'CREATE_CRYPTO_SESSION') throw new ConformanceError('CONFORMANCE_BAD_REPLY', `CREATE_CRYPTO_SESSION answered with ${reply?.type ?? 'nothing'}`);
+    return reply.body;
+  }
+
+  /** CLOSE_CRYPTO_SESSION, with a REPLY_ACK when negotiated (QEMU asks for none; without one, true). */
+  closeSession(id: bigint): boolean {
+    if (!hasFeature(this.#protocol, VHOST_USER_PROTOCOL_F_CRYPTO_SESSION)) return false;
+    if (!hasFeature(this.#protocol, VHOST_USER_PROTOCOL_F_REPLY_ACK)) {
+      this.fe.request({ type: 'CLOSE_CRYPTO_SESSION', body: id, fds: [] });
+      return true;
+    }
+    const ack = this.fe.request({ type: 'CLOSE_CRYPTO_SESSION', body: id, fds: [], needReply: true });
+    return ack?.type === 'ACK' && ack.body === 0n;
   }
 
   /** Moves every used element the device published into the collected set. @throws QueueError VIRTQ_DRIVER_BAD_USED */
@@ -412,7 +443,8 @@ export class VhostUserDriver implements ConformanceDriver {
   }
 
   /** The used element of `token`, if the device returned it (collects first). */
-  usedOf(token: number, index = this.device.probeQueue): CollectedUsed | undefined {
+  usedOf(token: number, where: number | { readonly queue?: number } = this.device.probeQueue): CollectedUsed | undefined {
+    const index = typeof where === 'number' ? where : (where.queue ?? this.device.probeQueue);
     this.collect(index);
     return this.#used.get(token);
   }

@@ -9,6 +9,8 @@ import { AvpError } from '../errors.js';
 export type ConformanceErrorCode =
   /** A request was not completed within the deadline. */
   | 'CONFORMANCE_NO_COMPLETION'
+  /** The back-end answered a request with a reply of another type. */
+  | 'CONFORMANCE_BAD_REPLY'
   /** The back-end signalled the ring's error eventfd (SET_VRING_ERR) instead of completing. */
   | 'CONFORMANCE_RING_ERROR'
   /** A driver method that needs `start()` was called before it (a check bug). */

@@ -25,7 +25,7 @@ import { fallocate, fsSyscalls } from '../sys/index.js';
 import { GENERIC_CHECKS } from './catalog.js';
 import { DEVICE_CONFORMANCE } from './devices.js';
 import { parseExpected } from './expected.js';
-import { kindExpectedFile } from './testing.js';
+import { kindExpectedFile, withScratch } from './testing.js';
 import { errorText } from '../errors.js';
 
 /** One back-end configuration: a kind's conformance set-up, the device built as `avp serve` builds it. */
@@ -57,7 +57,7 @@ const CASES: readonly Case[] = DEVICE_KINDS.flatMap((kind) =>
       const dir = join(scratch, String(fresh++));
       mkdirSync(dir);
       for (const [name, size] of Object.entries(setup.files ?? {})) writeFileSync(join(dir, name), Buffer.alloc(size, 0x3c));
-      const options = Object.fromEntries(Object.entries(setup.options).map(([k, v]) => [k, inScratch(v, dir)]));
+      const options = withScratch(setup.options, dir);
       return createDevice({ kind: kind.name, options }, { fallocate, fsSyscalls, unixStreams: new FakeUnixStreams() });
     },
   })),
@@ -109,8 +109,3 @@ test('in-process conformance: every device of the suite has a case', () => {
   assert.deepEqual([...new Set(CASES.map((c) => c.device))].sort(), Object.keys(DEVICE_CONFORMANCE).sort());
 });
 
-/** `{scratch}` replaced in an option value: a string, or each string of a list (repeatable options). */
-function inScratch(v: unknown, dir: string): unknown {
-  if (typeof v === 'string') return v.replaceAll('{scratch}', dir);
-  return Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? x.replaceAll('{scratch}', dir) : x)) : v;
-}

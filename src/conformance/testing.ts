@@ -22,6 +22,15 @@ export function kindExpectedFile(kind: string, name: string): URL {
   return new URL(`../../src/devices/${kind}/${name}`, import.meta.url);
 }
 
+/**
+ * A conformance set-up's options with `{scratch}` replaced by `dir` in every string value, list
+ * items included (`eeprom: ['0x50={scratch}/eeprom.bin']`).
+ */
+export function withScratch(options: Readonly<Record<string, unknown>>, dir: string): Record<string, unknown> {
+  const sub = (v: unknown): unknown => (typeof v === 'string' ? v.replaceAll('{scratch}', dir) : Array.isArray(v) ? v.map(sub) : v);
+  return Object.fromEntries(Object.entries(options).map(([k, v]) => [k, sub(v)]));
+}
+
 export interface ExpectedRun {
   readonly report: ConformanceReport;
   /** Differences from the expected file; empty when every verdict is as recorded. */

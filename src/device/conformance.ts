@@ -134,6 +134,23 @@ export interface ConformanceDriver {
   /** Makes `buffers` available as one chain, notifies the device, and waits until it is used. */
   request(buffers: readonly DriverBuffer[], opts?: RequestOptions): UsedElement;
   /**
+   * Makes `buffers` available as one chain and notifies the device without waiting (buffers a
+   * device keeps until something happens: GPIO interrupts, receive queues); returns a token.
+   */
+  post(buffers: readonly DriverBuffer[], opts?: RequestOptions): number;
+  /** The used element of a posted chain, if the device returned it already (does not wait). */
+  usedOf(token: number, opts?: { readonly queue?: number }): UsedElement | undefined;
+  /** Waits until a posted chain is used, as `request` does. */
+  wait(token: number, opts?: { readonly queue?: number }): UsedElement;
+  /**
+   * Creates a session out of band, as a front-end that keeps the control queue does (QEMU's
+   * virtio-crypto over vhost-user CREATE_CRYPTO_SESSION): sends `message` and returns the reply.
+   * Null when the device has no out-of-band sessions.
+   */
+  createSession(message: Uint8Array): Uint8Array | null;
+  /** Closes a session out of band; false when the device refused (no such session). */
+  closeSession(id: bigint): boolean;
+  /**
    * Describes every byte the device changed outside device-writable buffers (guard bytes, readable
    * buffers, unused memory), or returns null when there is none.
    */

@@ -71,6 +71,23 @@ export interface DeviceContext {
   readonly reactor: HostReactor;
 }
 
+/**
+ * Sessions a front-end creates and closes beside the virtqueues. QEMU's virtio-crypto keeps the
+ * control queue itself and forwards the guest's CREATE_SESSION and DESTROY_SESSION to a vhost-user
+ * back-end as CREATE_CRYPTO_SESSION and CLOSE_CRYPTO_SESSION; a transport that carries such
+ * messages hands them here untouched (vhost-user offers PROTOCOL_F_CRYPTO_SESSION only to devices
+ * that have this). The message layout is the front-end's and only the device reads it.
+ */
+export interface DeviceSessionControl {
+  /**
+   * Creates a session from the front-end's description; returns the reply (the same layout with
+   * the session id, or the failure the layout can express). Never throws for hostile input.
+   */
+  createSession(message: Uint8Array): Uint8Array;
+  /** Closes session `id`; false when there is no such session (the transport reports a failure). */
+  closeSession(id: bigint): boolean;
+}
+
 /** A VIRTIO device model. */
 export interface VirtioDevice {
   /** Device ID (VIRTIO 1.3 §5), e.g. 4 for the entropy device. */
@@ -81,8 +98,25 @@ export interface VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   /** Every feature bit the device offers, device-independent ones (VERSION_1, ...) included. */
   readonly offeredFeatures: bigint;
+  /**
+   * Offered bits a driver must accept, or the device refuses it (FEATURES_OK not latched; over
+   * vhost-user a failed SET_FEATURES), as a device type may demand (virtio-i2c: "MUST reject any
+   * driver that doesn't negotiate" ZERO_LENGTH_REQUEST). VERSION_1 is always required.
+   */
+  readonly requiredFeatures?: bigint | undefined;
   /** Size of the device configuration space in bytes (0 when there is none). */
   readonly configSize: number;
+  /**
+   * The features to run with when a front-end negotiates with the guest itself and tells the
+   * back-end nothing: a transport whose feature set lacks VIRTIO_F_VERSION_1 falls back to these
+   * and treats the rings it starts as enabled. QEMU's virtio-crypto over cryptodev-vhost-user sends
+   * SET_FEATURES with bit 30 only while its guest has negotiated VERSION_1, INDIRECT_DESC and
+   * EVENT_IDX, and never sends SET_VRING_ENABLE (shared/reference/device-wave-2.md §5b; both seen
+   * on the wire with QEMU 10.0). Undefined: such a feature set is refused (VERSION_1 required).
+   */
+  readonly featuresWhenUndisclosed?: bigint | undefined;
+  /** Sessions created out of band by the front-end (see DeviceSessionControl); most devices have none. */
+  readonly sessions?: DeviceSessionControl | undefined;
 
   /** Reads `length` bytes of config space at `offset` (bounds already checked by the runner). */
   readConfig(offset: number, length: number): Uint8Array;

@@ -10,6 +10,8 @@ export type DeviceErrorCode =
   | 'DEVICE_FEATURES_NOT_OFFERED'
   /** The driver did not accept VIRTIO_F_VERSION_1; AVP devices are modern-only (§6.1). */
   | 'DEVICE_VERSION_1_REQUIRED'
+  /** The driver did not accept a feature the device type makes mandatory (`VirtioDevice.requiredFeatures`). */
+  | 'DEVICE_FEATURES_REQUIRED'
   /** A status write out of the §3.1.1 order, or one that clears bits without a reset. */
   | 'DEVICE_BAD_STATUS_TRANSITION'
   /** Features written outside the DRIVER state, before FEATURES_OK (§3.1.1 steps 4-5). */

@@ -62,6 +62,10 @@ test('negotiation: unoffered bits are refused and named; VERSION_1 is required',
     message: /INDIRECT_DESC, RO|RO, INDIRECT_DESC/,
   });
   assert.throws(() => negotiateFeatures(offered, featureMask(VIRTIO_F_EVENT_IDX)), { code: 'DEVICE_VERSION_1_REQUIRED' });
+  // A device type's mandatory bit (virtio-i2c's ZERO_LENGTH_REQUEST, bit 0) missing: refused.
+  const i2c = featureMask(VIRTIO_F_VERSION_1, 0);
+  assert.equal(negotiateFeatures(i2c, i2c, {}, featureMask(0)), i2c);
+  assert.throws(() => negotiateFeatures(i2c, featureMask(VIRTIO_F_VERSION_1), { 0: 'ZERO_LENGTH_REQUEST' }, featureMask(0)), { code: 'DEVICE_FEATURES_REQUIRED', message: /ZERO_LENGTH_REQUEST/ });
 });
 
 test('status: the §3.1.1 sequence activates the device with the negotiated features', () => {

@@ -159,7 +159,7 @@ export class DeviceRunner {
    * @throws DeviceError DEVICE_FEATURES_NOT_OFFERED or DEVICE_VERSION_1_REQUIRED
    */
   acceptFeatures(features: bigint): void {
-    this.#features = negotiateFeatures(this.device.offeredFeatures, features);
+    this.#features = negotiateFeatures(this.device.offeredFeatures, features, {}, this.device.requiredFeatures ?? 0n);
   }
 
   /**

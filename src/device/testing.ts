@@ -143,22 +143,47 @@ export class HarnessDriver implements ConformanceDriver {
    * @throws Error when the device does not use the chain, even after every timer it set has run.
    */
   request(buffers: readonly DriverBuffer[], opts: RequestOptions = {}): UsedElement {
-    const index = opts.queue ?? this.#opts.defaultQueue ?? 0;
+    return this.wait(this.post(buffers, opts), opts);
+  }
+
+  post(buffers: readonly DriverBuffer[], opts: RequestOptions = {}): number {
+    const index = this.#queueOf(opts);
     const q = this.h.queue(index);
     const token = this.#token++;
     const indirectTable = opts.indirect === true ? this.h.alloc.alloc(VIRTQ_DESC_SIZE * buffers.length, 16) : undefined;
     q.add(buffers, token, indirectTable === undefined ? {} : { indirectTable });
     this.h.runner.kick(index);
+    return token;
+  }
+
+  usedOf(token: number, opts: { readonly queue?: number } = {}): UsedElement | undefined {
+    const q = this.h.queue(this.#queueOf(opts));
+    for (let u = q.popUsed(); u !== null; u = q.popUsed()) this.#used.set(u.token, { len: u.len });
+    return this.#used.get(token);
+  }
+
+  wait(token: number, opts: { readonly queue?: number } = {}): UsedElement {
     for (let round = 0; ; round++) {
-      for (let u = q.popUsed(); u !== null; u = q.popUsed()) this.#used.set(u.token, { len: u.len });
-      const used = this.#used.get(token);
+      const used = this.usedOf(token, opts);
       if (used !== undefined) {
         this.#used.delete(token);
         return used;
       }
-      if (round >= MAX_SETTLE_ROUNDS || this.h.reactor.pendingTimers() === 0) throw new Error(`${this.deviceName}: request on queue ${index} not completed`);
+      if (round >= MAX_SETTLE_ROUNDS || this.h.reactor.pendingTimers() === 0) throw new Error(`${this.deviceName}: request on queue ${this.#queueOf(opts)} not completed`);
       this.h.reactor.advance(1);
     }
+  }
+
+  createSession(message: Uint8Array): Uint8Array | null {
+    return this.device.sessions?.createSession(message) ?? null;
+  }
+
+  closeSession(id: bigint): boolean {
+    return this.device.sessions?.closeSession(id) ?? false;
+  }
+
+  #queueOf(opts: { readonly queue?: number }): number {
+    return opts.queue ?? this.#opts.defaultQueue ?? 0;
   }
 
   strayWrites(): string | null {

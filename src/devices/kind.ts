@@ -37,7 +37,8 @@ export type OptionsSchema = z.ZodObject;
 
 /**
  * How QEMU attaches the device. qemu-args.ts turns it into `-chardev socket,...` and
- * `-device <qemuDevice>,chardev=...,<props>` (plus `-netdev vhost-user` when `netdev`).
+ * `-device <qemuDevice>,chardev=...,<props>` (plus `-netdev vhost-user` when `netdev`, or
+ * `-object <type>,chardev=...` when `object`).
  */
 export interface FrontendAttachment<O> {
   /** QEMU's `-device` name, e.g. `vhost-user-rng-pci`. */
@@ -52,6 +53,12 @@ export interface FrontendAttachment<O> {
    * (virtio-net) instead of `chardev=` on the device.
    */
   readonly netdev?: boolean;
+  /**
+   * The vhost-user back-end is a QEMU object that the device names: `-object <type>,id=...,chardev=...`
+   * and `-device <qemuDevice>,<deviceProp>=<the object's id>` instead of `chardev=` on the device
+   * (virtio-crypto: `cryptodev-vhost-user` and `cryptodev=`).
+   */
+  readonly object?: { readonly type: string; readonly deviceProp: string };
   /**
    * Whether QEMU's front-end reconnects to a restarted back-end (chardev `reconnect=`), so
    * `restart: on-failure` can be offered. Measured per QEMU version: `true`, `false`, or the
@@ -121,7 +128,7 @@ export interface ConformanceSetup {
   /** Short label: `default`, `read-only`. */
   readonly label: string;
   /**
-   * `avp serve` options; the string `{scratch}` inside a value is replaced by a fresh temporary
+   * `avp serve` options; the string `{scratch}` inside a value (or a list item) is replaced by a fresh temporary
    * folder of the test, where `files` are created first (name → size in bytes, filled with 0x3c).
    */
   readonly options: Readonly<Record<string, unknown>>;

@@ -14,7 +14,10 @@ import { blkKind } from './blk/kind.js';
 import { canKind } from './can/kind.js';
 import { consoleKind } from './console/kind.js';
 import { fsKind } from './fs/kind.js';
+import { cryptoKind } from './crypto/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
+import { gpioKind } from './gpio/kind.js';
+import { i2cKind } from './i2c/kind.js';
 import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
@@ -26,7 +29,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind, canKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind, canKind, gpioKind, i2cKind, cryptoKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

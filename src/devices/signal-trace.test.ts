@@ -12,6 +12,8 @@ test('signal trace: header, comments, values held between rows, unsorted rows so
   assert.equal(t.valueAt('door', 0.5), undefined);
   assert.equal(t.valueAt('nope', 1), undefined);
   assert.deepEqual(t.nextAfter('coolant', 5), { time: 10.5, value: 85.5 });
+  assert.deepEqual(t.events('coolant'), [{ time: 0, value: 20 }, { time: 5, value: 40 }, { time: 10.5, value: 85.5 }]);
+  assert.deepEqual(t.events('nope'), []);
 });
 
 test('signal trace: bad rows are named by line', () => {

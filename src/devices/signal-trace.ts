@@ -79,6 +79,11 @@ export class SignalTrace {
     return lo === 0 ? undefined : events[lo - 1]?.value;
   }
 
+  /** The rows of `signal` in time order (empty for a signal the trace does not have). */
+  events(signal: string): readonly TraceEvent[] {
+    return this.#signals.get(signal) ?? [];
+  }
+
   /** The first row of `signal` strictly after `time`, if any. */
   nextAfter(signal: string, time: number): TraceEvent | undefined {
     return this.#signals.get(signal)?.find((e) => e.time > time);

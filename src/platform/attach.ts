@@ -51,6 +51,7 @@ export function vhostUserDevice(kind: string, socket: string, options: Readonly<
     socket,
     ...(Object.keys(props).length === 0 ? {} : { props }),
     ...(fe.netdev === true ? { netdev: true } : {}),
+    ...(fe.object === undefined ? {} : { object: fe.object }),
     ...(opts.reconnect === undefined ? {} : { reconnect: opts.reconnect }),
   };
 }

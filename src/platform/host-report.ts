@@ -37,9 +37,6 @@ interface AvpsDevice {
 const PLANNED_DEVICES: readonly AvpsDevice[] = [
   { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
   { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
-  { device: 'gpio', qemuDevice: 'vhost-user-gpio-pci', driver: 'gpio-virtio' },
-  { device: 'i2c', qemuDevice: 'vhost-user-i2c-pci', driver: 'i2c-virtio' },
-  { device: 'crypto', qemuDevice: 'virtio-crypto-pci', driver: 'virtio_crypto' },
 ];
 
 /** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */

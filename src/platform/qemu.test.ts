@@ -128,6 +128,16 @@ test('qemuArgs: reconnect on vhost-user blk and net chardevs, host_mtu on vhost-
   ]);
 });
 
+test('qemuArgs: a back-end attached as a QEMU object the device names (virtio-crypto over cryptodev-vhost-user)', () => {
+  const object = { type: 'cryptodev-vhost-user', deviceProp: 'cryptodev' };
+  const args = qemuArgs({ ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'virtio-crypto-pci', socket: '/c,1.sock', object }] });
+  assert.deepEqual(args.slice(-6), ['-chardev', 'socket,id=chr0,path=/c,,1.sock', '-object', 'cryptodev-vhost-user,id=obj0,chardev=chr0', '-device', 'virtio-crypto-pci,cryptodev=obj0,id=dev0']);
+  assert.deepEqual(vhostUserDevice('crypto', '/c.sock').object, object, 'the crypto kind attaches this way');
+  for (const bad of [{ type: 'Crypto Dev', deviceProp: 'cryptodev' }, { type: 'cryptodev-vhost-user', deviceProp: 'chardev' }]) {
+    assert.throws(() => qemuArgs({ ...BASE, devices: [{ kind: 'vhost-user', qemuDevice: 'virtio-crypto-pci', socket: '/c.sock', object: bad }] }), { message: /devices\[0\]\.object/ });
+  }
+});
+
 test('qemuArgs: vhost-user-blk defaults to one queue', () => {
   const args = qemuArgs({ ...BASE, devices: [vhostUserDevice('blk', '/s')] });
   assert.equal(args.at(-1), 'vhost-user-blk-pci,chardev=chr0,num-queues=1,id=dev0');

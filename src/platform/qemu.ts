@@ -54,7 +54,7 @@ export interface VirtioSerialVmDevice {
   ports: ReadonlyArray<{ socket: string; name: string; console: boolean; reconnect?: number }>;
 }
 
-/** A vhost-user device: `-chardev socket` plus `-device <qemuDevice>,chardev=...` (or `-netdev vhost-user`). */
+/** A vhost-user device: `-chardev socket` plus `-device <qemuDevice>,chardev=...` (or `-netdev vhost-user`, or `-object`). */
 export interface VhostUserVmDevice {
   kind: 'vhost-user';
   /** QEMU's device name, e.g. `vhost-user-rng-pci`. */
@@ -65,6 +65,11 @@ export interface VhostUserVmDevice {
   props?: Readonly<Record<string, string | number>>;
   /** Attach through `-netdev vhost-user,chardev=...` and `netdev=` on the device (virtio-net). */
   netdev?: boolean;
+  /**
+   * Attach through a QEMU object the device names: `-object <type>,id=obj<i>,chardev=...` and
+   * `<deviceProp>=obj<i>` on the device (virtio-crypto: `cryptodev-vhost-user`, `cryptodev`).
+   */
+  object?: { readonly type: string; readonly deviceProp: string };
   /**
    * Seconds between QEMU's reconnect attempts (chardev `reconnect=`), for back-ends restarted on
    * failure; only for front-ends that can reconnect (DeviceKind.frontend.reconnect). Default: none.
@@ -191,6 +196,12 @@ function deviceArgs(d: VmDevice, i: number): string[] {
       });
       if (d.netdev === true) {
         return ['-chardev', chardev, '-netdev', `vhost-user,chardev=${chr},id=net${i}`, '-device', `${d.qemuDevice},netdev=net${i}${props.join('')},id=${dev}`];
+      }
+      if (d.object !== undefined) {
+        const { type, deviceProp } = d.object;
+        if (!/^[a-z][a-z0-9-]*$/.test(type)) throw new VmSpecError(`${field}.object.type`, 'must be a QEMU object type such as cryptodev-vhost-user', type);
+        if (!/^[a-z][a-z0-9-]*$/.test(deviceProp) || ['id', 'chardev', 'netdev'].includes(deviceProp)) throw new VmSpecError(`${field}.object.deviceProp`, 'must name the device property that takes the object (not id, chardev or netdev)', deviceProp);
+        return ['-chardev', chardev, '-object', `${type},id=obj${i},chardev=${chr}`, '-device', `${d.qemuDevice},${deviceProp}=obj${i}${props.join('')},id=${dev}`];
       }
       return ['-chardev', chardev, '-device', `${d.qemuDevice},chardev=${chr}${props.join('')},id=${dev}`];
     }

@@ -17,7 +17,9 @@ export type VhostUserBackendErrorCode =
   | 'VHOST_USER_BAD_VRING'
   | 'VHOST_USER_FEATURE_NOT_NEGOTIATED'
   | 'VHOST_USER_UNSUPPORTED_REQUEST'
-  | 'VHOST_USER_BAD_CONFIG_ACCESS';
+  | 'VHOST_USER_BAD_CONFIG_ACCESS'
+  /** CLOSE_CRYPTO_SESSION named a session the device does not have. */
+  | 'VHOST_USER_BAD_SESSION';
 
 export class VhostUserBackendError extends AvpError {
   readonly code: VhostUserBackendErrorCode;

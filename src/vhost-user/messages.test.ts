@@ -57,7 +57,7 @@ describe('request samples', () => {
   test('there is a sample for every decoded request type', () => {
     const sampled = REQUEST_SAMPLES.map((s) => s.init.type).sort();
     assert.deepEqual(sampled, [...FRONTEND_REQUEST_TYPES].sort());
-    assert.equal(FRONTEND_REQUEST_TYPES.length, 31);
+    assert.equal(FRONTEND_REQUEST_TYPES.length, 33);
   });
 
   for (const { init, bytes } of REQUEST_SAMPLES) {
@@ -124,12 +124,33 @@ describe('reply samples', () => {
   });
 
   test('hasOwnReply: GET_* and SET_LOG_BASE answer with their own reply, the rest with an ack', () => {
-    for (const t of ['GET_FEATURES', 'GET_PROTOCOL_FEATURES', 'GET_QUEUE_NUM', 'GET_MAX_MEM_SLOTS', 'GET_STATUS', 'GET_VRING_BASE', 'GET_CONFIG', 'GET_INFLIGHT_FD', 'SET_LOG_BASE'] as const) {
+    for (const t of ['GET_FEATURES', 'GET_PROTOCOL_FEATURES', 'GET_QUEUE_NUM', 'GET_MAX_MEM_SLOTS', 'GET_STATUS', 'GET_VRING_BASE', 'GET_CONFIG', 'GET_INFLIGHT_FD', 'SET_LOG_BASE', 'CREATE_CRYPTO_SESSION'] as const) {
       assert.equal(hasOwnReply(t), true, t);
     }
-    for (const t of ['ADD_MEM_REG', 'SET_MEM_TABLE', 'SET_BACKEND_REQ_FD', 'SET_VRING_ADDR', 'SET_FEATURES'] as const) {
+    for (const t of ['ADD_MEM_REG', 'SET_MEM_TABLE', 'SET_BACKEND_REQ_FD', 'SET_VRING_ADDR', 'SET_FEATURES', 'CLOSE_CRYPTO_SESSION'] as const) {
       assert.equal(hasOwnReply(t), false, t);
     }
+  });
+});
+
+describe('crypto sessions', () => {
+  test('CREATE_CRYPTO_SESSION carries an opaque description of 8 to 2048 bytes, both ways', () => {
+    const desc = Uint8Array.from({ length: 1072 }, (_, i) => i & 0xff);
+    const req = split(frameBytes(26, 0x1, desc));
+    assert.deepEqual(decodeRequest(req.header, req.payload), { type: 'CREATE_CRYPTO_SESSION', flags: 0x1, needReply: false, body: desc, fds: [] });
+    const rep = split(frameBytes(26, 0x5, desc));
+    assert.deepEqual(decodeReply(rep.header, rep.payload).body, desc);
+    const empty = split(frameBytes(26, 0x5));
+    assert.deepEqual(decodeReply(empty.header, empty.payload).body, new Uint8Array(0), 'the failure reply is empty');
+    for (const size of [0, 7, 2049]) {
+      const bad = split(frameBytes(26, 0x1, new Uint8Array(size)));
+      assertCode(() => decodeRequest(bad.header, bad.payload), 'VHOST_USER_BAD_SIZE', /CREATE_CRYPTO_SESSION: payload size \d+ is wrong, expected 8 to 2048/);
+    }
+  });
+
+  test('CLOSE_CRYPTO_SESSION carries the u64 session id', () => {
+    const req = split(frameBytes(27, 0x1, u64(0x1234)));
+    assert.deepEqual(decodeRequest(req.header, req.payload), { type: 'CLOSE_CRYPTO_SESSION', flags: 0x1, needReply: false, body: 0x1234n, fds: [] });
   });
 });
 

@@ -33,6 +33,8 @@ import {
   type VhostUserHeader,
   VHOST_USER_MAX_CONFIG_SIZE,
   VHOST_USER_MAX_PAYLOAD,
+  VHOST_USER_MAX_SESSION_SIZE,
+  VHOST_USER_MIN_SESSION_SIZE,
   VHOST_USER_NEED_REPLY_MASK,
   VHOST_USER_REPLY_MASK,
   VHOST_USER_RESERVED_FLAGS_MASK,
@@ -367,7 +369,7 @@ interface Req<T extends FrontendRequestName, B, F extends readonly number[]> {
 }
 
 /**
- * Every request QEMU 7.2 can send to an rng, blk, net or vsock back-end. Messages without payload
+ * Every request QEMU can send to an AVP back-end (crypto sessions included). Messages without payload
  * have `body: null`. The fd tuple types state how many fds each type owns after validation.
  */
 export type FrontendRequest =
@@ -403,7 +405,14 @@ export type FrontendRequest =
   | Req<'SET_STATUS', bigint, NoFds>
   | Req<'GET_STATUS', null, NoFds>
   | Req<'GET_INFLIGHT_FD', VhostUserInflight, NoFds>
-  | Req<'SET_INFLIGHT_FD', VhostUserInflight, OneFd>;
+  | Req<'SET_INFLIGHT_FD', VhostUserInflight, OneFd>
+  /**
+   * The front-end's session description, untouched (see SESSION_PAYLOAD): with
+   * PROTOCOL_F_CRYPTO_SESSION, QEMU's virtio-crypto forwards the guest's CREATE_SESSION here.
+   */
+  | Req<'CREATE_CRYPTO_SESSION', Uint8Array, NoFds>
+  /** The id of the session to close (QEMU waits for no reply). */
+  | Req<'CLOSE_CRYPTO_SESSION', bigint, NoFds>;
 
 export type FrontendRequestType = FrontendRequest['type'];
 
@@ -560,6 +569,34 @@ const CONFIG_PAYLOAD: PayloadSpec<VhostUserConfig> = {
   },
 };
 
+/**
+ * CREATE_CRYPTO_SESSION's payload, request and reply: an opaque session description of
+ * VHOST_USER_MIN_SESSION_SIZE to VHOST_USER_MAX_SESSION_SIZE bytes. Its layout is the front-end's
+ * (QEMU's `VhostUserCryptoSession`, which changed in QEMU 8.0) and is read by the device that
+ * answers, never by the transport. A reply of size 0 is the back-end's failure answer when the
+ * device could not even read the request (QEMU then fails the session: "Received bad msg size").
+ */
+const SESSION_PAYLOAD: PayloadSpec<Uint8Array> = {
+  sizeProblem: (size) =>
+    size >= VHOST_USER_MIN_SESSION_SIZE && size <= VHOST_USER_MAX_SESSION_SIZE ? null : `${VHOST_USER_MIN_SESSION_SIZE} to ${VHOST_USER_MAX_SESSION_SIZE} (a crypto session description)`,
+  sizeOf: (body) => body.length,
+  encode(body, view, off) {
+    if (body.length < VHOST_USER_MIN_SESSION_SIZE || body.length > VHOST_USER_MAX_SESSION_SIZE) throw unencodable('session description length', body.length);
+    new Uint8Array(view.buffer, view.byteOffset + off, body.length).set(body);
+  },
+  // A copy, so the message never aliases a parser or socket buffer.
+  decode: (view, off, size) => new Uint8Array(view.buffer, view.byteOffset + off, size).slice(),
+};
+
+const SESSION_REPLY_PAYLOAD: PayloadSpec<Uint8Array> = {
+  sizeProblem: (size) => (size === 0 ? null : SESSION_PAYLOAD.sizeProblem(size)),
+  sizeOf: (body) => body.length,
+  encode(body, view, off, header) {
+    if (body.length > 0) SESSION_PAYLOAD.encode(body, view, off, header);
+  },
+  decode: (view, off, size, header) => (size === 0 ? new Uint8Array(0) : SESSION_PAYLOAD.decode(view, off, size, header)),
+};
+
 /* fd rules ("Communication": the messages that carry fds) */
 
 function noFds(_body: unknown, fds: readonly number[], header: VhostUserHeader): NoFds {
@@ -653,6 +690,8 @@ const REQUEST_SPECS: { readonly [T in FrontendRequestType]: MessageSpec<BodyOf<T
   GET_STATUS: spec(EMPTY_PAYLOAD),
   GET_INFLIGHT_FD: spec(INFLIGHT),
   SET_INFLIGHT_FD: spec(INFLIGHT, oneFd),
+  CREATE_CRYPTO_SESSION: spec(SESSION_PAYLOAD),
+  CLOSE_CRYPTO_SESSION: spec(U64),
 };
 
 /** Every request type `decodeRequest` understands, in code order. */
@@ -854,6 +893,8 @@ export type BackendReply =
    * a u64, rust-vmm echoes the 16-byte log description. Either is accepted; `body` is the first u64.
    */
   | Rep<'SET_LOG_BASE', bigint, NoFds>
+  /** The session description with the session id filled in; empty when the request was unreadable. */
+  | Rep<'CREATE_CRYPTO_SESSION', Uint8Array, NoFds>
   | AckReply;
 
 export type BackendReplyType = BackendReply['type'];
@@ -894,6 +935,7 @@ const REPLY_SPECS: { readonly [T in OwnReplyType]: MessageSpec<ReplyBodyOf<T>> }
   GET_CONFIG: spec(CONFIG_REPLY_PAYLOAD),
   GET_INFLIGHT_FD: spec(INFLIGHT, inflightReplyFds),
   SET_LOG_BASE: spec(LOG_BASE_REPLY_PAYLOAD),
+  CREATE_CRYPTO_SESSION: spec(SESSION_REPLY_PAYLOAD),
 };
 
 const ACK_SPEC: MessageSpec<bigint> = spec(fixedPayload('u64 ack', vhostUserU64));

@@ -89,6 +89,8 @@ const DRAFTS: { readonly [T in FrontendRequestType]: fc.Arbitrary<Draft<BodyOf<T
   GET_STATUS: empty(),
   GET_INFLIGHT_FD: plain(inflight),
   SET_INFLIGHT_FD: plain(inflight, 1),
+  CREATE_CRYPTO_SESSION: plain(fc.uint8Array({ minLength: 8, maxLength: 2048 })),
+  CLOSE_CRYPTO_SESSION: plain(u64),
 };
 
 interface AnyDraft {
@@ -203,6 +205,7 @@ const anyReply: fc.Arbitrary<BackendReplyInit> = fc.oneof(
   state.map((body) => ({ type: 'GET_VRING_BASE' as const, body, fds: [] as const })),
   fc.option(config, { nil: null }).map((body) => ({ type: 'GET_CONFIG' as const, body, fds: [] as const })),
   inflight.map((body) => ({ type: 'GET_INFLIGHT_FD' as const, body, fds: body.mmapSize === 0 ? ([] as const) : ([0] as const) })),
+  fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ minLength: 8, maxLength: 2048 })).map((body) => ({ type: 'CREATE_CRYPTO_SESSION' as const, body, fds: [] as const })),
   fc.tuple(u32, u64).map(([request, body]) => ({ type: 'ACK' as const, request, body, fds: [] as const })),
 );
 
@@ -210,7 +213,7 @@ test('property: random valid replies, random chunking → the same replies out',
   fc.assert(
     fc.property(fc.array(anyReply, { maxLength: 16 }), fc.array(fc.nat(), { maxLength: 40 }), (replies, rawCuts) => {
       // An ACK for a code that has its own reply would decode as that reply: not a valid ACK.
-      const valid = replies.filter((r) => r.type !== 'ACK' || ![1, 6, 11, 15, 17, 24, 31, 36, 40].includes(r.request));
+      const valid = replies.filter((r) => r.type !== 'ACK' || ![1, 6, 11, 15, 17, 24, 26, 31, 36, 40].includes(r.request));
       let nextFd = 2000;
       const inits = valid.map((r): BackendReplyInit => (r.type === 'GET_INFLIGHT_FD' && r.fds.length === 1 ? { ...r, fds: [nextFd++] } : r));
       const parser = new VhostUserReplyParser({ closeFd: () => assert.fail('nothing to close') });

@@ -304,6 +304,15 @@ export const VHOST_USER_MAX_CONFIG_SIZE = 256;
 /** `offsetof(VhostUserConfig, region)`: offset, size and flags precede the config bytes. */
 export const VHOST_USER_CONFIG_HDR_SIZE = 12;
 
+/**
+ * Largest CREATE_CRYPTO_SESSION payload accepted. The payload is the front-end's session
+ * description (QEMU's `VhostUserCryptoSession`): 632 bytes in QEMU 7.2, 1072 from QEMU 8.0 (an
+ * `op_code` and an asymmetric-key union were added). 2048 leaves room without trusting the peer.
+ */
+export const VHOST_USER_MAX_SESSION_SIZE = 2048;
+/** Smallest CREATE_CRYPTO_SESSION payload: a session id (i64) at least. */
+export const VHOST_USER_MIN_SESSION_SIZE = 8;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Names for logs                                                                               */
 /* ------------------------------------------------------------------------------------------ */

@@ -49,8 +49,7 @@ const USER = 0x7f00_0000_0000;
 const RING = { desc: 0x1000, avail: 0x2000, used: 0x3000 };
 
 /** A session plus a front-end's view: send() goes through the real codec both ways. */
-function setup(t: { after: (fn: () => void) => void }) {
-  const dev = new EchoDevice();
+function setup(t: { after: (fn: () => void) => void }, dev = new EchoDevice()) {
   const warnings: string[] = [];
   const session = new BackendSession({ device: dev, log: { ...silent, warn: (m) => warnings.push(m) } });
   const owned: number[] = [];
@@ -252,4 +251,40 @@ test('regression: a ring that breaks (DEVICE_NEEDS_RESET) is reported on its err
   q.publish(8 + 3);
   s.session.kick(0);
   assert.equal(eventfdRead(err), 1n, 'the front-end is told once');
+});
+
+/** Like QEMU's virtio-crypto front-end: negotiates with the guest itself, tells the back-end nothing. */
+class UndisclosedDevice extends EchoDevice {
+  readonly featuresWhenUndisclosed = this.offeredFeatures;
+}
+
+test('session: SET_FEATURES of bit 30 only, without SET_VRING_ENABLE (QEMU cryptodev-vhost-user): a device with featuresWhenUndisclosed runs with them', (t) => {
+  const s = setup(t, new UndisclosedDevice());
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8089n, fds: [] });
+  // QEMU 10.0's sequence: RESET_DEVICE, SET_FEATURES 0x40000000, ring set-up, no SET_VRING_ENABLE.
+  s.send({ type: 'RESET_DEVICE', body: null, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: PROTOCOL, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  const q = s.driver(0, true);
+  s.kickFd(0);
+  q.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  s.session.kick(0);
+  assert.deepEqual(q.popUsed(), { head: 0, len: 16, token: 1 }, 'served without SET_VRING_ENABLE');
+  assert.deepEqual(s.dev.activations, [s.dev.offeredFeatures], 'with the fallback features (EVENT_IDX on, as the guest has it)');
+});
+
+test('session: without featuresWhenUndisclosed a SET_FEATURES lacking VERSION_1 is refused and nothing starts', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: PROTOCOL, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  const q = s.driver(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  q.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  s.session.kick(0);
+  assert.equal(q.popUsed(), null);
+  assert.ok(s.warnings.some((w) => /VERSION_1/.test(w)));
 });

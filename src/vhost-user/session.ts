@@ -15,6 +15,9 @@
  * - the used index is re-read from guest memory whenever a ring goes live (rust-vmm/vhost#180);
  * - SET_FEATURES may come several times per start with different values (firmware, then the
  *   kernel): the last one counts; while no ring is live it re-activates the device with it;
+ * - a SET_FEATURES without VERSION_1 to a device with `featuresWhenUndisclosed` (QEMU's
+ *   cryptodev-vhost-user forwards no guest features and never enables its ring) runs the device
+ *   with those features and enables the rings, as without protocol features;
  * - memory persists across ring start/stop cycles; any change re-resolves live rings, and old
  *   mappings are unmapped only after nothing refers to them.
  *
@@ -31,17 +34,20 @@
  * Protocol features offered, and why: MQ (GET_QUEUE_NUM; the document says back-ends should always
  * implement it), REPLY_ACK (lets the front-end learn about failures), CONFIGURE_MEM_SLOTS (QEMU 7.2
  * then sends ADD_MEM_REG per region; SET_MEM_TABLE is supported too), CONFIG (only for devices that
- * have config space), RESET_DEVICE (a clean device reset without dropping the connection).
+ * have config space), RESET_DEVICE (a clean device reset without dropping the connection),
+ * CRYPTO_SESSION (only for devices with out-of-band sessions, `VirtioDevice.sessions`: the
+ * CREATE/CLOSE_CRYPTO_SESSION payloads go to the device untouched; an unreadable request gets an
+ * empty reply, a close of an unknown id a failure ack when one was asked for).
  * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
  */
-import type { DeviceLog, HostReactor, VirtioDevice } from '../device/contract.js';
+import type { DeviceLog, DeviceSessionControl, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
 import { DeviceError } from '../device/errors.js';
 import type { DeviceQueue } from '../queue/split-device.js';
 import { resolveRings } from '../queue/rings.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
-import { VHOST_USER_F_PROTOCOL_FEATURES, featureBit, hasFeature } from '../spec/virtio.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
 import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
@@ -52,6 +58,7 @@ import {
   VHOST_USER_NEED_REPLY_MASK,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VHOST_USER_PROTOCOL_F_CRYPTO_SESSION,
   VHOST_USER_PROTOCOL_F_MQ,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_RESET_DEVICE,
@@ -93,6 +100,16 @@ export interface SessionOptions {
   requireSealedMemory?: boolean;
 }
 
+/** A request for the debug log: its type and its small body (payload bytes only as a length). */
+function describeRequest(req: FrontendRequest): string {
+  const b: unknown = req.body;
+  let body = '';
+  if (typeof b === 'bigint') body = ` 0x${b.toString(16)}`;
+  else if (b instanceof Uint8Array) body = ` (${b.length} bytes)`;
+  else if (b !== null && typeof b === 'object') body = ` ${JSON.stringify(b, (_k, v: unknown) => (v instanceof Uint8Array ? `${v.length} bytes` : typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`;
+  return `${req.type}${body}${req.fds.length > 0 ? ` +${req.fds.length} fd` : ''}${req.needReply ? ' (need reply)' : ''}`;
+}
+
 function freshRing(): Vring {
   return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined };
 }
@@ -127,6 +144,7 @@ export class BackendSession {
     this.#rings = opts.device.queueMaxSizes.map(freshRing);
     let offered = featureBit(VHOST_USER_PROTOCOL_F_MQ) | featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) | featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
     if (opts.device.configSize > 0) offered |= featureBit(VHOST_USER_PROTOCOL_F_CONFIG);
+    if (opts.device.sessions !== undefined) offered |= featureBit(VHOST_USER_PROTOCOL_F_CRYPTO_SESSION);
     this.#offeredProtocol = offered;
   }
 
@@ -192,6 +210,7 @@ export class BackendSession {
    */
   handle(req: FrontendRequest): EncodedMessage | null {
     this.stats.requests++;
+    this.#log.debug(`vhost-user request ${describeRequest(req)}`);
     let reply: EncodedMessage | null = null;
     let ok = true;
     this.#unclaimed = new Set(req.fds);
@@ -248,6 +267,7 @@ export class BackendSession {
   #errorReply(req: FrontendRequest): EncodedMessage | null {
     if (req.type === 'GET_CONFIG') return encodeReply({ type: 'GET_CONFIG', body: null, fds: [] });
     if (req.type === 'GET_VRING_BASE') return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: 0 }, fds: [] });
+    if (req.type === 'CREATE_CRYPTO_SESSION') return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: new Uint8Array(0), fds: [] });
     return null;
   }
 
@@ -341,6 +361,11 @@ export class BackendSession {
       case 'SET_CONFIG':
         this.#runner.writeConfig(req.body.offset, req.body.payload);
         return null;
+      case 'CREATE_CRYPTO_SESSION':
+        return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: this.#sessions().createSession(req.body), fds: [] });
+      case 'CLOSE_CRYPTO_SESSION':
+        if (!this.#sessions().closeSession(req.body)) throw new VhostUserBackendError('VHOST_USER_BAD_SESSION', `CLOSE_CRYPTO_SESSION: no session ${req.body}`);
+        return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
@@ -356,13 +381,26 @@ export class BackendSession {
     }
   }
 
+  #sessions(): DeviceSessionControl {
+    const s = this.device.sessions;
+    if (s === undefined) throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `crypto sessions are not supported by the ${this.device.name} back-end (PROTOCOL_F_CRYPTO_SESSION is not offered)`);
+    return s;
+  }
+
   #setFeatures(features: bigint): void {
-    const deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    let deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    // A front-end that keeps the negotiation to itself (VirtioDevice.featuresWhenUndisclosed).
+    const fallback = this.device.featuresWhenUndisclosed;
+    const undisclosed = fallback !== undefined && !hasFeature(deviceFeatures, VIRTIO_F_VERSION_1);
+    if (undisclosed) {
+      this.#log.info(`SET_FEATURES 0x${features.toString(16)} carries no device features: running with 0x${fallback.toString(16)}, rings enabled once started`);
+      deviceFeatures = fallback;
+    }
     // Re-activate with the new features when nothing is live (firmware → kernel hand-over).
     if (!this.#rings.some((r) => r.queue !== undefined)) this.#runner.reset();
     this.#runner.acceptFeatures(deviceFeatures);
     this.#ackedFeatures = features;
-    if (!hasFeature(features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+    if (!hasFeature(features, VHOST_USER_F_PROTOCOL_FEATURES) || undisclosed) {
       // "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in the enabled state."
       this.#rings.forEach((r, i) => {
         r.enabled = true;

@@ -21,24 +21,18 @@ export const VIRTIO_TRANSPORT_MODULES: readonly string[] = ['virtio_ring', 'virt
 
 /**
  * Drivers of AVPS devices the image carries besides the device kinds' own: those of devices whose
- * kinds have not landed yet (console, input with evdev, gpu, fs, crypto, sound, gpio, i2c), the
+ * kinds have not landed yet (console, input with evdev, gpu, fs, sound), the
  * CAN socket layer with vcan and slcan, and QEMU's emulated i6300esb watchdog. A kind that lands
  * lists its driver in `guestModules`; the union below loads each once.
  */
 export const AVPS_GUEST_MODULES: readonly string[] = [
-  // console, input (+ evdev for /dev/input/event*), gpu, fs, crypto, sound
+  // console, input (+ evdev for /dev/input/event*), gpu, fs, sound
   'virtio_console',
   'virtio_input',
   'evdev',
   'virtio-gpu',
   'virtiofs',
-  'virtio_crypto',
   'virtio_snd',
-  // gpio and i2c (built from Debian's linux-source), i2c-dev for /dev/i2c-*, lm75 as a client
-  'gpio-virtio',
-  'i2c-virtio',
-  'i2c-dev',
-  'lm75',
   // CAN: the socket layer, a virtual bus and serial-line CAN for tests
   'can',
   'can-raw',

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import { DEVICE_KINDS, kindOf } from '../../devices/registry.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { formatPath, parseManifest } from './index.js';
 
 const H = 'name: p\nvms:\n';
@@ -180,9 +180,30 @@ test('formatPath', () => {
 for (const example of ['minimal', 'cockpit']) {
   test(`examples/${example}.yaml is valid`, () => {
     const file = fileURLToPath(new URL(`../../../examples/${example}.yaml`, import.meta.url));
-    // The examples' own folder: their traces, sounds and images are checked for real.
+    // The examples' own folder: the files they name (traces, sounds, images) are checked for real.
     const r = parseManifest(readFileSync(file, 'utf8'), { baseDir: dirname(file) });
     assert.deepEqual(r.issues, []);
     assert.ok(r.model !== undefined);
   });
 }
+
+test('gpio and i2c entries: line specs, script steps, bus addresses and trace files are checked where they are written', () => {
+  const text = `${H}  - name: a
+    devices:
+      - {kind: gpio, name: g1, lines: [door, door]}
+      - {kind: gpio, name: g2, lines: [a, b], drive: ["1:c=1"], trace: t.csv}
+      - {kind: i2c, sensor: ["0x48"], eeprom: ["0x48=e.bin"]}
+      - {kind: i2c, name: i2, sensor: ["0x80"]}
+`;
+  const r = parseManifest(text, { baseDir: '/m', fileExists: () => false });
+  assert.deepEqual(
+    r.issues.map((i) => `${i.path}: ${i.message}`),
+    [
+      "vms[0].devices[0].lines: the name 'door' is used twice (line names must be unique, VIRTIO 1.3 §5.17.6.1)",
+      "vms[0].devices[1].drive: no line 'c' (lines: a, b)",
+      'vms[0].devices[1].trace: no such file: t.csv',
+      'vms[0].devices[2].eeprom: address 0x48 is taken by the lm75 there',
+      "vms[0].devices[3].sensor: expected a 7-bit address from 0x03 to 0x77 (0x00-0x02 and 0x78-0x7f are reserved by I2C), got '0x80' in '0x80'",
+    ],
+  );
+});

@@ -106,6 +106,7 @@ test('examples/minimal.yaml: back-ends, disks, logs', () => {
 test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
   const { text, raw } = example('cockpit');
   const plan = planPlatform(model(text), { runDir: RUN, image: IMAGE });
+  const i2c = ['-chardev', 'socket,id=chr4,path=/run/avp/cluster/i2c.sock', '-device', 'vhost-user-i2c-pci,chardev=chr4,id=dev4'];
   const devices = (vm: string, mac: string): string[] => [
     '-chardev',
     `socket,id=chr0,path=/run/avp/${vm}/rng.sock`,
@@ -131,7 +132,7 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     ['cluster', 'infotainment'],
   );
   // The cluster joins the CAN bus on a virtio console port; the infotainment VM has the chime disk and sound.
-  const can = ['-device', 'virtio-serial-pci,id=dev4', '-chardev', 'socket,id=chr4p0,path=/run/avp/cluster/can-vehicle.sock', '-device', 'virtconsole,chardev=chr4p0,bus=dev4.0,name=avp.can.vehicle,id=dev4p0'];
+  const can = ['-device', 'virtio-serial-pci,id=dev5', '-chardev', 'socket,id=chr5p0,path=/run/avp/cluster/can-vehicle.sock', '-device', 'virtconsole,chardev=chr5p0,bus=dev5.0,name=avp.can.vehicle,id=dev5p0'];
   const chimeAndSound = [
     '-chardev',
     'socket,id=chr4,path=/run/avp/infotainment/chime.sock',
@@ -142,7 +143,7 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     '-device',
     'vhost-user-snd-pci,chardev=chr5,id=dev5',
   ];
-  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...can]);
+  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...i2c, ...can]);
   assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01'), ...chimeAndSound]);
 });
 
@@ -154,6 +155,7 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['cluster/rng', 'device', ['cluster']],
       ['cluster/blk', 'device', ['cluster']],
       ['vsock/cluster+infotainment', 'vsock-group', ['cluster', 'infotainment']],
+      ['cluster/i2c', 'device', ['cluster']],
       ['infotainment/rng', 'device', ['infotainment']],
       ['infotainment/blk', 'device', ['infotainment']],
       ['infotainment/chime', 'device', ['infotainment']],
@@ -187,7 +189,7 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
   assert.deepEqual(
     plan.vms.map((v) => v.backends),
     [
-      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'canbus/vehicle'],
+      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'cluster/i2c', 'canbus/vehicle'],
       ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'infotainment/chime', 'infotainment/sound'],
     ],
   );

@@ -42,6 +42,8 @@ function regionBytes(b: ByteBuilder, r: typeof REGION_LOW): ByteBuilder {
 const DESC = UA + 0xc_0000 + 0x1000;
 
 const CONFIG_BYTES = Uint8Array.from({ length: 60 }, (_, i) => (i * 7) & 0xff);
+/** A crypto session description of QEMU 8+'s size (1072 bytes); its contents are opaque to the codec. */
+const SESSION_BYTES = Uint8Array.from({ length: 1072 }, (_, i) => (i * 13) & 0xff);
 
 export const REQUEST_SAMPLES: readonly RequestSample[] = [
   { init: { type: 'GET_FEATURES', body: null, fds: [] }, bytes: frameBytes(1, V1) },
@@ -111,6 +113,8 @@ export const REQUEST_SAMPLES: readonly RequestSample[] = [
     init: { type: 'SET_INFLIGHT_FD', body: { mmapSize: 0x1_1000, mmapOffset: 0, numQueues: 1, queueSize: 128 }, fds: [48] },
     bytes: frameBytes(32, V1, new ByteBuilder().u64(0x1_1000).u64(0).u16(1).u16(128).zeros(4).build()),
   },
+  { init: { type: 'CREATE_CRYPTO_SESSION', body: SESSION_BYTES, fds: [] }, bytes: frameBytes(26, V1, SESSION_BYTES) },
+  { init: { type: 'CLOSE_CRYPTO_SESSION', body: 3n, fds: [] }, bytes: frameBytes(27, V1, u64(3)) },
 ];
 
 export const REPLY_SAMPLES: readonly ReplySample[] = [
@@ -131,6 +135,9 @@ export const REPLY_SAMPLES: readonly ReplySample[] = [
     bytes: frameBytes(31, V1_REPLY, new ByteBuilder().u64(0x1_1000).u64(0).u16(1).u16(128).zeros(4).build()),
   },
   { init: { type: 'SET_LOG_BASE', body: 0n, fds: [] }, bytes: frameBytes(6, V1_REPLY, u64(0)) },
+  { init: { type: 'CREATE_CRYPTO_SESSION', body: SESSION_BYTES, fds: [] }, bytes: frameBytes(26, V1_REPLY, SESSION_BYTES) },
+  // The failure form: an empty payload.
+  { init: { type: 'CREATE_CRYPTO_SESSION', body: new Uint8Array(0), fds: [] }, bytes: frameBytes(26, V1_REPLY) },
   // REPLY_ACK for ADD_MEM_REG (§9.1: "← ack 0").
   { init: { type: 'ACK', request: 37, body: 0n, fds: [] }, bytes: frameBytes(37, V1_REPLY, u64(0)) },
   // A failure ack for a request code nobody knows.
