@@ -13,6 +13,7 @@ import type { VirtioDevice } from '../device/contract.js';
 import { blkKind } from './blk/kind.js';
 import { consoleKind } from './console/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
+import { gpuKind } from './gpu/kind.js';
 import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
@@ -24,7 +25,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind, gpuKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

@@ -35,8 +35,6 @@ interface AvpsDevice {
  * shared/reference/device-wave-2.md §1.5. A kind in the registry replaces its row.
  */
 const PLANNED_DEVICES: readonly AvpsDevice[] = [
-  { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
-  { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
   { device: 'fs', qemuDevice: 'vhost-user-fs-pci', driver: 'virtiofs' },
   { device: 'gpio', qemuDevice: 'vhost-user-gpio-pci', driver: 'gpio-virtio' },
   { device: 'i2c', qemuDevice: 'vhost-user-i2c-pci', driver: 'i2c-virtio' },

@@ -403,7 +403,9 @@ export type FrontendRequest =
   | Req<'SET_STATUS', bigint, NoFds>
   | Req<'GET_STATUS', null, NoFds>
   | Req<'GET_INFLIGHT_FD', VhostUserInflight, NoFds>
-  | Req<'SET_INFLIGHT_FD', VhostUserInflight, OneFd>;
+  | Req<'SET_INFLIGHT_FD', VhostUserInflight, OneFd>
+  /** vhost-user-gpu: the display socket QEMU hands over at each DRIVER_OK (no payload, one fd). */
+  | Req<'GPU_SET_SOCKET', null, OneFd>;
 
 export type FrontendRequestType = FrontendRequest['type'];
 
@@ -653,6 +655,7 @@ const REQUEST_SPECS: { readonly [T in FrontendRequestType]: MessageSpec<BodyOf<T
   GET_STATUS: spec(EMPTY_PAYLOAD),
   GET_INFLIGHT_FD: spec(INFLIGHT),
   SET_INFLIGHT_FD: spec(INFLIGHT, oneFd),
+  GPU_SET_SOCKET: spec(EMPTY_PAYLOAD, oneFd),
 };
 
 /** Every request type `decodeRequest` understands, in code order. */

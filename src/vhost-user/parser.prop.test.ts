@@ -89,6 +89,7 @@ const DRAFTS: { readonly [T in FrontendRequestType]: fc.Arbitrary<Draft<BodyOf<T
   GET_STATUS: empty(),
   GET_INFLIGHT_FD: plain(inflight),
   SET_INFLIGHT_FD: plain(inflight, 1),
+  GPU_SET_SOCKET: empty(1),
 };
 
 interface AnyDraft {

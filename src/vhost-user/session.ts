@@ -33,6 +33,8 @@
  * then sends ADD_MEM_REG per region; SET_MEM_TABLE is supported too), CONFIG (only for devices that
  * have config space), RESET_DEVICE (a clean device reset without dropping the connection).
  * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
+ * GPU_SET_SOCKET (needs no protocol feature) goes to the device's generic `frontendChannel` hook:
+ * the session knows no device type.
  */
 import type { DeviceLog, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
@@ -341,6 +343,9 @@ export class BackendSession {
       case 'SET_CONFIG':
         this.#runner.writeConfig(req.body.offset, req.body.payload);
         return null;
+      case 'GPU_SET_SOCKET':
+        this.#frontendChannel(req.fds[0]);
+        return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
@@ -354,6 +359,23 @@ export class BackendSession {
       case 'NET_SET_MTU':
         throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported by the ${this.device.name} back-end`);
     }
+  }
+
+  /**
+   * A side channel the front-end hands over (GPU_SET_SOCKET): given to the device, non-blocking, if
+   * it takes it; otherwise it stays unclaimed and `handle` closes it.
+   */
+  #frontendChannel(fd: number): void {
+    if (this.device.frontendChannel === undefined) {
+      throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET is not supported by the ${this.device.name} back-end`);
+    }
+    try {
+      setNonBlocking(fd, true);
+    } catch (e: unknown) {
+      throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET: cannot make the socket non-blocking: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    if (!this.device.frontendChannel(fd)) throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET: the ${this.device.name} device cannot serve it here`);
+    this.#claim(fd);
   }
 
   #setFeatures(features: bigint): void {

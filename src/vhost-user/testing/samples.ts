@@ -111,6 +111,7 @@ export const REQUEST_SAMPLES: readonly RequestSample[] = [
     init: { type: 'SET_INFLIGHT_FD', body: { mmapSize: 0x1_1000, mmapOffset: 0, numQueues: 1, queueSize: 128 }, fds: [48] },
     bytes: frameBytes(32, V1, new ByteBuilder().u64(0x1_1000).u64(0).u16(1).u16(128).zeros(4).build()),
   },
+  { init: { type: 'GPU_SET_SOCKET', body: null, fds: [49] }, bytes: frameBytes(33, V1) },
 ];
 
 export const REPLY_SAMPLES: readonly ReplySample[] = [
