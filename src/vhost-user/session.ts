@@ -43,7 +43,7 @@ import type { DeviceQueue } from '../queue/split-device.js';
 import { resolveRings } from '../queue/rings.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
-import { VHOST_USER_F_PROTOCOL_FEATURES, featureBit, hasFeature } from '../spec/virtio.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_RING_RESET, featureBit, hasFeature } from '../spec/virtio.js';
 import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
@@ -114,6 +114,7 @@ export class BackendSession {
   #kickGeneration = 0;
   /** fds of the request being handled that no handler has claimed yet (closed when it ends). */
   #unclaimed = new Set<number>();
+  #ringResetNoted = false;
 
   constructor(opts: SessionOptions) {
     this.device = opts.device;
@@ -379,7 +380,16 @@ export class BackendSession {
   }
 
   #setFeatures(features: bigint): void {
-    const deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    let deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    // QEMU (10.0) forces RING_RESET on for the vhost-user-backend devices (vhost-user-gpu-pci,
+    // vhost-user-input-pci), whatever the back-end offered; the guest can only use it through
+    // QEMU's transport, which never tells the back-end. Accepted here, not handed to the device.
+    const forced = deviceFeatures & featureBit(VIRTIO_F_RING_RESET) & ~this.device.offeredFeatures;
+    if (forced !== 0n) {
+      if (!this.#ringResetNoted) this.#log.info('SET_FEATURES carries RING_RESET, which was not offered (QEMU forces it for gpu and input); ignored');
+      this.#ringResetNoted = true;
+      deviceFeatures &= ~forced;
+    }
     // Re-activate with the new features when nothing is live (firmware → kernel hand-over).
     if (!this.#rings.some((r) => r.queue !== undefined)) this.#runner.reset();
     this.#runner.acceptFeatures(deviceFeatures);
