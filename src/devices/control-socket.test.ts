@@ -14,7 +14,7 @@ import { FakeUnixStreams, type FakeSocket } from './vsock/testing.js';
 function setup(handle: (line: string) => ControlReply = (line) => ({ ok: true, echo: line })) {
   const streams = new FakeUnixStreams();
   const reactor = new ManualReactor();
-  const cs = new ControlSocket('/run/x.ctl', streams, handle, silentLog);
+  const cs = new ControlSocket('/run/x.ctl', streams, { device: 'demo', requests: ['echo'] }, handle, silentLog);
   cs.serve(reactor);
   const listenFd = streams.listeners.get('/run/x.ctl')?.fd ?? -1;
   const connect = (): FakeSocket => {
@@ -45,6 +45,13 @@ test('control socket: each request line gets one JSON reply line, in order, howe
     { ok: true, echo: 'second' },
     { ok: true, echo: 'third' },
   ]);
+});
+
+test('control socket: capabilities names the device and its requests', () => {
+  const { connect, send, replies } = setup();
+  const s = connect();
+  send(s, 'capabilities\n');
+  assert.deepEqual(replies(s), [{ ok: true, device: 'demo', requests: ['echo'] }]);
 });
 
 test('control socket: a last request without a newline is answered at end of input, then the connection closes', () => {

@@ -6,7 +6,10 @@
  * Protocol: one request per line (UTF-8, at most 4096 bytes, `\n`-terminated; a trailing `\r` is
  * dropped), one reply per request: a single line of JSON, `{"ok":true,...}` or
  * `{"ok":false,"error":"..."}`. Requests on one connection are answered in order; a client may
- * send several before reading. What the requests mean is the device's (`handle`).
+ * send several before reading. What the requests mean is the device's (`handle`), except one:
+ * `capabilities` answers `{"ok":true,"device":KIND,"requests":[...]}` for every device, so tools
+ * find the socket that takes a request (`avp screenshot` looks for `screenshot`) without knowing
+ * device kinds.
  *
  * Owns: listening, accepting (at most `MAX_CLIENTS` at once), line framing with its length cap,
  * reply buffering (a client that does not read is dropped past `MAX_PENDING_BYTES`), closing.
@@ -39,6 +42,7 @@ export class ControlSocket {
   readonly path: string;
   readonly #ops: UnixStreamOps;
   readonly #handle: (line: string) => ControlReply;
+  readonly #about: { device: string; requests: readonly string[] };
   readonly #log: DeviceLog;
   readonly #listenFd: number;
   #listenWatch: HostWatch | undefined;
@@ -51,9 +55,10 @@ export class ControlSocket {
    * Listens at `path` now (so a bad path fails at start-up); serving starts with `serve`.
    * @throws whatever `ops.listen` throws.
    */
-  constructor(path: string, ops: UnixStreamOps, handle: (line: string) => ControlReply, log: DeviceLog) {
+  constructor(path: string, ops: UnixStreamOps, about: { device: string; requests: readonly string[] }, handle: (line: string) => ControlReply, log: DeviceLog) {
     this.path = path;
     this.#ops = ops;
+    this.#about = about;
     this.#handle = handle;
     this.#log = log;
     this.#listenFd = ops.listen(path);
@@ -150,7 +155,7 @@ export class ControlSocket {
     if (line.trim() === '') return;
     let reply: ControlReply;
     try {
-      reply = this.#handle(line.trim());
+      reply = line.trim() === 'capabilities' ? { ok: true, device: this.#about.device, requests: [...this.#about.requests] } : this.#handle(line.trim());
     } catch (e: unknown) {
       reply = { ok: false, error: e instanceof Error ? e.message : String(e) };
     }

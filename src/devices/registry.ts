@@ -14,6 +14,7 @@ import { blkKind } from './blk/kind.js';
 import { consoleKind } from './console/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
 import { gpuKind } from './gpu/kind.js';
+import { inputKind } from './input/kind.js';
 import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
@@ -25,7 +26,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind, gpuKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, soundKind, consoleKind, rpmbKind, gpuKind, inputKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

@@ -100,7 +100,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
     // Listening now makes a bad path fail when the back-end starts; serving waits for serveHost.
     if (opts.controlSocket !== undefined && opts.host?.streams !== undefined) {
       const log: DeviceLog = { debug: (m) => this.#log?.debug(m), info: (m) => this.#log?.info(m), warn: (m) => this.#log?.warn(m), error: (m) => this.#log?.error(m) };
-      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, (line) => this.control(line), log);
+      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, { device: 'gpu', requests: ['screenshot', 'info'] }, (line) => this.control(line), log);
     }
   }
 
