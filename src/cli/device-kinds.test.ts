@@ -81,9 +81,12 @@ const CROSS_VM: Readonly<Record<string, readonly string[]>> = {
   vsock: ['platform/manifest/checks.ts', 'platform/manifest/plan.ts', 'platform/run/launch.ts'],
 };
 
-/** Files where a kind's name is another word that reads the same (zod's `io: 'input'` option). */
+/**
+ * Files where a kind's name is another word that reads the same: zod's `io: 'input'` option, and
+ * the `avp input` command with the control request it looks for (any device may take it).
+ */
 const HOMONYMS: Readonly<Record<string, readonly string[]>> = {
-  input: ['platform/manifest/json-schema.ts'],
+  input: ['platform/manifest/json-schema.ts', 'cli/commands/control.ts'],
 };
 
 test('no code outside a kind folder names the kind (a new device is its folder plus one registry line)', () => {

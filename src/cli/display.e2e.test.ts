@@ -29,7 +29,7 @@ import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image
 import { QemuVm, findQemu, qemuArgs, type VmDevice } from '../platform/qemu.js';
 import { parseGuestKv } from '../platform/image/markers.js';
 import { vhostUserDevice } from '../platform/attach.js';
-import { controlRequest } from './control-client.js';
+import { controlRequest } from '../platform/control.js';
 import { startBackend, type BackendProcess } from './testing/backend-process.js';
 import { qmpCommand, readPpm } from './testing/qmp.js';
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerConformanceCommand } from './commands/conformance.js';
+import { registerControlCommands } from './commands/control.js';
 import { registerBenchNetCommand } from './commands/bench-net.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommand } from './commands/image.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerValidateCommand(program);
   registerQemuArgsCommand(program);
   registerRunCommand(program);
+  registerControlCommands(program);
   registerConformanceCommand(program);
   registerBenchCommand(program);
   return program;
