@@ -11,7 +11,9 @@
  *    killing keeper's restarts it on the same socket, QEMU reconnects, and keeper's reads go on.
  *    Then SIGTERM: the run stops everything and exits 143, leaving nothing behind.
  * 3. `avp run examples/cockpit.yaml --headless`: two guests on one switch (an `avp switch`
- *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both).
+ *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both);
+ *    the infotainment guest gets a tap from its touch panel's script, and each screen's last
+ *    frame is left in the run directory as a PNG of its size.
  * Each test stops its avp run in every case, pass or fail; a VM boots in 10-40 s here.
  */
 import { test, before, after } from 'node:test';
@@ -21,6 +23,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodePng } from '../devices/gpu/index.js';
 import { buildGuestImage } from '../platform/image/index.js';
 import { AVP_BIN } from './testing/backend-process.js';
 
@@ -228,7 +231,7 @@ ${bootSection('AVP-GUEST: tick 1 16', ticks('dd if=/dev/hwrng bs=16 count=1'))} 
   }
 });
 
-test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch and a vsock message between the guests', { timeout: BOOT_MS + 60_000 }, async () => {
+test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch and a vsock message between the guests, a tap on the touch panel, screenshots of both screens', { timeout: BOOT_MS + 60_000 }, async () => {
   const runDir = join(dir, 'cockpit');
   const run = avpRun(runDir, ['examples/cockpit.yaml', '--headless', '--timeout', '400']);
   try {
@@ -238,6 +241,11 @@ test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch and 
     assert.ok(run.out.includes('[infotainment] 3 packets transmitted, 3 packets received, 0% packet loss'), output);
     assert.ok(run.out.includes('[infotainment] AVP-GUEST: infotainment sent speed=88'), output);
     assert.ok(run.out.includes('[cluster] AVP-GUEST: cluster got: speed=88'), output);
+    assert.ok(run.out.some((l) => /^\[infotainment\] AVP-GUEST: infotainment touched at x=(200|800)$/.test(l)), output);
+    for (const [vm, w, h] of [['cluster', 1280, 480], ['infotainment', 1024, 600]] as const) {
+      const png = decodePng(readFileSync(join(runDir, vm, 'screen-scanout0.png')));
+      assert.deepEqual([png.width, png.height], [w, h], `${vm}'s last frame`);
+    }
     assert.ok(run.err.some((l) => /^\[avp\] back-end switch\/backbone serving \(process \d+\)$/.test(l)), output);
     assert.ok(run.err.some((l) => /^\[avp\] back-end vsock\/cluster\+infotainment serving \(process \d+\)$/.test(l)), output);
     assert.deepEqual(processesOf(runDir), [], 'no QEMU or back-end of the run is left');

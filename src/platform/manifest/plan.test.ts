@@ -126,12 +126,14 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     '-device',
     'vhost-user-vsock-pci,chardev=chr3,id=dev3',
   ];
+  const screen = (vm: string, w: number, h: number): string[] => ['-chardev', `socket,id=chr4,path=/run/avp/${vm}/screen.sock`, '-device', `vhost-user-gpu-pci,chardev=chr4,max_outputs=1,xres=${w},yres=${h},edid=on,id=dev4`];
+  const touch = ['-chardev', 'socket,id=chr5,path=/run/avp/infotainment/touch.sock', '-device', 'vhost-user-input-pci,chardev=chr5,id=dev5'];
   assert.deepEqual(
     plan.vms.map((v) => v.name),
     ['cluster', 'infotainment'],
   );
-  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02')]);
-  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01')]);
+  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...screen('cluster', 1280, 480)]);
+  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01'), ...screen('infotainment', 1024, 600), ...touch]);
 });
 
 test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end for the two peers', () => {
@@ -142,8 +144,11 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['cluster/rng', 'device', ['cluster']],
       ['cluster/blk', 'device', ['cluster']],
       ['vsock/cluster+infotainment', 'vsock-group', ['cluster', 'infotainment']],
+      ['cluster/screen', 'device', ['cluster']],
       ['infotainment/rng', 'device', ['infotainment']],
       ['infotainment/blk', 'device', ['infotainment']],
+      ['infotainment/screen', 'device', ['infotainment']],
+      ['infotainment/touch', 'device', ['infotainment']],
       ['switch/backbone', 'switch', ['cluster', 'infotainment']],
     ],
   );
@@ -167,13 +172,17 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['/run/avp/infotainment/vsock.sock', { kind: 'vsock', options: { guestCid: 3, udsPath: '/run/avp/infotainment/vsock.vsock', allowPeer: [4] } }],
     ],
   );
-  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/infotainment/vsock.vsock']);
+  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/cluster/screen.ctl', '/run/avp/infotainment/vsock.vsock', '/run/avp/infotainment/screen.ctl', '/run/avp/infotainment/touch.ctl']);
+  assert.deepEqual(plan.backends.find((b) => b.id === 'cluster/screen')?.ports[0]?.spec, {
+    kind: 'gpu',
+    options: { width: 1280, height: 480, snapshotDir: '/run/avp/cluster', snapshotPrefix: 'screen', controlSocket: '/run/avp/cluster/screen.ctl' },
+  });
   assert.deepEqual(plan.dirs, ['/run/avp', '/run/avp/cluster', '/run/avp/infotainment', '/run/avp/_switch', '/run/avp/_vsock']);
   assert.deepEqual(
     plan.vms.map((v) => v.backends),
     [
-      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
-      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment'],
+      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'cluster/screen'],
+      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'infotainment/screen', 'infotainment/touch'],
     ],
   );
 });
