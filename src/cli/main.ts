@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerCanbusCommand } from './commands/canbus.js';
 import { registerConformanceCommand } from './commands/conformance.js';
+import { registerControlCommands } from './commands/control.js';
 import { registerBenchNetCommand } from './commands/bench-net.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommand } from './commands/image.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerQemuArgsCommand(program);
   registerRunCommand(program);
   registerUiCommand(program);
+  registerControlCommands(program);
   registerConformanceCommand(program);
   registerBenchCommand(program);
   return program;

@@ -14,7 +14,9 @@
  *    process) ping each other and pass a vsock message (one `avp serve vsock` process for both);
  *    the cluster prints the vehicle speed replayed on the CAN bus (slcan on a virtio console port),
  *    and the infotainment VM plays the chime, which lands sample-exact in the run directory;
- *    the cluster reads its coolant temperature, fed from a signal trace, over I2C (lm75).
+ *    the cluster reads its coolant temperature, fed from a signal trace, over I2C (lm75);
+ *    the infotainment guest gets a tap from its touch panel's script, and each screen's last
+ *    frame is left in the run directory as a PNG of its size.
  * Each test stops its avp run in every case, pass or fail; a VM boots in 10-40 s here.
  */
 import { test, before, after } from 'node:test';
@@ -24,6 +26,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodePng } from '../devices/gpu/index.js';
 import { buildGuestImage } from '../platform/image/index.js';
 import { AVP_BIN } from './testing/backend-process.js';
 
@@ -231,7 +234,7 @@ ${bootSection('AVP-GUEST: tick 1 16', ticks('dd if=/dev/hwrng bs=16 count=1'))} 
   }
 });
 
-test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a vsock message, CAN speed, a chime, a coolant temperature over I2C', { timeout: BOOT_MS + 60_000 }, async () => {
+test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a vsock message, CAN speed, a chime, a coolant temperature over I2C, a tap on the touch panel, screenshots of both screens', { timeout: BOOT_MS + 60_000 }, async () => {
   const runDir = join(dir, 'cockpit');
   const run = avpRun(runDir, ['examples/cockpit.yaml', '--headless', '--timeout', '400']);
   try {
@@ -254,6 +257,11 @@ test('e2e: avp run examples/cockpit.yaml --headless: a ping over the switch, a v
     assert.ok(played.subarray(44, 44 + chime.length).equals(chime), 'the chime arrived sample-exact');
     assert.ok(played.subarray(44 + chime.length).every((b) => b === 0));
     assert.ok(run.out.includes('[cluster] AVP-GUEST: cluster coolant: 87.5 C'), output);
+    assert.ok(run.out.some((l) => /^\[infotainment\] AVP-GUEST: infotainment touched at x=(200|800)$/.test(l)), output);
+    for (const [vm, w, h] of [['cluster', 1280, 480], ['infotainment', 1024, 600]] as const) {
+      const png = decodePng(readFileSync(join(runDir, vm, 'screen-scanout0.png')));
+      assert.deepEqual([png.width, png.height], [w, h], `${vm}'s last frame`);
+    }
     assert.ok(run.err.some((l) => /^\[avp\] back-end switch\/backbone serving \(process \d+\)$/.test(l)), output);
     assert.ok(run.err.some((l) => /^\[avp\] back-end vsock\/cluster\+infotainment serving \(process \d+\)$/.test(l)), output);
     assert.deepEqual(processesOf(runDir), [], 'no QEMU or back-end of the run is left');

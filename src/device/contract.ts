@@ -132,6 +132,20 @@ export interface VirtioDevice {
   /** Counters for `metrics.ts`' documented JSON shape. */
   metrics(): Record<string, unknown>;
   /**
+   * Host work that does not wait for a guest driver (a control socket the device listens on): the
+   * transport's event loop calls it once, before it serves, with the reactor the device will also
+   * get at activation. Optional.
+   */
+  serveHost?(reactor: HostReactor, log: DeviceLog): void;
+  /**
+   * The front-end handed the device a socket for a side channel of the device type (vhost-user
+   * GPU_SET_SOCKET: QEMU's display socket of vhost-user-gpu-pci). The fd is connected and
+   * non-blocking. Returns true when the device took it (it closes it when done); false leaves it
+   * to the transport, which closes it and refuses the request. Optional: without it, transports
+   * refuse such requests.
+   */
+  frontendChannel?(fd: number): boolean;
+  /**
    * Releases host resources the device opened itself (listening sockets, socket files) when the
    * back-end stops for good. Optional: most devices hold nothing that outlives the process.
    */

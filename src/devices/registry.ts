@@ -18,6 +18,8 @@ import { cryptoKind } from './crypto/kind.js';
 import { UnknownDeviceKindError } from './errors.js';
 import { gpioKind } from './gpio/kind.js';
 import { i2cKind } from './i2c/kind.js';
+import { gpuKind } from './gpu/kind.js';
+import { inputKind } from './input/kind.js';
 import type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 import { netKind } from './net/kind.js';
 import { parseOptions } from './options.js';
@@ -29,7 +31,7 @@ import { vsockKind } from './vsock/kind.js';
 export type { DeviceKind, DeviceSpec, HostCapabilities } from './kind.js';
 
 /** Every device kind, in documentation order. */
-export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind, canKind, gpioKind, i2cKind, cryptoKind];
+export const DEVICE_KINDS: readonly DeviceKind[] = [rngKind, blkKind, netKind, vsockKind, fsKind, soundKind, consoleKind, rpmbKind, canKind, gpioKind, i2cKind, cryptoKind, gpuKind, inputKind];
 
 /** The kind called `name`, or undefined. */
 export function findKind(name: string): DeviceKind | undefined {

@@ -35,8 +35,6 @@ interface AvpsDevice {
  * shared/reference/device-wave-2.md §1.5. A kind in the registry replaces its row.
  */
 const PLANNED_DEVICES: readonly AvpsDevice[] = [
-  { device: 'input', qemuDevice: 'vhost-user-input-pci', driver: 'virtio_input' },
-  { device: 'gpu', qemuDevice: 'vhost-user-gpu-pci', driver: 'virtio-gpu' },
 ];
 
 /** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */

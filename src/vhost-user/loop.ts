@@ -139,6 +139,14 @@ export function runBackendLoop(opts: LoopOptions): void {
   const reactor = opts.reactor ?? new LoopReactor();
   const poller = new Poller(16);
   const ports: PortState[] = opts.ports.map((port) => ({ port, log: opts.log(port), conn: undefined }));
+  // Devices with host work of their own (control sockets) start it in this loop, guest or not.
+  for (const p of ports) {
+    try {
+      p.port.device.serveHost?.(reactor, p.log);
+    } catch (e: unknown) {
+      p.log.error(`host side of ${p.port.name} not started: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   // accept4 on a blocking listening socket waits when the connection poll reported is gone again.
   for (const p of ports) setNonBlocking(p.port.listenFd, true);
   let handlers: Handler[] = [];

@@ -57,7 +57,7 @@ describe('request samples', () => {
   test('there is a sample for every decoded request type', () => {
     const sampled = REQUEST_SAMPLES.map((s) => s.init.type).sort();
     assert.deepEqual(sampled, [...FRONTEND_REQUEST_TYPES].sort());
-    assert.equal(FRONTEND_REQUEST_TYPES.length, 33);
+    assert.equal(FRONTEND_REQUEST_TYPES.length, 34);
   });
 
   for (const { init, bytes } of REQUEST_SAMPLES) {

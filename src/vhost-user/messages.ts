@@ -412,7 +412,9 @@ export type FrontendRequest =
    */
   | Req<'CREATE_CRYPTO_SESSION', Uint8Array, NoFds>
   /** The id of the session to close (QEMU waits for no reply). */
-  | Req<'CLOSE_CRYPTO_SESSION', bigint, NoFds>;
+  | Req<'CLOSE_CRYPTO_SESSION', bigint, NoFds>
+  /** vhost-user-gpu: the display socket QEMU hands over at each DRIVER_OK (no payload, one fd). */
+  | Req<'GPU_SET_SOCKET', null, OneFd>;
 
 export type FrontendRequestType = FrontendRequest['type'];
 
@@ -692,6 +694,7 @@ const REQUEST_SPECS: { readonly [T in FrontendRequestType]: MessageSpec<BodyOf<T
   SET_INFLIGHT_FD: spec(INFLIGHT, oneFd),
   CREATE_CRYPTO_SESSION: spec(SESSION_PAYLOAD),
   CLOSE_CRYPTO_SESSION: spec(U64),
+  GPU_SET_SOCKET: spec(EMPTY_PAYLOAD, oneFd),
 };
 
 /** Every request type `decodeRequest` understands, in code order. */

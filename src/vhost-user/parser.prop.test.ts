@@ -91,6 +91,7 @@ const DRAFTS: { readonly [T in FrontendRequestType]: fc.Arbitrary<Draft<BodyOf<T
   SET_INFLIGHT_FD: plain(inflight, 1),
   CREATE_CRYPTO_SESSION: plain(fc.uint8Array({ minLength: 8, maxLength: 2048 })),
   CLOSE_CRYPTO_SESSION: plain(u64),
+  GPU_SET_SOCKET: empty(1),
 };
 
 interface AnyDraft {

@@ -13,7 +13,7 @@ import { DriverQueue } from '../queue/split-driver.js';
 import { RegionGuestMemory } from '../memory/guest-memory.js';
 import { serveQueue } from '../device/serve.js';
 import type { DeviceContext, VirtioDevice } from '../device/contract.js';
-import { closeQuiet, dup, eventfdCreate, eventfdRead, eventfdWrite, memfdCreate, mmapShared, munmap } from '../sys/index.js';
+import { closeQuiet, dup, eventfdCreate, eventfdRead, eventfdWrite, fdTarget, isNonBlocking, memfdCreate, mmapShared, munmap, socketPair } from '../sys/index.js';
 
 /** Answers every chain with its writable length and records activations. */
 class EchoDevice implements VirtioDevice {
@@ -194,8 +194,8 @@ test('session: unoffered features, bad rings and unsupported requests are refuse
   const s = setup(t);
   s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
   const nack = (init: FrontendRequestInit) => s.send({ ...init, needReply: true } as FrontendRequestInit)?.body;
-  assert.equal(nack({ type: 'SET_FEATURES', body: LINUX | (1n << 40n), fds: [] }), 1n);
-  assert.match(s.warnings.join('\n'), /RING_RESET/);
+  assert.equal(nack({ type: 'SET_FEATURES', body: LINUX | (1n << 35n), fds: [] }), 1n);
+  assert.match(s.warnings.join('\n'), /IN_ORDER/);
   assert.equal(nack({ type: 'SET_FEATURES', body: PROTOCOL | (1n << 29n), fds: [] }), 1n, 'VERSION_1 required');
   assert.equal(nack({ type: 'SET_FEATURES', body: LINUX, fds: [] }), 0n);
   assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 0, num: 12 }, fds: [] }), 1n, 'not a power of 2');
@@ -287,4 +287,43 @@ test('session: without featuresWhenUndisclosed a SET_FEATURES lacking VERSION_1 
   s.session.kick(0);
   assert.equal(q.popUsed(), null);
   assert.ok(s.warnings.some((w) => /VERSION_1/.test(w)));
+});
+
+test('session: GPU_SET_SOCKET hands the fd, non-blocking, to a device with a frontendChannel hook; others close it', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  // EchoDevice has no hook: the request fails (an ack says so) and the fd is closed, not leaked.
+  const [a, b] = socketPair();
+  t.after(() => {
+    closeQuiet(a);
+    closeQuiet(b);
+  });
+  const refused = s.send({ type: 'GPU_SET_SOCKET', needReply: true, body: null, fds: [dup(a)] });
+  assert.deepEqual(refused?.type === 'ACK' ? refused.body : null, 1n);
+  assert.match(s.warnings.join('\n'), /GPU_SET_SOCKET is not supported by the echo back-end/);
+  // A device with the hook gets the fd and keeps it.
+  const taken: number[] = [];
+  const withHook = Object.assign(new EchoDevice(), { frontendChannel: (fd: number) => taken.push(fd) > 0 });
+  const session = new BackendSession({ device: withHook, log: silent });
+  t.after(() => session.close());
+  const msg = encodeRequest({ type: 'GPU_SET_SOCKET', body: null, fds: [dup(a)] });
+  const header = vhostUserHeader.decode(new DataView(msg.bytes.buffer), 0);
+  assert.equal(session.handle(decodeRequest(header, msg.bytes.subarray(12), msg.fds)), null);
+  assert.equal(taken.length, 1);
+  const fd = taken[0] ?? -1;
+  t.after(() => closeQuiet(fd));
+  assert.equal(fdTarget(fd)?.startsWith('socket:'), true, 'still open: the session did not close it');
+  assert.equal(isNonBlocking(fd), true);
+});
+
+test('session: RING_RESET in SET_FEATURES without an offer (QEMU 10 forces it for gpu and input) is accepted and not handed to the device', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX | (1n << 40n), fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.deepEqual(s.dev.activations, [LINUX & ~PROTOCOL]);
+  assert.equal(s.session.stats.failedRequests, 0);
 });

@@ -39,6 +39,8 @@
  * CREATE/CLOSE_CRYPTO_SESSION payloads go to the device untouched; an unreadable request gets an
  * empty reply, a close of an unknown id a failure ack when one was asked for).
  * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
+ * GPU_SET_SOCKET (needs no protocol feature) goes to the device's generic `frontendChannel` hook:
+ * the session knows no device type.
  */
 import type { DeviceLog, DeviceSessionControl, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
@@ -47,7 +49,7 @@ import type { DeviceQueue } from '../queue/split-device.js';
 import { resolveRings } from '../queue/rings.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
-import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
 import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
@@ -129,6 +131,7 @@ export class BackendSession {
   #kickGeneration = 0;
   /** fds of the request being handled that no handler has claimed yet (closed when it ends). */
   #unclaimed = new Set<number>();
+  #ringResetNoted = false;
 
   constructor(opts: SessionOptions) {
     this.device = opts.device;
@@ -366,6 +369,9 @@ export class BackendSession {
       case 'CLOSE_CRYPTO_SESSION':
         if (!this.#sessions().closeSession(req.body)) throw new VhostUserBackendError('VHOST_USER_BAD_SESSION', `CLOSE_CRYPTO_SESSION: no session ${req.body}`);
         return null;
+      case 'GPU_SET_SOCKET':
+        this.#frontendChannel(req.fds[0]);
+        return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
@@ -387,6 +393,23 @@ export class BackendSession {
     return s;
   }
 
+  /**
+   * A side channel the front-end hands over (GPU_SET_SOCKET): given to the device, non-blocking, if
+   * it takes it; otherwise it stays unclaimed and `handle` closes it.
+   */
+  #frontendChannel(fd: number): void {
+    if (this.device.frontendChannel === undefined) {
+      throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET is not supported by the ${this.device.name} back-end`);
+    }
+    try {
+      setNonBlocking(fd, true);
+    } catch (e: unknown) {
+      throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET: cannot make the socket non-blocking: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    if (!this.device.frontendChannel(fd)) throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `GPU_SET_SOCKET: the ${this.device.name} device cannot serve it here`);
+    this.#claim(fd);
+  }
+
   #setFeatures(features: bigint): void {
     let deviceFeatures = features & ~featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
     // A front-end that keeps the negotiation to itself (VirtioDevice.featuresWhenUndisclosed).
@@ -395,6 +418,15 @@ export class BackendSession {
     if (undisclosed) {
       this.#log.info(`SET_FEATURES 0x${features.toString(16)} carries no device features: running with 0x${fallback.toString(16)}, rings enabled once started`);
       deviceFeatures = fallback;
+    }
+    // QEMU (10.0) forces RING_RESET on for the vhost-user-backend devices (vhost-user-gpu-pci,
+    // vhost-user-input-pci), whatever the back-end offered; the guest can only use it through
+    // QEMU's transport, which never tells the back-end. Accepted here, not handed to the device.
+    const forced = deviceFeatures & featureBit(VIRTIO_F_RING_RESET) & ~this.device.offeredFeatures;
+    if (forced !== 0n) {
+      if (!this.#ringResetNoted) this.#log.info('SET_FEATURES carries RING_RESET, which was not offered (QEMU forces it for gpu and input); ignored');
+      this.#ringResetNoted = true;
+      deviceFeatures &= ~forced;
     }
     // Re-activate with the new features when nothing is live (firmware → kernel hand-over).
     if (!this.#rings.some((r) => r.queue !== undefined)) this.#runner.reset();

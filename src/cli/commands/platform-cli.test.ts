@@ -35,7 +35,7 @@ test('avp validate: the examples are valid', () => {
   const minimal = avp('validate', 'examples/minimal.yaml');
   assert.deepEqual(minimal, { status: 0, stdout: 'examples/minimal.yaml: valid (1 VM, 2 devices)\n', stderr: '' });
   const cockpit = avp('validate', 'examples/cockpit.yaml');
-  assert.deepEqual(cockpit, { status: 0, stdout: 'examples/cockpit.yaml: valid (2 VMs, 11 devices)\n', stderr: '' });
+  assert.deepEqual(cockpit, { status: 0, stdout: 'examples/cockpit.yaml: valid (2 VMs, 14 devices)\n', stderr: '' });
 });
 
 test('avp validate: every error on its own line as FILE:LINE:COL: path: message, status 1, no stack', () => {

@@ -127,12 +127,14 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     '-device',
     'vhost-user-vsock-pci,chardev=chr3,id=dev3',
   ];
+  const screen = (vm: string, w: number, h: number, n: number): string[] => ['-chardev', `socket,id=chr${n},path=/run/avp/${vm}/screen.sock`, '-device', `vhost-user-gpu-pci,chardev=chr${n},max_outputs=1,xres=${w},yres=${h},edid=on,id=dev${n}`];
+  const touch = ['-chardev', 'socket,id=chr7,path=/run/avp/infotainment/touch.sock', '-device', 'vhost-user-input-pci,chardev=chr7,id=dev7'];
   assert.deepEqual(
     plan.vms.map((v) => v.name),
     ['cluster', 'infotainment'],
   );
   // The cluster joins the CAN bus on a virtio console port; the infotainment VM has the chime disk and sound.
-  const can = ['-device', 'virtio-serial-pci,id=dev5', '-chardev', 'socket,id=chr5p0,path=/run/avp/cluster/can-vehicle.sock', '-device', 'virtconsole,chardev=chr5p0,bus=dev5.0,name=avp.can.vehicle,id=dev5p0'];
+  const can = ['-device', 'virtio-serial-pci,id=dev6', '-chardev', 'socket,id=chr6p0,path=/run/avp/cluster/can-vehicle.sock', '-device', 'virtconsole,chardev=chr6p0,bus=dev6.0,name=avp.can.vehicle,id=dev6p0'];
   const chimeAndSound = [
     '-chardev',
     'socket,id=chr4,path=/run/avp/infotainment/chime.sock',
@@ -143,8 +145,8 @@ test('examples/cockpit.yaml: QEMU argv of both VMs', () => {
     '-device',
     'vhost-user-snd-pci,chardev=chr5,id=dev5',
   ];
-  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...i2c, ...can]);
-  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01'), ...chimeAndSound]);
+  assert.deepEqual(plan.vms[0]?.argv, [...head('cluster', 256, raw.vms[0]?.boot.script ?? ''), ...devices('cluster', '52:54:00:00:00:02'), ...i2c, ...screen('cluster', 1280, 480, 5), ...can]);
+  assert.deepEqual(plan.vms[1]?.argv, [...head('infotainment', 384, raw.vms[1]?.boot.script ?? ''), ...devices('infotainment', '52:54:00:00:00:01'), ...chimeAndSound, ...screen('infotainment', 1024, 600, 6), ...touch]);
 });
 
 test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end for the two peers', () => {
@@ -156,10 +158,13 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['cluster/blk', 'device', ['cluster']],
       ['vsock/cluster+infotainment', 'vsock-group', ['cluster', 'infotainment']],
       ['cluster/i2c', 'device', ['cluster']],
+      ['cluster/screen', 'device', ['cluster']],
       ['infotainment/rng', 'device', ['infotainment']],
       ['infotainment/blk', 'device', ['infotainment']],
       ['infotainment/chime', 'device', ['infotainment']],
       ['infotainment/sound', 'device', ['infotainment']],
+      ['infotainment/screen', 'device', ['infotainment']],
+      ['infotainment/touch', 'device', ['infotainment']],
       ['switch/backbone', 'switch', ['cluster', 'infotainment']],
       ['canbus/vehicle', 'canbus', ['cluster']],
     ],
@@ -184,13 +189,17 @@ test('examples/cockpit.yaml: one switch for both net ports, one vsock back-end f
       ['/run/avp/infotainment/vsock.sock', { kind: 'vsock', options: { guestCid: 3, udsPath: '/run/avp/infotainment/vsock.vsock', allowPeer: [4] } }],
     ],
   );
-  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/infotainment/vsock.vsock', '/run/avp/_canbus/vehicle.sock']);
+  assert.deepEqual(plan.hostSockets, ['/run/avp/cluster/vsock.vsock', '/run/avp/cluster/screen.ctl', '/run/avp/infotainment/vsock.vsock', '/run/avp/infotainment/screen.ctl', '/run/avp/infotainment/touch.ctl', '/run/avp/_canbus/vehicle.sock']);
+  assert.deepEqual(plan.backends.find((b) => b.id === 'cluster/screen')?.ports[0]?.spec, {
+    kind: 'gpu',
+    options: { width: 1280, height: 480, snapshotDir: '/run/avp/cluster', snapshotPrefix: 'screen', controlSocket: '/run/avp/cluster/screen.ctl' },
+  });
   assert.deepEqual(plan.dirs, ['/run/avp', '/run/avp/cluster', '/run/avp/infotainment', '/run/avp/_switch', '/run/avp/_vsock', '/run/avp/_canbus']);
   assert.deepEqual(
     plan.vms.map((v) => v.backends),
     [
-      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'cluster/i2c', 'canbus/vehicle'],
-      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'infotainment/chime', 'infotainment/sound'],
+      ['cluster/rng', 'cluster/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'cluster/i2c', 'cluster/screen', 'canbus/vehicle'],
+      ['infotainment/rng', 'infotainment/blk', 'switch/backbone', 'vsock/cluster+infotainment', 'infotainment/chime', 'infotainment/sound', 'infotainment/screen', 'infotainment/touch'],
     ],
   );
 });

@@ -72,8 +72,8 @@ test('serveArgv: lists of scalars are joined with commas', { skip: findKind('vso
 
 test('unavailableReason: a kind the registry lacks is "not available in this build"', () => {
   assert.equal(
-    unavailableReason(plan('gpu', {}, { isolation: 'thread' })),
-    "gpu back-ends are not available in this build (there is no 'gpu' device kind in the device registry yet); avp validate and avp qemu-args accept them",
+    unavailableReason(plan('hologram', {}, { isolation: 'thread' })),
+    "hologram back-ends are not available in this build (there is no 'hologram' device kind in the device registry yet); avp validate and avp qemu-args accept them",
   );
   assert.equal(unavailableReason(plan('rng', {}, { isolation: 'thread' })), undefined);
   assert.equal(unavailableReason(plan('rng', {})), undefined, 'rng as a process: avp serve rng');

@@ -115,6 +115,7 @@ export const REQUEST_SAMPLES: readonly RequestSample[] = [
   },
   { init: { type: 'CREATE_CRYPTO_SESSION', body: SESSION_BYTES, fds: [] }, bytes: frameBytes(26, V1, SESSION_BYTES) },
   { init: { type: 'CLOSE_CRYPTO_SESSION', body: 3n, fds: [] }, bytes: frameBytes(27, V1, u64(3)) },
+  { init: { type: 'GPU_SET_SOCKET', body: null, fds: [49] }, bytes: frameBytes(33, V1) },
 ];
 
 export const REPLY_SAMPLES: readonly ReplySample[] = [
