@@ -31,11 +31,11 @@ interface AvpsDevice {
 }
 
 /**
- * AVPS devices whose kinds have not landed in the registry yet: front-end and driver, per
- * shared/reference/device-wave-2.md §1.5. A kind in the registry replaces its row.
+ * AVPS devices AVP does not serve yet, per shared/reference/device-wave-2.md §1.5 and §11: SCMI
+ * sensors have no QEMU front-end on x86 and no x86 guest driver (Linux binds SCMI through a
+ * device tree, on Arm only). A kind in the registry replaces its row.
  */
-const PLANNED_DEVICES: readonly AvpsDevice[] = [
-];
+const PLANNED_DEVICES: readonly AvpsDevice[] = [{ device: 'scmi' }];
 
 /** Device → front-end → driver: the registry's kinds (their last guest module is the driver), then the planned ones. */
 export const AVPS_DEVICES: readonly AvpsDevice[] = [

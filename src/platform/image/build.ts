@@ -177,6 +177,7 @@ async function resolveInputs(cacheDir: string, kernelName: string, tools: readon
   const query = { kernelName, tools: tools.map((t) => t.package) };
   const memo = await readMemo<ResolvedInputs>(cacheDir, fingerprint, query);
   if (memo !== undefined) {
+    progress(`resolving ${kernelName}`);
     progress(`kernel package ${memo.kernel.pkg.name} ${memo.kernel.pkg.version} (resolved earlier; apt's lists have not changed)`);
     return memo;
   }
