@@ -54,7 +54,9 @@ const SETUP = `slcand -o -s1 /dev/hvc0 can0||exit 1
 n=0;until ip link set can0 up 2>/dev/null;do n=$((n+1));[ $n -lt 100 ]||exit 1;sleep .2;done
 candump -L can0 >/tmp/c &
 w(){ avp-wait-match /tmp/c "$1" 600||exit $2;}
-r(){ avp-kv replay "$(grep ' 100#' /tmp/c|head -8|cut -d' ' -f3|tr '\\n' ,)";}
+# r: once eight replayed frames were captured (can0 may come up mid-loop), report them.
+r(){ n=0;until [ "$(grep -c ' 100#' /tmp/c)" -ge 8 ];do n=$((n+1));[ $n -lt 3000 ]||exit 8;sleep .2;done
+avp-kv replay "$(grep ' 100#' /tmp/c|head -8|cut -d' ' -f3|tr '\\n' ,)";}
 `;
 
 const ALPHA = `${SETUP}w ' 7FF#01' 2

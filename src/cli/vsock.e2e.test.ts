@@ -188,10 +188,9 @@ if socat -u OPEN:/dev/null VSOCK-CONNECT:5:1234 2>/tmp/deny; then avp-kv deny co
   assert.match(ex.ok, /^OK \d+$/, 'the hybrid handshake answers OK <hostport>');
   assert.equal(ex.reply.length, MIB, 'host → guest: every byte came back');
   assert.equal(sha256(ex.reply), sha256(hostData), 'host → guest: checksums match');
-  // Let VM 3 finish.
-  await hybridExchangeRetrying(uds3, 9999, Buffer.from('done'), deadline).catch(() => undefined);
-
+  // VM 4 talks to VM 3's echo server: VM 3 must stay up until VM 4 is done, then it may finish.
   await b.waitForLine(/AVP-GUEST: EXIT (\d+)/, Math.max(1000, deadline - Date.now()));
+  await hybridExchangeRetrying(uds3, 9999, Buffer.from('done'), deadline).catch(() => undefined);
   await a.waitForLine(/AVP-GUEST: EXIT (\d+)/, Math.max(1000, deadline - Date.now()));
   const kv3 = new Map([...a.lines].flatMap((l) => [...l.matchAll(/AVP-GUEST: KV ([\w.-]+)=(.*)$/g)].map((m) => [m[1] ?? '', m[2] ?? ''] as const)));
   const kv4 = new Map([...b.lines].flatMap((l) => [...l.matchAll(/AVP-GUEST: KV ([\w.-]+)=(.*)$/g)].map((m) => [m[1] ?? '', m[2] ?? ''] as const)));
