@@ -31,13 +31,50 @@ export interface AvpProcess {
   stop(): Promise<number | string>;
 }
 
+/** Children and temp folders of this process's fixtures that are still alive, for the exit hooks. */
+const liveChildren = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
+let hooksInstalled = false;
+
+/** Kills every fixture child and removes every fixture folder, synchronously (exit and signal hooks). */
+function cleanUpNow(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
+  liveChildren.clear();
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  liveDirs.clear();
+}
+
+/**
+ * Last resort when the test process ends without its after() hooks (killed by SIGTERM or SIGINT,
+ * or exiting early): no back-end process or socket folder outlives it. A signal handler that is
+ * the only listener re-raises the signal, so the default behaviour (terminate) is kept.
+ */
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', cleanUpNow);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      cleanUpNow();
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
+}
+
 /**
  * Spawns `avp ...args`, collects its stderr lines, and waits for the line matching `ready`; the
  * process is stopped again if it never gets there. `label` names it in errors (and in the echo
  * when `$echoEnv` is set).
  */
 export async function spawnAvp(args: readonly string[], ready: RegExp, opts: { label: string; timeoutMs?: number; echoEnv?: string }): Promise<AvpProcess> {
+  installHooks();
   const child = spawn(process.execPath, [AVP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
   const logs: string[] = [];
   const waiters = new Set<{ re: RegExp; nth: number; resolve: (l: string) => void }>();
   const echo = opts.echoEnv !== undefined && process.env[opts.echoEnv] !== undefined;
@@ -98,17 +135,20 @@ export async function spawnAvp(args: readonly string[], ready: RegExp, opts: { l
 /** Starts `avp serve <kind> --socket-path <tmp>/<kind>.sock ...args` and waits until it serves. */
 export async function startBackend(kind: string, args: readonly string[] = [], opts: { timeoutMs?: number } = {}): Promise<BackendProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'avp-test-'));
+  liveDirs.add(dir);
   const socket = join(dir, `${kind}.sock`);
   let p: AvpProcess;
   try {
     p = await spawnAvp(['serve', kind, '--socket-path', socket, ...args], /"msg":"serving /, { label: 'backend', ...opts });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
     throw e;
   }
   const stop = async (): Promise<number | string> => {
     const code = await p.stop();
     rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
     return code;
   };
   return { ...p, socket, dir, stop };
