@@ -51,15 +51,20 @@ after(async () => {
 
 /** slcan over the virtio console, can0 up, every frame captured from then on. */
 const SETUP = `slcand -o -s1 /dev/hvc0 can0||exit 1
-n=0;until ip link set can0 up 2>/dev/null;do n=$((n+1));[ $n -lt 100 ]||exit 1;sleep .2;done
+# A deep queue: alpha's flood must reach the bus, not be dropped in the guest (slcan's default is 10).
+n=0;until ip link set can0 qlen 1000 up 2>/dev/null;do n=$((n+1));[ $n -lt 100 ]||exit 1;sleep .2;done
 candump -L can0 >/tmp/c &
-w(){ avp-wait-match /tmp/c "$1" 600||exit $2;}
+w(){ avp-wait-match /tmp/c "$1" 300||{ avp-kv stuck "$1: $(wc -l </tmp/c) frames captured, the last $(tail -1 /tmp/c|cut -d' ' -f3)";exit $2;};}
+# ready: sends a ready frame until this guest's own capture shows it (candump is capturing); the
+# host sends "go" only when it heard both guests' ready frames.
+ready(){ n=0;until grep -q " $1" /tmp/c;do n=$((n+1));[ $n -lt 1200 ]||exit 9;cansend can0 $1;sleep .5;done;}
 # r: once eight replayed frames were captured (can0 may come up mid-loop), report them.
 r(){ n=0;until [ "$(grep -c ' 100#' /tmp/c)" -ge 8 ];do n=$((n+1));[ $n -lt 3000 ]||exit 8;sleep .2;done
 avp-kv replay "$(grep ' 100#' /tmp/c|head -8|cut -d' ' -f3|tr '\\n' ,)";}
 `;
 
-const ALPHA = `${SETUP}w ' 7FF#01' 2
+const ALPHA = `${SETUP}ready 7F1#01
+w ' 7FF#01' 2
 for i in 1 2 3 4 5;do cansend can0 2A$i#A$i;done
 w ' 2B5#B5' 3
 avp-kv peer "$(grep ' 2B[1-5]#' /tmp/c|cut -d' ' -f3|tr '\\n' ,)"
@@ -72,7 +77,8 @@ w ' 7FD#BB' 6
 avp-kv high "$(grep -c ' 050#' /tmp/c)"
 `;
 
-const BETA = `${SETUP}w ' 7FF#01' 2
+const BETA = `${SETUP}ready 7F2#01
+w ' 7FF#01' 2
 for i in 1 2 3 4 5;do cansend can0 2B$i#B$i;done
 w ' 2A5#A5' 3
 avp-kv peer "$(grep ' 2A[1-5]#' /tmp/c|cut -d' ' -f3|tr '\\n' ,)"
@@ -137,15 +143,53 @@ test('e2e: two Linux guests on the AVP CAN bus over slcan: exchange, replay, pri
     { label: 'canbus', echoEnv: 'AVP_E2E_ECHO' },
   );
   host = createConnection({ path: hostSock });
-  host.on('data', () => {}); // the host node hears everything; it only paces the guests
+  // The host node hears everything; it paces the guests: "go" only once both capture (their ready
+  // frames, 7F1#01 and 7F2#01 in slcan), so neither misses the other's first frames.
+  const heard = new Set<string>();
+  let heardText = '';
+  const bothReady = new Promise<void>((resolve) => {
+    host?.on('data', (d: Buffer) => {
+      if (heard.size === 2) return;
+      heardText = (heardText + d.toString('latin1')).slice(-64);
+      for (const r of ['t7F1101\r', 't7F2101\r']) if (heardText.includes(r)) heard.add(r);
+      if (heard.size === 2) resolve();
+    });
+  });
   const alpha = await startVm(vm(a, ALPHA, 'avp-can-alpha'));
   vms.push(alpha);
   const beta = await startVm(vm(b, BETA, 'avp-can-beta'));
   vms.push(beta);
 
+  // A phase that does not end says where both guests and the bus are.
+  const explained = async (phase: string, p: Promise<unknown>): Promise<void> => {
+    try {
+      await p;
+    } catch (e: unknown) {
+      const logTail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-6).join('\n') : '(no log)';
+      throw new Error(
+        `${phase}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\nalpha:\n${alpha.tail().join('\n')}\nbeta:\n${beta.tail().join('\n')}\nbus stats: ${JSON.stringify(readStats(stats)?.ports)}\nbus log tail:\n${logTail}`,
+      );
+    }
+  };
+  // Phase 0: both guests capture (their ready frames reached the host); a guest that ends or dies first fails the test at once.
+  let readyTimer: NodeJS.Timeout | undefined;
+  const ended = (v: QemuVm, who: string): Promise<never> => {
+    const p = v.waitForLine(/AVP-GUEST: EXIT \d+/, BOOT_MS).then((m) => Promise.reject(new Error(`${who} ended before both guests were ready: ${m[0]}`)));
+    p.catch(() => {}); // after phase 0 the guests end by design: only the race below reads this
+    return p;
+  };
+  await explained(
+    'phase 0 (ready)',
+    Promise.race([
+      bothReady,
+      ended(alpha, 'alpha'),
+      ended(beta, 'beta'),
+      new Promise((_, reject) => (readyTimer = setTimeout(() => reject(new Error(`the guests' ready frames did not both reach the host within ${BOOT_MS} ms (heard: ${[...heard].join(' ') || 'none'})`)), BOOT_MS))),
+    ]).finally(() => clearTimeout(readyTimer)),
+  );
   // Phase 1 and 2: go 1 until both have exchanged and seen the replay; then go 2 until both are done.
-  await repeat('t7FF101\r', Promise.all([alpha.waitForLine(/KV replay=/, BOOT_MS), beta.waitForLine(/KV replay=/, BOOT_MS)]));
-  await repeat('t7FF102\r', Promise.all([alpha.waitForLine(/AVP-GUEST: EXIT \d+/, BOOT_MS), beta.waitForLine(/AVP-GUEST: EXIT \d+/, BOOT_MS)]));
+  await repeat('t7FF101\r', explained('phase 1 (exchange, replay)', Promise.all([alpha.waitForLine(/KV replay=|EXIT/, BOOT_MS), beta.waitForLine(/KV replay=|EXIT/, BOOT_MS)])));
+  await repeat('t7FF102\r', explained('phase 2 (priority under load)', Promise.all([alpha.waitForLine(/AVP-GUEST: EXIT \d+/, BOOT_MS), beta.waitForLine(/AVP-GUEST: EXIT \d+/, BOOT_MS)])));
   const kv = (v: QemuVm) => new Map(v.lines.flatMap((l) => [...l.matchAll(/AVP-GUEST: KV (\w+)=(.*)$/g)].map((m) => [m[1] ?? '', m[2] ?? ''] as const)));
   const ka = kv(alpha);
   const kb = kv(beta);
@@ -166,8 +210,11 @@ test('e2e: two Linux guests on the AVP CAN bus over slcan: exchange, replay, pri
   }
 
   // 3. Priority: beta's high-priority frames overtook alpha's queue.
+  // The bus log has every frame (beta's last one was on the bus before alpha could exit).
+  const logged = readFileSync(log, 'utf8');
+  const readyFrames = (id: string) => (logged.match(new RegExp(` vehicle ${id}#01\n`, 'g')) ?? []).length;
   let s = readStats(stats);
-  for (let i = 0; i < 100 && (s?.ports['beta']?.txFrames ?? 0) < 26; i++) {
+  for (let i = 0; i < 100 && (s?.ports['beta']?.txFrames ?? 0) < readyFrames('7F2') + 26; i++) {
     await new Promise((r) => setTimeout(r, 200));
     s = readStats(stats);
   }
@@ -176,14 +223,13 @@ test('e2e: two Linux guests on the AVP CAN bus over slcan: exchange, replay, pri
   const betaStats = s.ports['beta'];
   assert.ok(alphaStats !== undefined && betaStats !== undefined);
   const frameUs = frameTimeUs(canFrame({ id: 0x400, data: new Uint8Array(8).fill(0xff) }), { bitrate: BITRATE });
-  assert.equal(betaStats.txFrames, 5 + 20 + 1, "beta's frames all went out");
-  assert.equal(kb.get('low'), String(alphaStats.txFrames - 5 - 1), "beta received every flood frame alpha's node sent");
+  assert.equal(betaStats.txFrames, readyFrames('7F2') + 5 + 20 + 1, "beta's frames all went out");
+  assert.equal(kb.get('low'), String(alphaStats.txFrames - readyFrames('7F1') - 5 - 1), "beta received every flood frame alpha's node sent");
   assert.equal(ka.get('high'), '20', "alpha received beta's twenty high-priority frames");
-  assert.ok(alphaStats.txFrames > 5 + 64, `alpha flooded past its node's transmit buffer (${alphaStats.txFrames} frames)`);
+  assert.ok(alphaStats.txFrames > readyFrames('7F1') + 5 + 64, `alpha flooded past its node's transmit buffer (${alphaStats.txFrames} frames)`);
   // At most the frame on the wire, plus (for beta's 0x2Bx and 0x7FD frames) one replayed 0x100 frame that outranks them.
   assert.ok(betaStats.maxWaitUs <= 2.5 * frameUs, `beta's frames waited at most about two frame times: ${betaStats.maxWaitUs} us (a frame is ${frameUs} us)`);
   assert.ok(alphaStats.maxWaitUs >= 10 * frameUs, `alpha's flood frames queued behind each other: ${alphaStats.maxWaitUs} us`);
-  const logged = readFileSync(log, 'utf8');
   assert.equal((logged.match(/ vehicle 050#/g) ?? []).length, 20, 'the bus log has every high-priority frame');
   assert.match(logged, / vehicle 2A5#A5\n/);
 });
