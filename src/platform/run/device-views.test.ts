@@ -78,7 +78,9 @@ test('exposeDevices: a VM with a gpu shows its scanout at the planned size, pict
   for (const d of plan.dirs) mkdirSync(d, { recursive: true });
   const hmi = join(dir, 'run', 'hmi');
   const png = Buffer.from('\x89PNG not really');
+  let drawn = true;
   const gpu = await fakeControl(join(hmi, 'screen.ctl'), (line) => {
+    if (!drawn) return { ok: false, error: 'scanout 0 shows nothing' };
     writeFileSync(join(hmi, 'screen-scanout0.png'), png);
     return line === 'screenshot 0' ? { ok: true, path: join(hmi, 'screen-scanout0.png'), width: 800, height: 480, frame: 3 } : { ok: false, error: 'no' };
   });
@@ -99,6 +101,15 @@ test('exposeDevices: a VM with a gpu shows its scanout at the planned size, pict
   assert.deepEqual(b, png);
   assert.deepEqual(gpu.lines, ['screenshot 0']);
   await assert.rejects(screens.provider.screenshot('nope'), { code: 'CONTROL_UNKNOWN_TARGET' });
+  // The scanout shows nothing now (the VM went off): the last frame the back-end saved.
+  drawn = false;
+  await new Promise((r) => setTimeout(r, 250)); // past the reuse of the last picture
+  writeFileSync(join(hmi, 'screen-scanout0.png'), 'last frame');
+  assert.equal((await screens.provider.screenshot('screen')).toString(), 'last frame');
+  assert.deepEqual(gpu.lines, ['screenshot 0', 'screenshot 0']);
+  rmSync(join(hmi, 'screen-scanout0.png'));
+  await new Promise((r) => setTimeout(r, 250));
+  await assert.rejects(screens.provider.screenshot('screen'), { code: 'CONTROL_REQUEST_FAILED', message: /scanout 0 shows nothing/ });
 
   // A click: down then up, scaled from the display (800x480) to the touch device's axes (1600x960).
   await screens.input.send('screen', { type: 'touch', action: 'down', x: 400, y: 100 });

@@ -6,8 +6,10 @@
  * - Screens: one display per scanout of each `kind: gpu` device, sized as planned; a picture is a
  *   `screenshot` request on the device's control socket (`<run>/<vm>/<name>.ctl`), the same path
  *   `avp screenshot` takes (platform/control.ts), which leaves the PNG at the back-end's default
- *   `<run>/<vm>/<name>-scanout<N>.png`. Requests for one display are coalesced and a picture is
- *   reused for SCREENSHOT_REUSE_MS, so several pages cost the back-end one PNG encoding at a time.
+ *   `<run>/<vm>/<name>-scanout<N>.png`. When the scanout shows nothing (the VM is off, or its guest
+ *   has not drawn yet), that file is the picture: the back-end saves each scanout's last frame
+ *   there at a device reset. Requests for one display are coalesced and a picture is reused for
+ *   SCREENSHOT_REUSE_MS, so several pages cost the back-end one PNG encoding at a time.
  * - Input: a touch on a display (display pixels) goes to the VM's first touch, multitouch or tablet
  *   device as `down X,Y` / `move X,Y` / `up`, scaled to that device's axes; a key
  *   (KeyboardEvent.code) to the first keyboard or buttons device that takes it as `press KEY_..`
@@ -44,6 +46,8 @@ const BUS_READ_BYTES = 64 * 1024;
 interface Screen extends DisplayInfo {
   socket: string;
   scanout: number;
+  /** Where the back-end saves the scanout's pictures (its last frame at a reset too). */
+  lastFrame?: string;
 }
 
 /** An input device of a VM, as planned. */
@@ -84,8 +88,10 @@ export function exposeDevices(plan: PlatformPlan, ext: RunExtensions, opts: { bu
       if (socket === undefined) continue;
       if (port.spec.kind === 'gpu') {
         const n = num(o['scanouts'], 1);
+        const dir = typeof o['snapshotDir'] === 'string' ? o['snapshotDir'] : undefined;
         for (let i = 0; i < n; i++) {
-          screens.push({ id: n === 1 ? port.device : `${port.device}-${i}`, label: `${port.device} (gpu scanout ${i})`, width: num(o['width'], 1280), height: num(o['height'], 720), socket, scanout: i });
+          const lastFrame = dir === undefined ? undefined : `${dir}/${String(o['snapshotPrefix'] ?? 'gpu')}-scanout${i}.png`;
+          screens.push({ id: n === 1 ? port.device : `${port.device}-${i}`, label: `${port.device} (gpu scanout ${i})`, width: num(o['width'], 1280), height: num(o['height'], 720), socket, scanout: i, ...(lastFrame === undefined ? {} : { lastFrame }) });
         }
       } else if (port.spec.kind === 'input') {
         inputs.push({ name: port.device, path: socket, type: String(o['type'] ?? 'keyboard'), width: num(o['width'], 1280), height: num(o['height'], 720) });
@@ -133,7 +139,11 @@ export class DeviceScreens implements ScreenProvider {
     if (s === undefined) return Promise.reject(new ControlTargetError(`VM ${this.#vm} has no display '${display}' (displays: ${this.#screens.map((x) => x.id).join(', ')})`));
     const last = this.#pictures.get(display);
     if (last !== undefined && Date.now() - last.at < SCREENSHOT_REUSE_MS) return last.png;
-    const png = requestScreenshot(s.socket, s.scanout, undefined, REQUEST_TIMEOUT_MS).then((r) => readFile(r.path));
+    const png = requestScreenshot(s.socket, s.scanout, undefined, REQUEST_TIMEOUT_MS).then(
+      (r) => readFile(r.path),
+      // Nothing on the scanout now (the VM is off, its guest has not drawn yet): its last frame, if any.
+      (e: unknown) => (s.lastFrame === undefined ? Promise.reject(e) : readFile(s.lastFrame).catch(() => Promise.reject(e))),
+    );
     const entry = { at: Number.POSITIVE_INFINITY, png };
     this.#pictures.set(display, entry); // coalesces requests while this one is under way
     png.then(
