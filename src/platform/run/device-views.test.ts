@@ -89,7 +89,7 @@ test('exposeDevices: a VM with a gpu shows its scanout at the planned size, pict
   servers.push(gpu.server, kbd.server, touch.server);
 
   unexpose = exposeDevices(plan, ext, { busPollMs: 20 });
-  assert.deepEqual(ext.displays('hmi'), [{ id: 'screen', width: 800, height: 480, label: 'screen (gpu scanout 0)' }]);
+  assert.deepEqual(ext.displays('hmi'), [{ id: 'screen', width: 800, height: 480, label: 'screen (scanout 0)' }]);
   assert.deepEqual(ext.displays('ecu'), []);
   assert.equal(ext.screens('ecu'), undefined);
   const screens = ext.screens('hmi');
@@ -122,7 +122,7 @@ test('exposeDevices: a VM with a gpu shows its scanout at the planned size, pict
   await assert.rejects(screens.input.send('other', { type: 'touch', action: 'up', x: 0, y: 0 }), { code: 'CONTROL_UNKNOWN_TARGET' });
 
   // The bus: its candump log's lines, as they are written.
-  assert.deepEqual(ext.buses(), [{ name: 'vehicle', kind: 'can' }]);
+  assert.deepEqual(ext.buses(), [{ name: 'vehicle', kind: 'CAN' }]);
   const seen: string[] = [];
   const off = ext.onBusLine((bus, line) => seen.push(`${bus}: ${line}`));
   appendFileSync(join(dir, 'run', '_canbus', 'vehicle.candump'), '(1.000000) vehicle 100#5800\n(1.100000) vehicle 100#59');

@@ -3,17 +3,20 @@
  * What a run shows of its devices on the dashboard (extensions.ts): the screens of each VM's gpu
  * devices, input to them through its input devices, and each CAN bus's frames as a trace.
  *
- * - Screens: one display per scanout of each `kind: gpu` device, sized as planned; a picture is a
+ * Which devices have screens, a pointer or keys, their kinds say (devices/kind.ts `hostView`), so
+ * nothing here names a device kind.
+ * - Screens: one display per scanout of each display device (gpu), sized as planned; a picture is a
  *   `screenshot` request on the device's control socket (`<run>/<vm>/<name>.ctl`), the same path
  *   `avp screenshot` takes (platform/control.ts), which leaves the PNG at the back-end's default
  *   `<run>/<vm>/<name>-scanout<N>.png`. When the scanout shows nothing (the VM is off, or its guest
  *   has not drawn yet), that file is the picture: the back-end saves each scanout's last frame
  *   there at a device reset. Requests for one display are coalesced and a picture is reused for
  *   SCREENSHOT_REUSE_MS, so several pages cost the back-end one PNG encoding at a time.
- * - Input: a touch on a display (display pixels) goes to the VM's first touch, multitouch or tablet
- *   device as `down X,Y` / `move X,Y` / `up`, scaled to that device's axes; a key
- *   (KeyboardEvent.code) to the first keyboard or buttons device that takes it as `press KEY_..`
- *   / `release KEY_..`; both as input steps on the device's control socket, as `avp input` sends.
+ * - Input: a touch on a display (display pixels) goes to the VM's first device with a pointer (an
+ *   input device of type touch, multitouch or tablet) as `down X,Y` / `move X,Y` / `up`, scaled
+ *   to that device's axes; a key (KeyboardEvent.code) to the first device with keys (keyboard,
+ *   buttons) that takes it as `press KEY_..` / `release KEY_..`; both as input steps on the
+ *   device's control socket, as `avp input` sends them.
  * - Buses: each CAN bus with a candump log (`log:`, on by default) is followed like `tail -f`: its
  *   new lines (`(time) bus 100#5800`) are the trace, the last BUS_TAIL_LINES kept for pages that
  *   open later, at most BUS_LINES_PER_POLL passed on per poll (a busier bus shows its latest
@@ -23,6 +26,7 @@
  * the control-socket client (platform/control.ts), the devices, the bus, the transport to pages.
  */
 import { open, readFile, stat } from 'node:fs/promises';
+import type { HostView } from '../../devices/kind.js';
 import { findKind } from '../../devices/registry.js';
 import { requestScreenshot, sendInputStep } from '../control.js';
 import { ControlRefusedError, ControlTargetError } from '../errors.js';
@@ -54,20 +58,19 @@ interface Screen extends DisplayInfo {
 interface InputDeviceRef {
   name: string;
   path: string;
-  type: string;
-  width: number;
-  height: number;
+  /** Its axes, when it takes touches. */
+  pointer?: { width: number; height: number };
+  keys: boolean;
 }
 
-/** The device kind's options with its defaults filled in (the plan holds only what the manifest gave). */
-function optionsOf(b: BackendPlan): Record<string, unknown> {
+/** What the device of `b` offers the dashboard (its kind's `hostView` of its options, defaults filled in). */
+function hostViewOf(b: BackendPlan): HostView | undefined {
   const spec = b.ports[0]?.spec;
   const kind = spec === undefined ? undefined : findKind(spec.kind);
   const parsed = kind?.options.safeParse(spec?.options ?? {});
-  return parsed?.success === true ? (parsed.data as Record<string, unknown>) : (spec?.options ?? {}); // a kind's options schema yields an object
+  // Safe: the options the kind's own schema parsed, which is what hostView takes.
+  return parsed?.success === true ? kind?.hostView?.(parsed.data as Record<string, unknown>) : undefined;
 }
-
-const num = (v: unknown, dflt: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : dflt);
 
 /**
  * Registers the screens, input and bus traces of `plan` in `ext`; returns what stops the bus
@@ -77,25 +80,17 @@ export function exposeDevices(plan: PlatformPlan, ext: RunExtensions, opts: { bu
   const devices = plan.backends.filter((b) => b.role === 'device' && b.ports.length === 1);
   const vmsWithScreens: string[] = [];
   for (const vm of plan.vms) {
-    const mine = devices.filter((b) => b.ports[0]?.vm === vm.name);
     const screens: Screen[] = [];
     const inputs: InputDeviceRef[] = [];
-    for (const b of mine) {
-      // Safe: filtered to one port above.
-      const port = b.ports[0]!;
-      const o = optionsOf(b);
-      const socket = typeof o['controlSocket'] === 'string' ? o['controlSocket'] : undefined;
-      if (socket === undefined) continue;
-      if (port.spec.kind === 'gpu') {
-        const n = num(o['scanouts'], 1);
-        const dir = typeof o['snapshotDir'] === 'string' ? o['snapshotDir'] : undefined;
-        for (let i = 0; i < n; i++) {
-          const lastFrame = dir === undefined ? undefined : `${dir}/${String(o['snapshotPrefix'] ?? 'gpu')}-scanout${i}.png`;
-          screens.push({ id: n === 1 ? port.device : `${port.device}-${i}`, label: `${port.device} (gpu scanout ${i})`, width: num(o['width'], 1280), height: num(o['height'], 720), socket, scanout: i, ...(lastFrame === undefined ? {} : { lastFrame }) });
-        }
-      } else if (port.spec.kind === 'input') {
-        inputs.push({ name: port.device, path: socket, type: String(o['type'] ?? 'keyboard'), width: num(o['width'], 1280), height: num(o['height'], 720) });
+    for (const b of devices.filter((x) => x.ports[0]?.vm === vm.name)) {
+      const view = hostViewOf(b);
+      const device = b.ports[0]?.device ?? b.id;
+      if (view === undefined) continue;
+      const displays = view.displays ?? [];
+      for (const d of displays) {
+        screens.push({ id: displays.length === 1 ? device : `${device}-${d.scanout}`, label: `${device} (scanout ${d.scanout})`, width: d.width, height: d.height, socket: view.controlSocket, scanout: d.scanout, ...(d.lastFrame === undefined ? {} : { lastFrame: d.lastFrame }) });
       }
+      if (view.pointer !== undefined || view.keys === true) inputs.push({ name: device, path: view.controlSocket, keys: view.keys === true, ...(view.pointer === undefined ? {} : { pointer: view.pointer }) });
     }
     if (screens.length === 0) continue;
     vmsWithScreens.push(vm.name);
@@ -164,8 +159,8 @@ export class DeviceInput implements InputSink {
   constructor(vm: string, screens: readonly DisplayInfo[], inputs: readonly InputDeviceRef[]) {
     this.#vm = vm;
     this.#screens = screens;
-    this.#pointer = inputs.find((i) => i.type === 'touch' || i.type === 'multitouch' || i.type === 'tablet');
-    this.#keys = inputs.filter((i) => i.type === 'keyboard' || i.type === 'buttons');
+    this.#pointer = inputs.find((i) => i.pointer !== undefined);
+    this.#keys = inputs.filter((i) => i.keys);
   }
 
   async send(display: string, event: InputEvent): Promise<void> {
@@ -174,7 +169,8 @@ export class DeviceInput implements InputSink {
     if (event.type === 'touch') {
       const p = this.#pointer;
       if (p === undefined) throw new ControlRefusedError(`VM ${this.#vm} has no touch or pointer input device`);
-      const step = touchStep(event, d, p);
+      // Safe: #pointer is a device with pointer axes.
+      const step = touchStep(event, d, p.pointer!);
       await sendInputStep([p], step, REQUEST_TIMEOUT_MS);
       return;
     }
@@ -251,7 +247,7 @@ export function evdevKeyOf(code: string): string | undefined {
 /** A CAN bus's candump log, followed: its new lines are the bus's trace. */
 export class CandumpTrace implements BusTrace {
   readonly name: string;
-  readonly kind = 'can';
+  readonly kind = 'CAN';
   readonly #file: string;
   readonly #tail: string[] = [];
   readonly #listeners = new Set<(line: string) => void>();
