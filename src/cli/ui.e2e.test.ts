@@ -3,8 +3,12 @@
  * End to end: `avp run examples/cockpit.yaml --ui` (two real QEMU guests on an `avp switch`
  * process, vsock between them) and its dashboard in headless Chromium (Debian's chromium through
  * playwright-core). The page loads from the printed address and shows both VMs; the switch's
- * counters move on the page while the guests ping each other; a screenshot of the page is saved
- * in the test output folder (AVP_TEST_OUTPUT, default .cache/test-output/ui/cockpit.png); a
+ * counters move on the page while the guests ping each other; both VMs' screens show pictures
+ * with more than one colour (from the gpu back-ends); a click on the infotainment screen reaches
+ * its guest as a touch (its script prints the position of each new tap); the CAN bus trace shows
+ * the replayed vehicle-speed frames (100#..); a screenshot of the page and the last picture of
+ * each screen are saved in the test output folder (AVP_TEST_OUTPUT, default
+ * .cache/test-output/ui/: cockpit.png, screen-cluster.png, screen-infotainment.png); a
  * restart of the switch from the page is carried out (a new process, QEMU reconnects) and shown;
  * a back-end with restart: no cannot be restarted (its button disabled with the reason); a VM
  * that has powered off is started again from the page; requests without the token are refused.
@@ -13,11 +17,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodePng } from '../devices/gpu/index.js';
 import { buildGuestImage } from '../platform/image/index.js';
 import { browserMissing, launchBrowser, testOutputDir, type TestBrowser } from '../ui/testing/browser.js';
 import { AVP_BIN } from './testing/backend-process.js';
@@ -93,6 +98,14 @@ function avp(args: string[]): Proc {
   };
 }
 
+/** How many colours a PNG has, counting up to `max`. */
+function colours(png: Buffer, max = 2): number {
+  const { rgba } = decodePng(png);
+  const seen = new Set<number>();
+  for (let i = 0; i + 3 < rgba.length && seen.size < max; i += 4) seen.add(rgba.readUInt32BE(i));
+  return seen.size;
+}
+
 /** Pids of processes with `runDir` on their command line (QEMU, back-end processes). */
 function processesOf(runDir: string): number[] {
   const r = spawnSync('pgrep', ['-f', runDir], { encoding: 'utf8' });
@@ -123,7 +136,7 @@ function status(url: string): Promise<number> {
   });
 }
 
-test('e2e: avp run examples/cockpit.yaml --ui: the dashboard in Chromium shows both VMs, live counters, restarts the switch, starts a VM again; no token, no access', { skip: missing, timeout: 3 * BOOT_MS }, async () => {
+test('e2e: avp run examples/cockpit.yaml --ui: the dashboard in Chromium shows both VMs, live counters, both screens, a click reaching the guest as a touch, the CAN trace; restarts the switch, starts a VM again; no token, no access', { skip: missing, timeout: 3 * BOOT_MS }, async () => {
   const runDir = join(dir, 'cockpit');
   const run = avp(['run', 'examples/cockpit.yaml', '--ui', '--run-dir', runDir, '--timeout', '900']);
   let browser: TestBrowser | undefined;
@@ -139,16 +152,61 @@ test('e2e: avp run examples/cockpit.yaml --ui: the dashboard in Chromium shows b
     const { page } = browser;
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // The screens' pictures as the page gets them: the last one of each VM with more than one colour.
+    const pictures = new Map<string, Buffer>();
+    page.on('response', (res) => {
+      const m = /\/api\/screens\/([^/]+)\/[^/]+\.png\b/.exec(res.url());
+      if (m === null || res.status() !== 200) return;
+      void res.body().then(
+        (png) => {
+          if (colours(png) > 1) pictures.set(decodeURIComponent(m[1] ?? ''), png);
+        },
+        () => {}, // the page went on before the body was read
+      );
+    });
     await page.goto(url);
     await page.locator('[data-vm="cluster"]').waitFor({ timeout: BOOT_MS });
     await page.locator('[data-vm="infotainment"]').waitFor({ timeout: BOOT_MS });
+
+    // A click on the infotainment screen (its middle: x 512 of 1024) reaches the guest as a touch:
+    // its script prints each tap at a new position (the input script taps at x 200 and 800).
+    // Clicked until that line comes: before the guest's reader runs, a tap reaches no one.
+    const screen = page.locator('[data-screens="infotainment"] [data-display="screen"] img');
+    await screen.waitFor({ timeout: BOOT_MS });
+    const infoConsole = page.locator('[data-console="infotainment"]');
+    const tappedAt = async (): Promise<number | undefined> => {
+      const xs = [...((await infoConsole.textContent()) ?? '').matchAll(/AVP-GUEST: infotainment touched at x=(\d+)/g)].map((m) => Number(m[1]));
+      return xs.find((x) => x !== 200 && x !== 800);
+    };
+    const tapped = until(
+      'a click on the infotainment screen to reach its guest',
+      async () => {
+        if ((await tappedAt()) !== undefined) return true;
+        const box = await screen.boundingBox();
+        if (box === null) return false;
+        await screen.click({ position: { x: box.width / 2, y: box.height / 2 } });
+        await new Promise((r) => setTimeout(r, 750));
+        return (await tappedAt()) !== undefined;
+      },
+      BOOT_MS,
+    );
+    tapped.catch(() => {}); // awaited below; a failure before that must not be an unhandled rejection
 
     // Counters move: the switch's ports carry the guests' pings (the page got 0 or nothing first).
     const txTotal = async (): Promise<number> => Number((await page.locator('[data-backend="switch/backbone"] [data-port="infotainment/net"] [data-series="txFrames"]').getAttribute('data-total', { timeout: BOOT_MS })) ?? '0');
     const first = await txTotal();
     await until('the switch counters to move on the page', async () => (await txTotal()) > first, BOOT_MS);
+    await tapped;
+    const x = await tappedAt();
+    assert.ok(x !== undefined && Math.abs(x - 512) <= 1, `the guest read the click at x=${String(x)} (clicked at the middle, 512)`);
     await page.locator('[data-console="infotainment"]', { hasText: 'AVP-GUEST: infotainment sent speed=88' }).waitFor({ timeout: BOOT_MS });
     await page.locator('[data-console="cluster"]', { hasText: 'AVP-GUEST: cluster got: speed=88' }).waitFor({ timeout: BOOT_MS });
+
+    // The screens showed pictures (not one flat colour) from both gpu back-ends.
+    await until('pictures with more than one colour on both screens', () => Promise.resolve(pictures.has('cluster') && pictures.has('infotainment')), BOOT_MS);
+    for (const [vm, png] of pictures) writeFileSync(join(testOutputDir('ui'), `screen-${vm}.png`), png);
+    // The CAN bus trace: the replayed vehicle-speed frames, as the candump log has them.
+    await page.locator('[data-bus="vehicle"]', { hasText: /\(\d+\.\d{6}\) vehicle 100#[0-9A-F]{2,16}/ }).waitFor({ timeout: BOOT_MS });
     await page.screenshot({ path: join(testOutputDir('ui'), 'cockpit.png'), fullPage: true });
 
     // restart: no → the button is disabled and says why.

@@ -150,6 +150,23 @@ export interface MetricSeries {
   readonly unit: string;
 }
 
+/**
+ * What a running device of a kind offers the dashboard (`avp run --ui`; platform/run/device-views.ts),
+ * all through its control socket, so the platform needs no kind's name: screens it takes pictures
+ * of (`screenshot N` requests), a pointer it takes touches on (`down X,Y`, `move X,Y`, `up` input
+ * steps), keys (`press KEY_..`, `release KEY_..`).
+ */
+export interface HostView {
+  /** The control socket that takes the requests. */
+  readonly controlSocket: string;
+  /** One per scanout: its size, and where the back-end saves its pictures (its last frame too). */
+  readonly displays?: ReadonlyArray<{ readonly scanout: number; readonly width: number; readonly height: number; readonly lastFrame?: string }>;
+  /** A touch screen or tablet whose axes span `width` × `height`. */
+  readonly pointer?: { readonly width: number; readonly height: number };
+  /** It takes key steps (a keyboard, buttons). */
+  readonly keys?: boolean;
+}
+
 export interface DeviceKind<O extends Record<string, unknown> = Record<string, unknown>> {
   /** `avp serve <name>`, manifest `kind: <name>`, `bin/avp-vhost-user-<name>.js`. */
   readonly name: string;
@@ -195,6 +212,8 @@ export interface DeviceKind<O extends Record<string, unknown> = Record<string, u
    * open connections). Absent: the dashboard charts none, and still lists every counter.
    */
   series?(metrics: Readonly<Record<string, unknown>>): MetricSeries[];
+  /** What a device with these options offers the dashboard; absent or undefined: nothing. */
+  hostView?(options: O): HostView | undefined;
 }
 
 /**

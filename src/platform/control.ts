@@ -3,8 +3,9 @@
  * The client side of the devices' control sockets (devices/control-socket.ts) in a running
  * platform: one request line, one JSON reply line; and finding the sockets `avp run` made
  * (`<runDir>/<vm>/<device>.ctl`, runs under `.avp/runs/` by default) that take a request, by asking
- * each its `capabilities` (so nothing here names a device kind). `avp screenshot`, `avp input` and
- * the e2e tests use it.
+ * each its `capabilities` (so nothing here names a device kind); a screenshot of a display and an
+ * input step to the first input device that takes it. `avp screenshot`, `avp input`, the run's
+ * dashboard wiring (run/device-views.ts) and the e2e tests use it.
  *
  * Owns: connecting, sending, reading one reply with a time limit, turning a refusal into an error,
  * and the search. Does not own: what the requests mean (each device kind documents its own).
@@ -54,6 +55,54 @@ export function controlRequest(path: string, line: string, timeoutMs = 30_000): 
     });
     sock.on('end', () => finish(new ControlRequestError(`${path}: closed without a reply to '${line}'`)));
   });
+}
+
+/** What a display device answers to `screenshot` (devices/gpu/kind.ts). */
+export interface ScreenshotReply {
+  /** The PNG the back-end wrote. */
+  path: string;
+  width: number;
+  height: number;
+  /** The scanout's frame counter when it was taken. */
+  frame: number;
+}
+
+/**
+ * Asks the display device at `socket` for a PNG of `scanout`, written by the back-end at `output`
+ * (absolute), or without it at its default `<vmDir>/<device>-scanout<N>.png`.
+ * @throws ControlRequestError (no such scanout, nothing shown on it yet, no back-end)
+ */
+export async function requestScreenshot(socket: string, scanout: number, output?: string, timeoutMs?: number): Promise<ScreenshotReply> {
+  const r = await controlRequest(socket, `screenshot ${scanout}${output === undefined ? '' : ` ${output}`}`, timeoutMs);
+  if (typeof r['path'] !== 'string') throw new ControlRequestError(`${socket}: the screenshot reply names no file: ${JSON.stringify(r).slice(0, 200)}`);
+  return { path: r['path'], width: Number(r['width']), height: Number(r['height']), frame: Number(r['frame']) };
+}
+
+/** An input step no device took; `refusals` says why each refused (`name: why`). */
+export class InputStepRefusedError extends ControlRequestError {
+  readonly refusals: string[];
+  constructor(step: string, refusals: string[]) {
+    super(`no input device took '${step}': ${refusals.length === 0 ? 'there is none' : refusals.join('; ')}`);
+    this.refusals = refusals;
+  }
+}
+
+/**
+ * Sends one input step (devices/input/steps.ts: `touch 10,20`, `press KEY_A`, `up`) to the first of
+ * `sockets` that takes it, in order, and returns that socket and its reply.
+ * @throws InputStepRefusedError when every one refused it (or there is none)
+ */
+export async function sendInputStep<S extends { name: string; path: string }>(sockets: readonly S[], step: string, timeoutMs?: number): Promise<{ socket: S; reply: Record<string, unknown> }> {
+  const refusals: string[] = [];
+  for (const socket of sockets) {
+    try {
+      return { socket, reply: await controlRequest(socket.path, step, timeoutMs) };
+    } catch (e: unknown) {
+      if (!(e instanceof ControlRequestError)) throw e;
+      refusals.push(`${socket.name}: ${e.message.replace(`${socket.path}: `, '')}`);
+    }
+  }
+  throw new InputStepRefusedError(step, refusals);
 }
 
 /** A device control socket of a running platform. */

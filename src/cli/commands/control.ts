@@ -14,7 +14,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ControlRequestError, controlRequest, findControlSockets } from '../../platform/control.js';
+import { InputStepRefusedError, findControlSockets, requestScreenshot, sendInputStep } from '../../platform/control.js';
 import { UsageError } from '../errors.js';
 
 interface Common {
@@ -57,8 +57,8 @@ async function screenshot(vm: string, opts: Common & { scanout: string; output?:
   if (opts.output !== undefined && sockets.length > 1) throw new UsageError(`screenshot: VM '${vm}' has ${sockets.length} displays (${sockets.map((s) => s.name).join(', ')}); give --device with --output`);
   const output = opts.output === undefined ? undefined : isAbsolute(opts.output) ? opts.output : resolve(process.cwd(), opts.output);
   for (const s of sockets) {
-    const r = await controlRequest(s.path, `screenshot ${scanout}${output === undefined ? '' : ` ${output}`}`);
-    process.stdout.write(`${String(r['path'])} (${vm}/${s.name} scanout ${scanout}, ${String(r['width'])}x${String(r['height'])}, frame ${String(r['frame'])})\n`);
+    const r = await requestScreenshot(s.path, scanout, output);
+    process.stdout.write(`${r.path} (${vm}/${s.name} scanout ${scanout}, ${r.width}x${r.height}, frame ${r.frame})\n`);
   }
   return 0;
 }
@@ -74,20 +74,13 @@ async function input(vm: string, words: readonly string[], opts: Common): Promis
   if (steps.length === 0) throw new UsageError('input: give at least one step, e.g. key KEY_ENTER or touch 120,300');
   const sockets = await findControlSockets(where(vm, opts, 'input'));
   for (const step of steps) {
-    const refusals: string[] = [];
-    let done = false;
-    for (const s of sockets) {
-      try {
-        const r = await controlRequest(s.path, step);
-        process.stdout.write(`${vm}/${s.name}: ${step} (${String(r['frames'])} frame(s)${r['driver'] === false ? ', queued until the guest driver is ready' : ''})\n`);
-        done = true;
-        break;
-      } catch (e: unknown) {
-        if (!(e instanceof ControlRequestError)) throw e;
-        refusals.push(`${s.name}: ${e.message.replace(`${s.path}: `, '')}`);
-      }
+    try {
+      const { socket: s, reply: r } = await sendInputStep(sockets, step);
+      process.stdout.write(`${vm}/${s.name}: ${step} (${String(r['frames'])} frame(s)${r['driver'] === false ? ', queued until the guest driver is ready' : ''})\n`);
+    } catch (e: unknown) {
+      if (e instanceof InputStepRefusedError) throw new UsageError(`input: no input device of VM '${vm}' took '${step}': ${e.refusals.join('; ')}`);
+      throw e;
     }
-    if (!done) throw new UsageError(`input: no input device of VM '${vm}' took '${step}': ${refusals.join('; ')}`);
   }
   return 0;
 }

@@ -99,6 +99,18 @@ export const gpuKind = defineKind({
       };
     },
   },
+  hostView: (o) =>
+    o.controlSocket === undefined
+      ? undefined
+      : {
+          controlSocket: o.controlSocket,
+          displays: Array.from({ length: o.scanouts }, (_, scanout) => ({
+            scanout,
+            width: o.width,
+            height: o.height,
+            ...(o.snapshotDir === undefined ? {} : { lastFrame: `${o.snapshotDir}/${o.snapshotPrefix}-scanout${scanout}.png` }),
+          })),
+        },
   summarize: (m) => {
     const scanoutList = Array.isArray(m['scanouts']) ? (m['scanouts'] as unknown[]) : [];
     const frames = scanoutList.reduce((n: number, s) => n + metric(s, ['frames']), 0);

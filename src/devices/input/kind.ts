@@ -128,5 +128,13 @@ export const inputKind = defineKind({
       return { options: { ...Object.fromEntries(keysOf.filter((k) => e[k] !== undefined).map((k) => [k, e[k]])), controlSocket: control }, hostSockets: [control] };
     },
   },
+  hostView: (o) =>
+    o.controlSocket === undefined
+      ? undefined
+      : {
+          controlSocket: o.controlSocket,
+          ...(o.type === 'touch' || o.type === 'multitouch' || o.type === 'tablet' ? { pointer: { width: o.width, height: o.height } } : {}),
+          keys: o.type === 'keyboard' || o.type === 'buttons',
+        },
   summarize: (m) => `${String(m['type'] ?? '?')}: ${metric(m, ['eventsSent'])} events, ${metric(m, ['statusEvents'])} status`,
 });

@@ -6,15 +6,13 @@
  * register a provider here when they start, and the control socket and the dashboard pick them
  * up; with none registered, a VM shows "no display on this VM" and the bus panel "no buses".
  *
- * Wiring a display (for the display back-end's branch): when the supervisor has started a VM's
- * display back-end, it calls `run.extensions.addScreens(vm, provider)` with a `ScreenProvider`
- * that lists the enabled scanouts and takes a PNG of one (the back-end's per-device control
- * socket), and an `InputSink` that turns a `touch` event (display pixels) into a virtio-input
- * multi-touch event and a `key` event (KeyboardEvent.code) into a key code. A click on the
- * screen in the dashboard arrives as touch down then touch up at the same point.
- * Wiring a bus: `run.extensions.addBus(trace)` with a `BusTrace` whose lines are the bus's
- * frames as text (one frame a line, the format the bus's trace uses); `removeBus`/`removeScreens`
- * when it goes.
+ * Wiring (device-views.ts, once the run's back-ends serve): each VM with gpu devices gets a
+ * `ScreenProvider` listing their scanouts and taking a PNG of one through the device's control
+ * socket, and, with an input device, an `InputSink` that turns a `touch` event (display pixels)
+ * into an input step of its touch device and a `key` event (KeyboardEvent.code) into a key press
+ * or release of its keyboard. A click on the screen in the dashboard arrives as touch down then
+ * touch up at the same point. Each CAN bus with a candump log gets a `BusTrace` whose lines are
+ * the log's new lines (one frame a line). `removeBus`/`removeScreens` when the run ends.
  *
  * Owns: those interfaces and the registry of them for one run. Does not own: any display or bus
  * (their back-ends), the transport (control.ts, control-socket.ts), drawing (ui/).

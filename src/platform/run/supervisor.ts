@@ -41,6 +41,7 @@ import { QemuVm, findQemu, type VmExit } from '../qemu.js';
 import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
 import { errorText } from '../../errors.js';
 import { checkAction, targetKey, type ControlRequest } from './control-rules.js';
+import { exposeDevices } from './device-views.js';
 import { RunExtensions } from './extensions.js';
 import { createDisks, createRunDir } from './prepare.js';
 import { LocalControl } from './control.js';
@@ -196,11 +197,14 @@ export class PlatformRun {
     };
     process.on('exit', removeSockets);
     let outcome: { exitCode: number; reason: string };
+    let unexpose = (): void => {};
     try {
       await this.#prepare();
       this.#control = await ControlServer.listen(plan.controlSocket, new LocalControl(this));
       this.#openSockets();
       if (this.#finished === undefined) await this.#startBackends();
+      // The screens, input and bus traces of the devices, for the dashboard (extensions.ts).
+      if (this.#finished === undefined) unexpose = exposeDevices(plan, this.extensions);
       if (this.#finished === undefined) await this.#startVms(readyPatterns);
       outcome = await this.#outcome;
     } finally {
@@ -211,6 +215,7 @@ export class PlatformRun {
         const quiet = this.#finished.exitCode === 0 || this.#finished.reason.startsWith('stopped by ');
         (quiet ? this.#info.bind(this) : this.#error.bind(this))(this.#finished.reason);
       }
+      unexpose();
       await this.#shutdown();
       await this.#control?.close();
       process.off('exit', removeSockets);
