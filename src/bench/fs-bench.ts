@@ -25,6 +25,8 @@ import { DEFAULT_GUEST_TOOLS } from '../platform/image/guest-tools.js';
 import { runGuest } from '../platform/qemu.js';
 import { vhostUserDevice } from '../platform/attach.js';
 import { SpawnedBackend } from '../vhost-user/spawn.js';
+import { reportLoad } from './load.js';
+import { emitBenchOutput, median, type Comparison } from './results.js';
 
 const ROUNDS = Number(process.env['AVP_BENCH_ROUNDS'] ?? 3);
 const FILE_MIB = Number(process.env['AVP_BENCH_FILE_MIB'] ?? 128);
@@ -52,11 +54,6 @@ interface Figures {
   metaOps: number;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? Number.NaN) + (s[m] ?? Number.NaN)) / 2;
-}
 
 function makeShare(): string {
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'avp-bench-fs-'));
@@ -100,6 +97,7 @@ async function main(): Promise<void> {
   if (virtiofsd !== undefined) peers.push(['virtiofsd', `${JSON.stringify(process.execPath)} ${VIRTIOFSD_RESPAWNER} --socket-path {socket} --shared-dir ${share} --binary ${virtiofsd}`]);
   else log('virtiofsd is not installed (scripts/setup.sh installs it): AVP only, no ratios');
   const results = new Map<string, Figures[]>(peers.map(([label]) => [label, []]));
+  const loadBefore = await reportLoad('before', log);
   try {
     log(`fs benchmark: ${FILE_MIB} MiB file on ${dir}, ${ROUNDS} alternating round(s), ioping ${IOPS_SECONDS} s, ${META_FILES} files, node ${process.version}`);
     for (let r = 1; r <= ROUNDS; r++) {
@@ -117,6 +115,12 @@ async function main(): Promise<void> {
   const rows: Array<[string, keyof Figures, number]> = [['sequential read MB/s', 'seqMBps', 1], ['4 KiB random read IOPS', 'iops', 0], ['metadata ops/s', 'metaOps', 0]];
   const lines = rows.map(([name, k, digits]) => `${name.padEnd(24)} ${med('AVP', k).toFixed(digits).padStart(10)} ${(results.has('virtiofsd') ? med('virtiofsd', k).toFixed(digits) : 'n/a').padStart(10)} ${ratio(k).padStart(14)}`);
   process.stdout.write(`\nfs benchmark, Linux 6.12 guest, QEMU 10.0 (TCG), medians of ${ROUNDS} alternating round(s)\n${'case'.padEnd(24)} ${'AVP'.padStart(10)} ${'virtiofsd'.padStart(10)} ${'AVP/virtiofsd'.padStart(14)}\n${lines.join('\n')}\n`);
+  const loadAfter = await reportLoad('after', log);
+  const of = (label: string, k: keyof Figures): number[] => (results.get(label) ?? []).map((f) => f[k]);
+  const comparisons: Comparison[] = results.has('virtiofsd')
+    ? rows.map(([name, k]) => ({ bench: 'fs', case: name.replace(/ (MB\/s|IOPS|ops\/s)$/, ''), unit: name.match(/(MB\/s|IOPS|ops\/s)$/)?.[1] ?? '', higherIsBetter: true, peerName: 'virtiofsd', avp: of('AVP', k), peer: of('virtiofsd', k) }))
+    : [];
+  emitBenchOutput({ bench: 'fs', comparisons, loadBefore, loadAfter, notes: [`${FILE_MIB} MiB sequential read, ioping ${IOPS_SECONDS} s, ${META_FILES} files create/stat/unlink; guest over QEMU (TCG)`] });
 }
 
 await main();

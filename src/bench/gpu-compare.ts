@@ -22,6 +22,8 @@ import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image
 import { parseGuestKv } from '../platform/image/markers.js';
 import { QemuVm, findQemu, qemuArgs, type VmDevice } from '../platform/qemu.js';
 import { SpawnedBackend } from '../vhost-user/spawn.js';
+import { reportLoad } from './load.js';
+import { emitBenchOutput, median } from './results.js';
 
 const ROUNDS = Number(process.env['AVP_BENCH_ROUNDS'] ?? 2);
 const SECONDS = Number(process.env['AVP_BENCH_SECONDS'] ?? 10);
@@ -52,11 +54,6 @@ interface Result {
   writes: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-}
 
 /** Boots the guest with `devices` (+ `extra` QEMU arguments) and returns its measurement. */
 async function boot(image: GuestImage, devices: readonly VmDevice[], extra: readonly string[]): Promise<Result> {
@@ -79,6 +76,7 @@ async function main(): Promise<void> {
   const image = await buildGuestImage({ onProgress: (m) => log(`image: ${m}`) });
   log(`gpu benchmark: ${W}x${H} full-screen updates, ${ROUNDS} round(s) of ${SECONDS} s per device, node ${process.version}`);
   const runs: Record<'AVP' | 'QEMU', Result[]> = { AVP: [], QEMU: [] };
+  const loadBefore = await reportLoad('before', log);
   const show = (label: string, r: Result) => log(`  ${label.padEnd(4)} ${r.fps.toFixed(1).padStart(6)} frames/s (${r.flushes} flushes in ${r.seconds.toFixed(2)} s; the guest wrote ${r.writes} frames)`);
   for (let round = 1; round <= ROUNDS; round++) {
     log(`round ${round}:`);
@@ -99,6 +97,14 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nmedians of ${ROUNDS} round(s), ${SECONDS} s each: AVP vhost-user-gpu ${a.toFixed(1)} frames/s, QEMU virtio-gpu-pci ${q.toFixed(1)} frames/s, AVP/QEMU ${(q > 0 ? a / q : Number.NaN).toFixed(2)} (> 1: AVP faster)\n`,
   );
+  const loadAfter = await reportLoad('after', log);
+  emitBenchOutput({
+    bench: 'gpu',
+    comparisons: [{ bench: 'gpu', case: `full-screen updates ${W}x${H}`, unit: 'frames/s', higherIsBetter: true, peerName: 'QEMU virtio-gpu-pci', avp: runs.AVP.map((r) => r.fps), peer: runs.QEMU.map((r) => r.fps) }],
+    loadBefore,
+    loadAfter,
+    notes: [`the guest writes whole ${W}x${H} frames to /dev/fb0 for ${SECONDS} s; frames/s = RESOURCE_FLUSH commands completed per second (guest tracepoints)`],
+  });
 }
 
 await main();

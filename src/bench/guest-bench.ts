@@ -15,8 +15,11 @@ import { mkdtempSync, rmSync, closeSync, openSync, ftruncateSync, existsSync } f
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildGuestImage, scriptParam } from '../platform/image/index.js';
-import { runGuest, type VmDevice } from '../platform/qemu.js';
+import { findQemu, runGuest, type VmDevice } from '../platform/qemu.js';
 import { vhostUserDevice } from '../platform/attach.js';
+import { formatVersion, probeQemu } from '../platform/qemu-caps.js';
+import { reportLoad } from './load.js';
+import { emitBenchOutput, median, type Comparison } from './results.js';
 
 const ROUNDS = Number(process.env['AVP_BENCH_ROUNDS'] ?? 3);
 const IMAGE_MIB = 512;
@@ -65,11 +68,6 @@ async function serve(dir: string, kind: string, args: string[]): Promise<Backend
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-}
 
 async function main(): Promise<void> {
   const image = await buildGuestImage({ onProgress: (m) => process.stderr.write(`image: ${m}\n`) });
@@ -79,6 +77,8 @@ async function main(): Promise<void> {
   ftruncateSync(fd, IMAGE_MIB << 20);
   closeSync(fd);
   const results: Record<'avp' | 'qemu', Record<string, number[]>> = { avp: {}, qemu: {} };
+  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const loadBefore = await reportLoad('before', log);
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const who of ['avp', 'qemu'] as const) {
@@ -105,7 +105,8 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`\nGuest benchmark: Linux 6.1 guest, QEMU 7.2 (TCG), ${ROUNDS} alternating rounds, medians`);
+  const qemu = probeQemu(findQemu());
+  console.log(`\nGuest benchmark: Linux ${image.kernelVersion} guest, QEMU ${formatVersion(qemu.version)} (TCG), ${ROUNDS} alternating rounds, medians`);
   console.log(`${'case'.padEnd(20)} ${'AVP vhost-user'.padStart(16)} ${'QEMU built-in'.padStart(16)} ${'AVP/QEMU'.padStart(10)}`);
   for (const k of Object.keys(BYTES)) {
     const a = median(results.avp[k] ?? []);
@@ -113,6 +114,10 @@ async function main(): Promise<void> {
     const mbs = (s: number) => `${((BYTES[k] ?? 0) / s / 1e6).toFixed(2)} MB/s`;
     console.log(`${k.padEnd(20)} ${mbs(a).padStart(16)} ${mbs(q).padStart(16)} ${(q / a).toFixed(2).padStart(9)}x`);
   }
+  const loadAfter = await reportLoad('after', log);
+  const rate = (k: string, seconds: readonly number[]): number[] => seconds.map((s) => (BYTES[k] ?? 0) / s / 1e6);
+  const comparisons: Comparison[] = Object.keys(BYTES).map((k) => ({ bench: 'guest', case: k, unit: 'MB/s', higherIsBetter: true, peerName: 'QEMU built-in', avp: rate(k, results.avp[k] ?? []), peer: rate(k, results.qemu[k] ?? []) }));
+  emitBenchOutput({ bench: 'guest', comparisons, loadBefore, loadAfter, notes: [`Linux ${image.kernelVersion} guest, ${qemu.versionText}, TCG; AVP: avp serve rng + blk over vhost-user; peer: virtio-rng-pci + virtio-blk-pci on the same image`] });
 }
 
 await main();

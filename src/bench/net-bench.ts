@@ -28,6 +28,7 @@ import { VHOST_USER_PROTOCOL_F_MQ, VHOST_USER_PROTOCOL_F_REPLY_ACK } from '../vh
 import { BackendThread, listenAt } from '../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../platform/backends.js';
 import { errorText } from '../errors.js';
+import { median } from './results.js';
 
 const QUEUE = 256;
 const BUF = 2048;
@@ -293,14 +294,6 @@ export async function benchTestpmd(binary: string, sizes: readonly number[], sec
 /** Where DPDK's EAL puts runtime files: /var/run/dpdk for root, else $XDG_RUNTIME_DIR/dpdk (or /tmp/dpdk). */
 function dpdkRuntimeDir(): string {
   return process.getuid?.() === 0 ? '/var/run/dpdk' : join(process.env['XDG_RUNTIME_DIR'] ?? '/tmp', 'dpdk');
-}
-
-/** The median of `xs` (xs non-empty). */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  // Safe: callers pass at least one value, so both indexes exist.
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Per peer and frame size: the round with the median packet rate. */

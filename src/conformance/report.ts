@@ -106,7 +106,8 @@ const GROUP_TITLES: Readonly<Record<string, string>> = {
   device: 'Device semantics',
 };
 
-function html(text: string): string {
+/** Text made safe for HTML content and attribute values. */
+export function html(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
 }
 

@@ -9,6 +9,8 @@
  */
 import type { Command } from 'commander';
 import { benchAvpSwitch, benchTestpmd, ensureTestpmd, formatNetBench, medians, type NetBenchResult } from '../../bench/net-bench.js';
+import { reportLoad } from '../../bench/load.js';
+import { emitBenchOutput, type Comparison } from '../../bench/results.js';
 import { UsageError } from '../errors.js';
 
 interface BenchNetOptions {
@@ -42,6 +44,7 @@ export function registerBenchNetCommand(program: Command): void {
         if (typeof bin === 'string') testpmd = bin;
         else log(`no dpdk-testpmd comparison: ${bin.missing}`);
       }
+      const loadBefore = await reportLoad('before', log);
       const all: NetBenchResult[] = [];
       for (let round = 1; round <= rounds; round++) {
         // Each back-end runs alone: testpmd's forwarding core spins even when idle.
@@ -53,5 +56,10 @@ export function registerBenchNetCommand(program: Command): void {
       const results = medians(all);
       process.stdout.write(`median of ${rounds} round(s), ${seconds} s per frame size:\n`);
       for (const line of formatNetBench(results)) process.stdout.write(`${line}\n`);
+      const loadAfter = await reportLoad('after', log);
+      const pps = (peer: string, size: number): number[] => all.filter((r) => r.peer === peer && r.frameBytes === size).map((r) => r.pps);
+      const comparisons: Comparison[] =
+        testpmd === undefined ? [] : sizes.map((size) => ({ bench: 'net', case: `${size} B frames`, unit: 'frames/s', higherIsBetter: true, peerName: 'dpdk-testpmd', avp: pps('avp switch', size), peer: pps('dpdk-testpmd', size) }));
+      emitBenchOutput({ bench: 'net', comparisons, loadBefore, loadAfter, notes: [`two vhost-user front-end ports, ${seconds} s per frame size, ${rounds} round(s); AVP: avp switch; peer: dpdk-testpmd io forwarding between two net_vhost ports`] });
     });
 }
