@@ -287,6 +287,8 @@ export class BackendSession {
     if (req.type === 'GET_CONFIG') return encodeReply({ type: 'GET_CONFIG', body: null, fds: [] });
     if (req.type === 'GET_VRING_BASE') return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: 0 }, fds: [] });
     if (req.type === 'CREATE_CRYPTO_SESSION') return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: new Uint8Array(0), fds: [] });
+    // mmap_size 0 without an fd: "no inflight record" (QEMU then runs the device without one).
+    if (req.type === 'GET_INFLIGHT_FD') return encodeReply({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: req.body.numQueues, queueSize: req.body.queueSize }, fds: [] });
     return null;
   }
 
@@ -392,6 +394,7 @@ export class BackendSession {
         this.#needInflight(req.type);
         const { region, reply, fd } = InflightRegion.allocate(req.body, this.#rings.length);
         this.#installInflight(region);
+        this.#log.info(`inflight record allocated: ${reply.numQueues} queue(s) of ${reply.queueSize} descriptors, ${reply.mmapSize} bytes`);
         // The connection sends the fd and then closes it; the mapping stays.
         return encodeReply({ type: 'GET_INFLIGHT_FD', body: reply, fds: [fd] });
       }
@@ -399,6 +402,7 @@ export class BackendSession {
         this.#needInflight(req.type);
         // The fd stays unclaimed (`handle` closes it): the mapping outlives it and the file is sealed.
         this.#installInflight(InflightRegion.adopt(req.body, req.fds[0], this.#rings.length));
+        this.#log.info(`inflight record from the front-end: ${req.body.numQueues} queue(s) of ${req.body.queueSize} descriptors`);
         return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
