@@ -68,7 +68,7 @@ w(){ RANDOM=$(($1+1));n=0;while [ $n -lt 16 ];do n=$((n+1));o $1 w;done
 while [ "$(r $F|head -c4)" != STOP ];do k=0;while [ $k -lt 4 ];do k=$((k+1));n=$((n+1));o $1 m;done;[ $1 = 0 ]&&avp-say p $n;done;echo $n>/tmp/n$1; }
 i=0;while [ $i -lt 16 ];do w $i & i=$((i+1));done;avp-say started;wait
 avp-say done ops $(cat /tmp/n*|awk '{s+=$1}END{print s}') werr $(cat /tmp/ew* 2>/dev/null|wc -l) verr $(cat /tmp/ev* 2>/dev/null|wc -l) kerr $(dmesg|grep -ciE 'I/O error|blk_update|vda.*(fail|timeout|timed out)') sum $(dd if=$D bs=1M iflag=direct 2>/dev/null|md5sum)
-avp-say state $(grep -r . /tmp/s|sed 's,/tmp/s/,,'|tr '\\n' ' ')
+grep -r . /tmp/s|sed 's,/tmp/s/,,'|xargs -n 32 avp-say s;avp-say blocks $(ls /tmp/s|wc -l)
 `;
 
 interface AvpRun {
@@ -211,7 +211,8 @@ ${script}
       closeSync(fd);
     }
     const done = await run.waitFor(/^\[disk\] AVP-GUEST: done /, 600_000);
-    const stateLine = await run.waitFor(/^\[disk\] AVP-GUEST: state /, 120_000);
+    // The guest's record of what it wrote where, 32 blocks a line, then the block count.
+    const blocks = Number(/blocks (\d+)$/.exec(await run.waitFor(/^\[disk\] AVP-GUEST: blocks \d+$/, 300_000))?.[1]);
     const m = /done ops (\d+) werr (\d+) verr (\d+) kerr (\d+) sum ([0-9a-f]{32})/.exec(done);
     assert.ok(m !== null, done);
     const [ops, werr, verr, kerr] = m.slice(1, 5).map(Number) as [number, number, number, number];
@@ -239,8 +240,11 @@ ${script}
     assert.equal(image.length, DISK_BLOCKS * BLOCK);
     assert.equal(createHash('md5').update(image).digest('hex'), sum, 'the guest saw the same bytes as the image file holds');
     const state = new Map<number, string>();
-    for (const [, b, g] of stateLine.matchAll(/(\d+):(\d+\.\d+)/g)) state.set(Number(b), g as string);
+    for (const line of run.lines.filter((l) => l.startsWith('[disk] AVP-GUEST: s '))) {
+      for (const [, b, g] of line.matchAll(/(\d+):(\d+\.\d+)/g)) state.set(Number(b), g as string);
+    }
     assert.ok(state.size > 0, 'the guest reported which blocks it wrote');
+    assert.equal(state.size, blocks, 'every block the guest wrote was reported');
     let mismatches = 0;
     for (let b = 0; b < FLAG_BLOCK; b++) {
       const got = image.subarray(b * BLOCK, (b + 1) * BLOCK);
