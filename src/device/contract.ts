@@ -117,6 +117,12 @@ export interface VirtioDevice {
   readonly featuresWhenUndisclosed?: bigint | undefined;
   /** Sessions created out of band by the front-end (see DeviceSessionControl); most devices have none. */
   readonly sessions?: DeviceSessionControl | undefined;
+  /**
+   * The device wants its in-flight requests recorded in front-end-kept shared memory so that a
+   * restarted back-end can serve them again (vhost-user INFLIGHT_SHMFD). Only for devices whose
+   * requests can be repeated without harm (a block write or read can; a network frame cannot).
+   */
+  readonly inflightTracking?: boolean | undefined;
 
   /** Reads `length` bytes of config space at `offset` (bounds already checked by the runner). */
   readConfig(offset: number, length: number): Uint8Array;

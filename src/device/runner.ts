@@ -17,6 +17,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { DeviceQueue } from '../queue/split-device.js';
 import { resolveRings, type RingAddresses } from '../queue/rings.js';
 import type { QueueError } from '../queue/errors.js';
+import type { InflightTracker } from '../queue/inflight.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -179,10 +180,10 @@ export class DeviceRunner {
   /**
    * A device-side queue for `index` with the negotiated ring features; errors on it are logged and
    * fatal ones set NEEDS_RESET. Transports that resolve ring addresses themselves (vhost-user) call
-   * this with their views.
+   * this with their views, and with an inflight tracker when the front-end keeps a record for them.
    * @throws DeviceError for a bad index or size; QueueError for unusable rings.
    */
-  createQueue(index: number, size: number, rings: ReturnType<typeof resolveRings>, nextAvail = 0): DeviceQueue {
+  createQueue(index: number, size: number, rings: ReturnType<typeof resolveRings>, nextAvail = 0, inflight?: InflightTracker): DeviceQueue {
     this.#checkQueue(index, size);
     return new DeviceQueue({
       size,
@@ -192,6 +193,7 @@ export class DeviceRunner {
       eventIdx: hasFeature(this.#features, VIRTIO_F_EVENT_IDX),
       nextAvail,
       onError: (e: QueueError, head) => this.#queueError(index, e, head),
+      ...(inflight === undefined ? {} : { inflight }),
     });
   }
 

@@ -4,4 +4,5 @@ export * from './errors.js';
 export * from './chain.js';
 export * from './rings.js';
 export * from './split-device.js';
+export type * from './inflight.js';
 export * from './split-driver.js';

@@ -45,6 +45,7 @@ import {
 } from '../spec/split-ring.js';
 import { DescriptorChain, type GuestBuffer } from './chain.js';
 import { QueueError } from './errors.js';
+import type { InflightTracker } from './inflight.js';
 import { checkRingAlignment, type RingViews } from './rings.js';
 
 /** Largest indirect table: `next` is a u16, so a table can address 65536 entries at most. */
@@ -66,6 +67,11 @@ export interface DeviceQueueOptions {
   nextAvail?: number;
   /** Called once per rejected chain or fatal ring error, for the device's log and metrics. */
   onError?: (error: QueueError, head: number | undefined) => void;
+  /**
+   * Records chains in flight (vhost-user inflight tracking, `inflight.ts`); when its record says
+   * chains were in flight at a crash, the queue resumes where it says and serves those first.
+   */
+  inflight?: InflightTracker;
 }
 
 /** Counters a device exports in its metrics. */
@@ -92,6 +98,9 @@ export class DeviceQueue {
   /** used ring as u32: element i is at [1 + 2i] (id) and [2 + 2i] (len). */
   readonly #used32: Uint32Array;
   readonly #onError: ((error: QueueError, head: number | undefined) => void) | undefined;
+  readonly #inflight: InflightTracker | undefined;
+  /** Heads to serve again before new avail entries (inflight resubmission), in order. */
+  #resubmit: number[] = [];
 
   /** Free-running 16-bit index of the next avail entry to consume. */
   #nextAvail: number;
@@ -128,6 +137,18 @@ export class DeviceQueue {
     // breaks after a guest reboot, rust-vmm/vhost#180).
     this.#nextUsed = Atomics.load(this.#used16, 1);
     this.#signalledUsed = this.#nextUsed;
+    this.#inflight = opts.inflight;
+    const resume = opts.inflight?.resume(opts.size, this.#nextUsed);
+    if (resume !== undefined) {
+      this.#nextAvail = resume.nextAvail & 0xffff;
+      // The tracker checked each head against the size; re-checked here, as pop trusts this list.
+      this.#resubmit = resume.resubmit.filter((h) => Number.isInteger(h) && h >= 0 && h < opts.size);
+    }
+  }
+
+  /** Heads still waiting to be served again after a restart (inflight resubmission). */
+  get resubmitPending(): number {
+    return this.#resubmit.length;
   }
 
   /** Next avail index to consume: what vhost-user GET_VRING_BASE returns. */
@@ -148,7 +169,7 @@ export class DeviceQueue {
   /** Number of chains the driver has made available and the device has not popped yet. */
   pending(): number {
     if (this.#broken) return 0;
-    return (Atomics.load(this.#avail, 1) - this.#nextAvail) & 0xffff;
+    return this.#resubmit.length + ((Atomics.load(this.#avail, 1) - this.#nextAvail) & 0xffff);
   }
 
   /**
@@ -159,6 +180,13 @@ export class DeviceQueue {
   pop(): DescriptorChain | null {
     for (;;) {
       if (this.#broken) return null;
+      const again = this.#resubmit.shift();
+      if (again !== undefined) {
+        // Already recorded as in flight (with its first counter): not popped again.
+        const chain = this.#take(again);
+        if (chain !== null) return chain;
+        continue;
+      }
       const availIdx = Atomics.load(this.#avail, 1);
       const pending = (availIdx - this.#nextAvail) & 0xffff;
       if (pending === 0) return null;
@@ -172,16 +200,24 @@ export class DeviceQueue {
         return null;
       }
       this.#nextAvail = (this.#nextAvail + 1) & 0xffff;
-      try {
-        const chain = this.#walk(head);
-        this.stats.chainsPopped++;
-        return chain;
-      } catch (e: unknown) {
-        if (!(e instanceof QueueError)) throw e;
-        this.stats.chainsRejected++;
-        this.#onError?.(e, head);
-        this.pushUsed(head, 0);
-      }
+      this.#inflight?.popped(head);
+      const chain = this.#take(head);
+      if (chain !== null) return chain;
+    }
+  }
+
+  /** Walks the chain at `head`; a malformed one is returned with length 0 and null comes back. */
+  #take(head: number): DescriptorChain | null {
+    try {
+      const chain = this.#walk(head);
+      this.stats.chainsPopped++;
+      return chain;
+    } catch (e: unknown) {
+      if (!(e instanceof QueueError)) throw e;
+      this.stats.chainsRejected++;
+      this.#onError?.(e, head);
+      this.pushUsed(head, 0);
+      return null;
     }
   }
 
@@ -190,9 +226,11 @@ export class DeviceQueue {
     const slot = this.#nextUsed & this.#mask;
     this.#used32[1 + 2 * slot] = head;
     this.#used32[2 + 2 * slot] = len;
+    this.#inflight?.publishing(head);
     this.#nextUsed = (this.#nextUsed + 1) & 0xffff;
     // Sequentially consistent store: the element above is visible before the new index.
     Atomics.store(this.#used16, 1, this.#nextUsed);
+    this.#inflight?.published(this.#nextUsed);
     this.#pendingUsed = true;
   }
 
@@ -210,11 +248,13 @@ export class DeviceQueue {
       const slot = next & this.#mask;
       this.#used32[1 + 2 * slot] = e.head;
       this.#used32[2 + 2 * slot] = e.len;
+      this.#inflight?.publishing(e.head);
       next = (next + 1) & 0xffff;
     }
     this.#nextUsed = next;
     // Sequentially consistent store: every element above is visible before the new index.
     Atomics.store(this.#used16, 1, next);
+    this.#inflight?.published(next);
     this.#pendingUsed = true;
   }
 

@@ -6,7 +6,7 @@
 export { SysError, SysEofError, SysUsageError, errnoName, errnoDescription, errnoNumber, isErrno } from './errors.js';
 export { close, closeQuiet, closeAllQuiet, dup, isOpenFd, listOpenFds, setNonBlocking, isNonBlocking, fdTarget, isEventFd } from './fd.js';
 export { listenUnix, acceptUnix, connectUnix, socketPair, shutdown, unlinkQuiet, peerCredentials, SHUT_RD, SHUT_WR, SHUT_RDWR } from './socket.js';
-export { recvMsg, tryRecvMsg, recvExact, sendMsg, MAX_FDS_PER_MESSAGE } from './message.js';
+export { recvMsg, tryRecvMsg, recvExact, sendMsg, trySendMsg, MAX_FDS_PER_MESSAGE } from './message.js';
 export type { RecvResult } from './message.js';
 export { memfdCreate, mmapShared, munmap, mapViews, ftruncate, fdFileSize, getSeals, sealAgainstShrink, MAX_VIEW_BYTES, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE } from './memory.js';
 export type { Mapping, FdFileSize } from './memory.js';

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { SysEofError, SysError, SysUsageError } from './errors.js';
 import { eventfdCreate, eventfdRead, eventfdWrite } from './eventfd.js';
 import { isOpenFd, listOpenFds, setNonBlocking } from './fd.js';
-import { MAX_FDS_PER_MESSAGE, recvExact, recvMsg, sendMsg, tryRecvMsg } from './message.js';
+import { MAX_FDS_PER_MESSAGE, recvExact, recvMsg, sendMsg, tryRecvMsg, trySendMsg } from './message.js';
 import { memfdCreate, mmapShared } from './memory.js';
 import { socketPair } from './socket.js';
 import { Resources, hasCloexec } from './testkit.js';
@@ -212,4 +212,26 @@ test('tryRecvMsg never waits, even on a blocking socket: null when nothing is th
   assert.equal(got.fds.length, 1);
   res.fds(got.fds);
   assert.equal(tryRecvMsg(b, buf, 4), null);
+});
+
+test('trySendMsg sends bytes and an fd without waiting, and returns null (nothing sent) on a full socket', (t) => {
+  const res = new Resources(t);
+  const [a, b] = res.fds(socketPair());
+  const efd = res.fd(eventfdCreate());
+  assert.equal(trySendMsg(a, new Uint8Array(36), [efd]), 36);
+  const got = recvMsg(b, new Uint8Array(36), 1);
+  res.fds(got.fds);
+  assert.equal(got.bytes, 36);
+  assert.equal(got.fds.length, 1);
+  eventfdWrite(efd, 7n);
+  assert.equal(eventfdRead(got.fds[0] ?? -1), 7n, 'the received fd is the sent eventfd');
+  // Fill the socket, then one more send with an fd: null, and the peer receives no fd.
+  const chunk = new Uint8Array(64 * 1024);
+  while (trySendMsg(a, chunk) !== null);
+  assert.equal(trySendMsg(a, new Uint8Array(4), [efd]), null);
+  const fds: number[] = [];
+  for (let r = tryRecvMsg(b, chunk, 1); r !== null && r.bytes > 0; r = tryRecvMsg(b, chunk, 1)) fds.push(...r.fds);
+  res.fds(fds);
+  assert.deepEqual(fds, [], 'no fd went out with the refused send');
+  assert.throws(() => trySendMsg(a, new Uint8Array(0)), SysUsageError);
 });

@@ -231,6 +231,30 @@ export function sendMsg(fd: number, data: Uint8Array, fds: readonly number[] = [
   }
 }
 
+/**
+ * `sendMsg` that never waits (MSG_DONTWAIT): sends as much of `data` as fits now, with `fds`
+ * attached to its first byte. The kernel delivers the fds with the first byte sent, so a caller
+ * that got a partial count sends the rest without them. The fds stay open and owned by the caller.
+ * @returns the byte count sent, or null when nothing fits (EAGAIN; the fds were not sent either).
+ * @throws SysError EPIPE or ECONNRESET when the peer is gone (never SIGPIPE).
+ */
+export function trySendMsg(fd: number, data: Uint8Array, fds: readonly number[] = []): number | null {
+  assertFd(fd);
+  if (fds.length > MAX_FDS_PER_MESSAGE) throw new SysUsageError(`cannot send ${fds.length} fds (max ${MAX_FDS_PER_MESSAGE})`);
+  if (data.length === 0) throw new SysUsageError('trySendMsg needs at least one byte');
+  for (const f of fds) assertFd(f, 'fd to send');
+  for (;;) {
+    const controlBytes = fds.length === 0 ? 0 : writeRights(fds);
+    // `data` is an argument of this frame for the whole call, so its address stays valid.
+    prepareHeader(sendBlock, addressOf(data), data.length, controlBytes);
+    const r = libc.sendmsg(fd, sendBlock.address, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r >= 0) return r;
+    const errno = lastErrno();
+    if (errno === EAGAIN) return null;
+    if (errno !== EINTR) throw new SysError('sendmsg', errno);
+  }
+}
+
 /** Writes one SCM_RIGHTS cmsg carrying `fds` into the send block; returns its CMSG_SPACE. */
 function writeRights(fds: readonly number[]): number {
   const { u64, i32 } = sendBlock;

@@ -19,7 +19,9 @@ export type VhostUserBackendErrorCode =
   | 'VHOST_USER_UNSUPPORTED_REQUEST'
   | 'VHOST_USER_BAD_CONFIG_ACCESS'
   /** CLOSE_CRYPTO_SESSION named a session the device does not have. */
-  | 'VHOST_USER_BAD_SESSION';
+  | 'VHOST_USER_BAD_SESSION'
+  /** GET/SET_INFLIGHT_FD described a region the back-end cannot use (size, offset, fd, queues). */
+  | 'VHOST_USER_BAD_INFLIGHT';
 
 export class VhostUserBackendError extends AvpError {
   readonly code: VhostUserBackendErrorCode;

@@ -10,10 +10,11 @@
  * message → session, with `close` handing the parser's held fds back (a message cut off by a
  * disconnect); writing replies without waiting (a reply the socket cannot take now is queued and
  * written when the socket is writable; a front-end that lets `MAX_PENDING_REPLY_BYTES` pile up is
- * not reading and is dropped).
+ * not reading and is dropped). A reply that carries fds (GET_INFLIGHT_FD) owns them until they are
+ * sent with its first byte; they are closed then, or when the connection ends first.
  * Does not own: polling (loop.ts), the protocol (session.ts), framing rules (parser.ts).
  */
-import { closeQuiet, setNonBlocking, tryRecvMsg, writeSome } from '../sys/index.js';
+import { closeAllQuiet, closeQuiet, setNonBlocking, tryRecvMsg, trySendMsg, writeSome } from '../sys/index.js';
 import { VhostUserRequestParser, type ParseItem } from './parser.js';
 import type { FrontendRequest } from './messages.js';
 import { VHOST_USER_MAX_FDS } from './protocol.js';
@@ -33,7 +34,7 @@ export class BackendConnection {
   readonly fd: number;
   readonly session: BackendSession;
   readonly #parser: VhostUserRequestParser;
-  readonly #pending: Uint8Array[] = [];
+  readonly #pending: Array<{ bytes: Uint8Array; fds: readonly number[] }> = [];
   #pendingBytes = 0;
   #closed = false;
 
@@ -88,10 +89,8 @@ export class BackendConnection {
       if (item.kind === 'error' && item.error.fatal) return `protocol error: ${item.error.message}`;
       const reply = item.kind === 'message' ? this.session.handle(item.message) : this.session.handleProtocolError(item.error);
       if (reply === null) continue;
-      // Back-end replies never carry fds in the requests this back-end implements; one that did
-      // would need sendMsg, which can wait. Safe to assert: it is our own encoder's output.
-      if (reply.fds.length > 0) throw new Error(`internal: a reply with ${reply.fds.length} fds`);
-      this.#pending.push(reply.bytes);
+      // From here the queue owns the reply's fds (closed once sent, or by `close`).
+      this.#pending.push({ bytes: reply.bytes, fds: reply.fds });
       this.#pendingBytes += reply.bytes.length;
     }
     return this.#flush();
@@ -101,11 +100,13 @@ export class BackendConnection {
     while (this.#pending.length > 0) {
       // Safe: the loop condition says there is a first element.
       const head = this.#pending[0]!;
-      const n = writeSome(this.fd, head);
+      const n = head.fds.length > 0 ? trySendMsg(this.fd, head.bytes, head.fds) : writeSome(this.fd, head.bytes);
       if (n === null) break;
       this.#pendingBytes -= n;
-      if (n === head.length) this.#pending.shift();
-      else this.#pending[0] = head.subarray(n);
+      // Sent with the first byte: the peer has its own copies now.
+      if (n > 0 && head.fds.length > 0) closeAllQuiet(head.fds);
+      if (n === head.bytes.length) this.#pending.shift();
+      else this.#pending[0] = { bytes: head.bytes.subarray(n), fds: n > 0 ? [] : head.fds };
     }
     if (this.#pendingBytes > MAX_PENDING_REPLY_BYTES) return `the front-end left ${this.#pendingBytes} bytes of replies unread`;
     return null;
@@ -122,6 +123,8 @@ export class BackendConnection {
       this.#parser.end();
       this.session.close();
     } finally {
+      for (const p of this.#pending.splice(0)) closeAllQuiet(p.fds);
+      this.#pendingBytes = 0;
       closeQuiet(this.fd);
     }
   }

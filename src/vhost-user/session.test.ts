@@ -94,7 +94,7 @@ function setup(t: { after: (fn: () => void) => void }, dev = new EchoDevice()) {
   };
   const driver = (index: number, eventIdx = true) =>
     new DriverQueue<number>({ memory, size: 8, addrs: { desc: RING.desc + index * 0x4000, avail: RING.avail + index * 0x4000, used: RING.used + index * 0x4000 }, eventIdx });
-  return { dev, session, send, sendMemory, ring, kickFd, driver, warnings, memory };
+  return { dev, session, send, sendMemory, ring, kickFd, driver, warnings, memory, memfd };
 }
 
 /** A new fd for the same open file: the session closes what it receives, the test keeps its own. */
@@ -201,7 +201,7 @@ test('session: unoffered features, bad rings and unsupported requests are refuse
   assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 0, num: 12 }, fds: [] }), 1n, 'not a power of 2');
   assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 0, num: 32 }, fds: [] }), 1n, 'above the maximum');
   assert.equal(nack({ type: 'SET_VRING_NUM', body: { index: 2, num: 8 }, fds: [] }), 1n, 'no such ring');
-  assert.equal(nack({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: 1, queueSize: 8 }, fds: [] }), undefined, 'has its own reply');
+  assert.deepEqual(nack({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: 1, queueSize: 8 }, fds: [] }), { mmapSize: 0, mmapOffset: 0, numQueues: 1, queueSize: 8 }, 'its own reply: no record (mmap_size 0)');
   assert.equal(nack({ type: 'SET_STATUS', body: 0xfn, fds: [] }), 1n);
   assert.equal(nack({ type: 'SET_OWNER', body: null, fds: [] }), 0n);
 });
@@ -326,4 +326,63 @@ test('session: RING_RESET in SET_FEATURES without an offer (QEMU 10 forces it fo
   s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
   assert.deepEqual(s.dev.activations, [LINUX & ~PROTOCOL]);
   assert.equal(s.session.stats.failedRequests, 0);
+});
+
+/** EchoDevice that asks for inflight tracking, as blk does. */
+class TrackedEchoDevice extends EchoDevice {
+  readonly inflightTracking = true;
+}
+
+test('session: INFLIGHT_SHMFD is offered only to devices that ask; GET/SET_INFLIGHT_FD need it negotiated', (t) => {
+  const plain = setup(t);
+  assert.equal((plain.session.offeredProtocolFeatures >> 12n) & 1n, 0n);
+  const s = setup(t, new TrackedEchoDevice());
+  assert.equal((s.session.offeredProtocolFeatures >> 12n) & 1n, 1n);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  const refused = s.send({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: 2, queueSize: 8 }, fds: [] });
+  assert.deepEqual(refused?.fds, []);
+  assert.match(s.warnings.join('\n'), /INFLIGHT_SHMFD was not negotiated/);
+});
+
+test('session: a ring restarted on the inflight record of a killed session serves the chain in flight again, first', (t) => {
+  const dev = new TrackedEchoDevice();
+  const s = setup(t, dev);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n | (1n << 12n), fds: [] });
+  const got = s.send({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: 2, queueSize: 8 }, fds: [] });
+  const body = got?.body as { mmapSize: number; mmapOffset: number; numQueues: number; queueSize: number };
+  const recordFd = got?.fds[0];
+  assert.ok(recordFd !== undefined && body.mmapSize > 0);
+  t.after(() => closeQuiet(recordFd));
+  s.send({ type: 'SET_INFLIGHT_FD', body, fds: [dupOf(recordFd)] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  s.ring(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  const q = s.driver(0);
+  // The "process dies" while serving chain 1: the record says it is in flight, nothing is used.
+  const record = mmapShared(recordFd, body.mmapSize, 0);
+  t.after(() => munmap(record));
+  q.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  const rec = new DataView(record.buffer);
+  // What `popped` leaves for head 0 in a back-end killed before it returned the chain.
+  rec.setUint16(8, 1, true);
+  rec.setUint8(16, 1);
+  s.session.close();
+
+  // A new back-end process: the front-end hands the record back, then sets the ring up again at
+  // the used index it knows (0).
+  const s2 = setup(t, new TrackedEchoDevice());
+  s2.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n | (1n << 12n), fds: [] });
+  s2.send({ type: 'SET_INFLIGHT_FD', body, fds: [dupOf(recordFd)] });
+  s2.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  // Same guest memory as the first session, as QEMU's guest RAM outlives the back-end.
+  s2.send({ type: 'SET_MEM_TABLE', body: { regions: [{ guestAddr: 0, size: 1 << 20, userAddr: USER, mmapOffset: 0 }] }, fds: [dupOf(s.memfd)] });
+  s2.ring(0, 0);
+  s2.kickFd(0);
+  s2.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.deepEqual(q.popUsed(), { head: 0, len: 16, token: 1 }, 'the chain in flight was served by the new back-end');
+  assert.equal(q.popUsed(), null);
+  assert.equal(s2.session.stats.inflightResubmitted, 1);
+  assert.equal(rec.getUint8(16), 0, 'no longer in flight');
 });

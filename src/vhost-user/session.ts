@@ -38,7 +38,12 @@
  * CRYPTO_SESSION (only for devices with out-of-band sessions, `VirtioDevice.sessions`: the
  * CREATE/CLOSE_CRYPTO_SESSION payloads go to the device untouched; an unreadable request gets an
  * empty reply, a close of an unknown id a failure ack when one was asked for).
- * Not offered: LOG_SHMFD/migration, BACKEND_REQ, INFLIGHT_SHMFD, STATUS, PAGEFAULT, HOST_NOTIFIER.
+ * INFLIGHT_SHMFD (only for devices that ask for it, `VirtioDevice.inflightTracking`: blk): the
+ * back-end keeps a record of the chains in flight in a memfd the front-end holds across back-end
+ * restarts (GET_INFLIGHT_FD allocates it, SET_INFLIGHT_FD hands it back after a reconnect); when a
+ * ring goes live on a record in use, `used_idx` is repaired and the chains in flight are served
+ * again first (`inflight.ts`). Split rings only.
+ * Not offered: LOG_SHMFD/migration, BACKEND_REQ, STATUS, PAGEFAULT, HOST_NOTIFIER.
  * GPU_SET_SOCKET (needs no protocol feature) goes to the device's generic `frontendChannel` hook:
  * the session knows no device type.
  */
@@ -53,6 +58,7 @@ import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1
 import { closeQuiet, eventfdRead, eventfdSignal, fdTarget, setNonBlocking } from '../sys/index.js';
 import { VhostUserBackendError } from './backend-errors.js';
 import type { VhostUserProtocolError } from './errors.js';
+import { InflightRegion, type SplitInflightQueue } from './inflight.js';
 import { MAX_MEM_SLOTS, MemoryTable, type RegionMapping } from './memory-table.js';
 import { encodeReply, hasOwnReply, type EncodedMessage, type FrontendRequest, type VringAddr } from './messages.js';
 import {
@@ -61,6 +67,7 @@ import {
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
   VHOST_USER_PROTOCOL_F_CRYPTO_SESSION,
+  VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD,
   VHOST_USER_PROTOCOL_F_MQ,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_RESET_DEVICE,
@@ -91,6 +98,10 @@ export interface SessionStats {
   saturatedSignals: number;
   /** Live rings stopped because a memory change removed the memory they lived in. */
   ringsLostMemory: number;
+  /** Chains served again after a restart, from the inflight record (INFLIGHT_SHMFD). */
+  inflightResubmitted: number;
+  /** Inflight entries cleared by the used_idx repair (the back-end died mid-batch). */
+  inflightRepaired: number;
 }
 
 export interface SessionOptions {
@@ -118,7 +129,7 @@ function freshRing(): Vring {
 
 export class BackendSession {
   readonly device: VirtioDevice;
-  readonly stats: SessionStats = { requests: 0, failedRequests: 0, kicks: 0, calls: 0, saturatedSignals: 0, ringsLostMemory: 0 };
+  readonly stats: SessionStats = { requests: 0, failedRequests: 0, kicks: 0, calls: 0, saturatedSignals: 0, ringsLostMemory: 0, inflightResubmitted: 0, inflightRepaired: 0 };
   readonly #log: DeviceLog;
   readonly #runner: DeviceRunner;
   readonly #memory: MemoryTable;
@@ -132,6 +143,8 @@ export class BackendSession {
   /** fds of the request being handled that no handler has claimed yet (closed when it ends). */
   #unclaimed = new Set<number>();
   #ringResetNoted = false;
+  /** The inflight record (GET/SET_INFLIGHT_FD), when the front-end set one up. */
+  #inflight: InflightRegion | undefined;
 
   constructor(opts: SessionOptions) {
     this.device = opts.device;
@@ -148,6 +161,7 @@ export class BackendSession {
     let offered = featureBit(VHOST_USER_PROTOCOL_F_MQ) | featureBit(VHOST_USER_PROTOCOL_F_REPLY_ACK) | featureBit(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | featureBit(VHOST_USER_PROTOCOL_F_RESET_DEVICE);
     if (opts.device.configSize > 0) offered |= featureBit(VHOST_USER_PROTOCOL_F_CONFIG);
     if (opts.device.sessions !== undefined) offered |= featureBit(VHOST_USER_PROTOCOL_F_CRYPTO_SESSION);
+    if (opts.device.inflightTracking === true) offered |= featureBit(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
     this.#offeredProtocol = offered;
   }
 
@@ -252,6 +266,8 @@ export class BackendSession {
       this.#runner.reset();
     } finally {
       this.#release(this.#memory.clear());
+      this.#inflight?.release();
+      this.#inflight = undefined;
       this.#ackedFeatures = undefined;
     }
   }
@@ -271,6 +287,8 @@ export class BackendSession {
     if (req.type === 'GET_CONFIG') return encodeReply({ type: 'GET_CONFIG', body: null, fds: [] });
     if (req.type === 'GET_VRING_BASE') return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: 0 }, fds: [] });
     if (req.type === 'CREATE_CRYPTO_SESSION') return encodeReply({ type: 'CREATE_CRYPTO_SESSION', body: new Uint8Array(0), fds: [] });
+    // mmap_size 0 without an fd: "no inflight record" (QEMU then runs the device without one).
+    if (req.type === 'GET_INFLIGHT_FD') return encodeReply({ type: 'GET_INFLIGHT_FD', body: { mmapSize: 0, mmapOffset: 0, numQueues: req.body.numQueues, queueSize: req.body.queueSize }, fds: [] });
     return null;
   }
 
@@ -372,18 +390,57 @@ export class BackendSession {
       case 'GPU_SET_SOCKET':
         this.#frontendChannel(req.fds[0]);
         return null;
+      case 'GET_INFLIGHT_FD': {
+        this.#needInflight(req.type);
+        const { region, reply, fd } = InflightRegion.allocate(req.body, this.#rings.length);
+        this.#installInflight(region);
+        this.#log.info(`inflight record allocated: ${reply.numQueues} queue(s) of ${reply.queueSize} descriptors, ${reply.mmapSize} bytes`);
+        // The connection sends the fd and then closes it; the mapping stays.
+        return encodeReply({ type: 'GET_INFLIGHT_FD', body: reply, fds: [fd] });
+      }
+      case 'SET_INFLIGHT_FD':
+        this.#needInflight(req.type);
+        // The fd stays unclaimed (`handle` closes it): the mapping outlives it and the file is sealed.
+        this.#installInflight(InflightRegion.adopt(req.body, req.fds[0], this.#rings.length));
+        this.#log.info(`inflight record from the front-end: ${req.body.numQueues} queue(s) of ${req.body.queueSize} descriptors`);
+        return null;
       case 'SET_LOG_BASE':
       case 'SET_LOG_FD':
       case 'SET_BACKEND_REQ_FD':
-      case 'SET_INFLIGHT_FD':
         // Their fds stay unclaimed: `handle` closes them.
         throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported (its protocol feature is not offered)`);
-      case 'GET_INFLIGHT_FD':
       case 'SET_STATUS':
       case 'GET_STATUS':
       case 'SEND_RARP':
       case 'NET_SET_MTU':
         throw new VhostUserBackendError('VHOST_USER_UNSUPPORTED_REQUEST', `${req.type} is not supported by the ${this.device.name} back-end`);
+    }
+  }
+
+  /** GET/SET_INFLIGHT_FD are only for a front-end that negotiated INFLIGHT_SHMFD. */
+  #needInflight(type: string): void {
+    if (!hasFeature(this.#protocol, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)) {
+      const why = hasFeature(this.#offeredProtocol, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) ? 'INFLIGHT_SHMFD was not negotiated' : `the ${this.device.name} back-end does not offer INFLIGHT_SHMFD`;
+      throw new VhostUserBackendError('VHOST_USER_FEATURE_NOT_NEGOTIATED', `${type}: ${why}`);
+    }
+  }
+
+  /**
+   * Makes `region` the inflight record. Live rings hold views into the old one: they are restarted
+   * on the new record (keeping their position) before the old one is unmapped.
+   */
+  #installInflight(region: InflightRegion): void {
+    const old = this.#inflight;
+    this.#inflight = region;
+    try {
+      this.#rings.forEach((r, i) => {
+        if (r.queue !== undefined) {
+          this.#log.warn(`vring ${i}: a new inflight record arrived while the ring is live; the ring restarts on it`);
+          this.#restart(i);
+        }
+      });
+    } finally {
+      old?.release();
     }
   }
 
@@ -491,10 +548,31 @@ export class BackendSession {
     const num = r.num!;
     const addr = r.addr!;
     const rings = resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
-    r.queue = this.#runner.createQueue(index, num, rings, r.base);
+    const tracker = this.#inflightFor(index, num);
+    r.queue = this.#runner.createQueue(index, num, rings, r.base, tracker);
+    const report = tracker?.lastResume;
+    if (report !== undefined && !report.fresh) {
+      this.stats.inflightRepaired += report.repaired;
+      this.stats.inflightResubmitted += report.resubmit.length;
+      if (report.resubmit.length > 0 || report.repaired > 0) {
+        this.#log.info(`vring ${index}: inflight record: ${report.resubmit.length} chain(s) in flight served again (heads ${report.resubmit.join(',')}), ${report.repaired} entr(ies) cleared by the used_idx repair; resuming at avail ${r.queue.nextAvail} (front-end said ${r.base})`);
+      }
+    }
     this.#runner.startQueue(index, r.queue);
     // Process what may already be there: a kick can precede the enable.
     this.#runner.kick(index);
+  }
+
+  /** The inflight record of ring `index` when there is one that fits a ring of `num`. */
+  #inflightFor(index: number, num: number): SplitInflightQueue | undefined {
+    const region = this.#inflight;
+    if (region === undefined) return undefined;
+    const q = region.queue(index);
+    if (q === undefined || num > region.queueSize) {
+      this.#log.warn(`vring ${index}: the inflight record has no room for it (size ${num}, record for ${region.queueSize}); the ring runs untracked`);
+      return undefined;
+    }
+    return q;
   }
 
   #pause(index: number, r: Vring): void {

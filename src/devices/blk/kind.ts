@@ -77,7 +77,8 @@ export const blkKind = defineKind({
   frontend: {
     qemuDevice: 'vhost-user-blk-pci',
     props: (o) => ({ 'num-queues': o.numQueues }),
-    // QEMU waits for the connection when it creates vhost-user-blk-pci and reconnects (measured, 7.2).
+    // QEMU waits for the connection when it creates vhost-user-blk-pci and reconnects (measured,
+    // 7.2; and on 10.0.2 with inflight resubmission, 10 kills under I/O: resilience-blk.e2e.test.ts).
     reconnect: true,
     minQemu: '7.2',
   },

@@ -191,6 +191,8 @@ export class BlkDevice implements VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   readonly offeredFeatures: bigint;
   readonly configSize = VIRTIO_BLK_CONFIG_SIZE;
+  /** Reads and writes can be repeated after a back-end restart: offer inflight tracking. */
+  readonly inflightTracking = true;
   /** Capacity in 512-byte sectors: floor(host.size / 512); a partial last sector is not exposed. */
   readonly capacity: number;
   readonly readOnly: boolean;

@@ -28,7 +28,8 @@ export const rngKind = defineKind({
   frontend: {
     qemuDevice: 'vhost-user-rng-pci',
     // QEMU 7.2's vhost-user-rng-pci talks to a reconnecting chardev before it has connected and
-    // aborts ("Failed to set msg fds"), measured with a listening back-end.
+    // aborts ("Failed to set msg fds"), measured with a listening back-end; still so on 10.0.2
+    // (docs/reliability.md, issue #16).
     reconnect: false,
     minQemu: '7.2',
   },

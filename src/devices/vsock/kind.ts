@@ -55,7 +55,8 @@ export const vsockKind = defineKind({
     // QEMU 7.2's vhost-user-vsock-pci has no guest-cid property: the guest reads the CID from the
     // config space the back-end serves.
     qemuDevice: 'vhost-user-vsock-pci',
-    // QEMU 7.2 talks to a reconnecting chardev before it has connected ("Failed to set msg fds").
+    // QEMU 7.2 talks to a reconnecting chardev before it has connected ("Failed to set msg fds");
+    // still so on 10.0.2 (docs/reliability.md, issue #16).
     reconnect: false,
     minQemu: '7.2',
   },
