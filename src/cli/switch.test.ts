@@ -11,10 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DriverQueue } from '../queue/split-driver.js';
-import { availRingSize, descTableSize, usedRingSize } from '../spec/split-ring.js';
-import { eventfdWrite } from '../sys/index.js';
-import { VhostUserFrontend, type FrontendMemory, type VringFds } from '../vhost-user/frontend.js';
+import { NetTestGuest } from '../vhost-user/testing/net-guest.js';
 import { planSwitch, statsDocument } from './commands/switch.js';
 import { AVP_BIN, startBackend } from './testing/backend-process.js';
 import { readStats, startSwitch, waitStats } from './testing/switch-process.js';
@@ -78,46 +75,16 @@ test('switch: bad input is one line on stderr and exit status 1; no socket is le
   }
 });
 
-const MEM = 1 << 20;
-const Q = 16;
-
-/** A minimal virtio-net guest on a vhost-user socket: both rings, one receive buffer per slot. */
-class Guest {
-  readonly fe: VhostUserFrontend;
-  readonly mem: FrontendMemory;
-  readonly rx: DriverQueue<number>;
-  readonly tx: DriverQueue<number>;
-  readonly rxFds: VringFds;
-  readonly txFds: VringFds;
-
+/** A minimal virtio-net guest (vhost-user/testing/net-guest.ts) with EVENT_IDX. */
+class Guest extends NetTestGuest {
   constructor(socket: string) {
-    this.fe = VhostUserFrontend.connect(socket);
-    this.fe.getU64('GET_FEATURES');
-    this.fe.request({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
-    this.fe.request({ type: 'SET_OWNER', body: null, fds: [] });
-    // VERSION_1 | PROTOCOL_FEATURES | EVENT_IDX | MRG_RXBUF
-    this.fe.request({ type: 'SET_FEATURES', body: (1n << 32n) | (1n << 30n) | (1n << 29n) | (1n << 15n), fds: [] });
-    this.mem = this.fe.createMemory(MEM, { addMemReg: true });
-    const rings = (base: number) => ({ desc: base, avail: base + descTableSize(Q), used: base + 0x1000 });
-    assert.ok(availRingSize(Q) + descTableSize(Q) < 0x1000 && usedRingSize(Q) < 0x1000);
-    this.rx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x10000), eventIdx: true });
-    this.tx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x20000), eventIdx: true });
-    // Acked: the rings are live in the switch before the constructor returns (no race with a
-    // frame another guest sends next).
-    this.rxFds = this.fe.setupVring(0, Q, rings(0x10000), this.mem, { ack: true });
-    this.txFds = this.fe.setupVring(1, Q, rings(0x20000), this.mem, { ack: true });
-    for (let i = 0; i < Q; i++) this.rx.add([{ addr: 0x40000 + i * 2048, len: 2048, writable: true }], 0x40000 + i * 2048);
-    if (this.rx.needsKick()) eventfdWrite(this.rxFds.kick);
+    super(socket, { eventIdx: true });
   }
 
   send(frame: Uint8Array): void {
-    const addr = 0x80000;
-    this.mem.memory.write(addr, new Uint8Array(12));
-    this.mem.memory.write(addr + 12, frame);
-    this.tx.add([{ addr, len: 12 + frame.length }], 0);
-    eventfdWrite(this.txFds.kick);
-    assert.ok(this.fe.waitCall(this.txFds.call, 20_000), 'transmit completed');
-    assert.equal(this.tx.popUsed()?.len, 0);
+    const used = this.transmit(frame, 20_000);
+    assert.ok(used !== null, 'transmit completed');
+    assert.equal(used.len, 0);
   }
 
   receive(): Uint8Array {

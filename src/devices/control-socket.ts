@@ -16,6 +16,7 @@
  * Does not own: OS calls (the injected UnixStreamOps), the requests' meaning.
  */
 import type { DeviceLog, HostReactor, HostWatch } from '../device/contract.js';
+import { PendingOutput, acceptPending, drainReadable } from './stream-io.js';
 import type { UnixStreamOps } from './vsock/host.js';
 
 /** Longest request line accepted. */
@@ -32,8 +33,7 @@ interface Client {
   fd: number;
   watch: HostWatch;
   input: string;
-  out: Uint8Array[];
-  pending: number;
+  readonly out: PendingOutput;
   /** The client sent its last request: close once the replies are out. */
   ended: boolean;
 }
@@ -81,24 +81,19 @@ export class ControlSocket {
   }
 
   #accept(reactor: HostReactor): void {
-    for (;;) {
-      let fd: number | null;
-      try {
-        fd = this.#ops.accept(this.#listenFd);
-      } catch (e: unknown) {
-        this.#log.warn(`control socket ${this.path}: accept failed: ${e instanceof Error ? e.message : String(e)}`);
-        return;
-      }
-      if (fd === null) return;
+    const onClient = (fd: number): void => {
       if (this.#clients.size >= MAX_CLIENTS) {
         this.#ops.close(fd);
-        continue;
+        return;
       }
-      const c: Client = { fd, watch: undefined as unknown as HostWatch, input: '', out: [], pending: 0, ended: false };
+      const c: Client = { fd, watch: undefined as unknown as HostWatch, input: '', out: new PendingOutput(), ended: false };
       // Safe: assigned before any callback can run (callbacks run from the loop, not from watch()).
       c.watch = reactor.watch(fd, (r) => this.#ready(c, r));
       this.#clients.add(c);
-    }
+    };
+    acceptPending(this.#ops, this.#listenFd, onClient, (e) => {
+      this.#log.warn(`control socket ${this.path}: accept failed: ${e instanceof Error ? e.message : String(e)}`);
+    });
   }
 
   #ready(c: Client, r: { readable: boolean; writable: boolean; hangup: boolean }): void {
@@ -107,28 +102,20 @@ export class ControlSocket {
   }
 
   #read(c: Client): void {
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      if (!this.#clients.has(c)) return;
-      let n: number | null;
-      try {
-        n = this.#ops.read(c.fd, buf);
-      } catch {
-        this.#drop(c);
-        return;
-      }
-      if (n === null) return;
-      if (n === 0) {
-        // The client sent everything: answer what is left, then close once the replies are out.
-        this.#lines(c, true);
-        if (!this.#clients.has(c)) return;
-        c.ended = true;
-        c.watch.setReadable(false);
-        if (c.out.length === 0) this.#drop(c);
-        return;
-      }
-      c.input += Buffer.from(buf.subarray(0, n)).toString('utf8');
+    if (!this.#clients.has(c)) return;
+    const end = drainReadable(this.#ops, c.fd, new Uint8Array(4096), (chunk) => {
+      c.input += Buffer.from(chunk).toString('utf8');
       this.#lines(c, false);
+      return this.#clients.has(c);
+    });
+    if (end === 'failed') this.#drop(c);
+    else if (end === 'closed') {
+      // The client sent everything: answer what is left, then close once the replies are out.
+      this.#lines(c, true);
+      if (!this.#clients.has(c)) return;
+      c.ended = true;
+      c.watch.setReadable(false);
+      if (c.out.empty) this.#drop(c);
     }
   }
 
@@ -166,33 +153,22 @@ export class ControlSocket {
   #reply(c: Client, reply: ControlReply): void {
     if (!this.#clients.has(c)) return;
     const bytes = new TextEncoder().encode(`${JSON.stringify(reply)}\n`);
-    if (c.pending + bytes.length > MAX_PENDING_BYTES) {
+    if (c.out.bytes + bytes.length > MAX_PENDING_BYTES) {
       this.#log.warn(`control socket ${this.path}: a client does not read its replies; dropped`);
       this.#drop(c);
       return;
     }
     c.out.push(bytes);
-    c.pending += bytes.length;
     this.#flush(c);
   }
 
   #flush(c: Client): void {
-    try {
-      while (c.out.length > 0) {
-        // Safe: the loop condition says there is a first chunk.
-        const chunk = c.out[0]!;
-        const n = this.#ops.write(c.fd, chunk);
-        if (n === null) break;
-        c.pending -= n;
-        if (n === chunk.length) c.out.shift();
-        else c.out[0] = chunk.subarray(n);
-      }
-    } catch {
+    if (!c.out.flush(this.#ops, c.fd)) {
       this.#drop(c);
       return;
     }
-    if (c.out.length === 0 && c.ended) this.#drop(c);
-    else c.watch.setWritable(c.out.length > 0);
+    if (c.out.empty && c.ended) this.#drop(c);
+    else c.watch.setWritable(!c.out.empty);
   }
 
   #drop(c: Client): void {

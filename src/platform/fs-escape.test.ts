@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { constants, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Entry, FuseClient } from '../devices/fs/client.js';
@@ -233,8 +233,8 @@ test('escape: with --allow-device-nodes, MKNOD of a character device is allowed 
 
 test('escape: a device node or FIFO already in the share is never opened on the host (OPEN, CREATE)', (t) => {
   const bed = withBed(t, {}, (share) => {
-    fsSyscalls.mknodat(fsSyscalls.AT_FDCWD, join(share, 'fifo'), fsSyscalls.S_IFIFO | 0o666, 0n);
-    if (isRoot) fsSyscalls.mknodat(fsSyscalls.AT_FDCWD, join(share, 'zero'), fsSyscalls.S_IFCHR | 0o666, BigInt((1 << 8) | 5));
+    fsSyscalls.mknodat(fsSyscalls.AT_FDCWD, join(share, 'fifo'), constants.S_IFIFO | 0o666, 0n);
+    if (isRoot) fsSyscalls.mknodat(fsSyscalls.AT_FDCWD, join(share, 'zero'), constants.S_IFCHR | 0o666, BigInt((1 << 8) | 5));
   });
   const names = isRoot ? ['fifo', 'zero'] : ['fifo'];
   for (const name of names) {

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as fs from './fs.js';
@@ -49,7 +49,7 @@ test('openat2 RESOLVE_BENEATH refuses "..", absolute paths and symlinks leading 
   assert.equal(errno(() => fs.openat2(fd, 'up', fs.O_RDONLY, 0, beneath | fs.RESOLVE_NO_SYMLINKS)), 'ELOOP');
   const link = fs.openat2(fd, 'up', fs.O_PATH | fs.O_NOFOLLOW, 0, beneath | fs.RESOLVE_NO_SYMLINKS);
   try {
-    assert.equal(fs.fstatAt(link).mode & fs.S_IFMT, fs.S_IFLNK, 'O_PATH|O_NOFOLLOW gives the symlink itself');
+    assert.equal(fs.fstatAt(link).mode & constants.S_IFMT, constants.S_IFLNK, 'O_PATH|O_NOFOLLOW gives the symlink itself');
     assert.equal(Buffer.from(fs.readlinkat(link, '')).toString(), '../outside');
   } finally {
     fs.close(link);

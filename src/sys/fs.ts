@@ -105,16 +105,6 @@ export const SEEK_HOLE = 4;
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
 
-/** File-type bits of st_mode (linux/stat.h). */
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o60000;
-export const S_IFDIR = 0o40000;
-export const S_IFCHR = 0o20000;
-export const S_IFIFO = 0o10000;
-
 /** What statx says about a file (the STATX_BASIC_STATS fields). */
 export interface FileStat {
   readonly dev: bigint;

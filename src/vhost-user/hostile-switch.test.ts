@@ -14,14 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DriverQueue } from '../queue/split-driver.js';
-import { availRingSize, descTableSize } from '../spec/split-ring.js';
 import { closeQuiet, eventfdCreate, eventfdRead, eventfdWrite, setNonBlocking } from '../sys/index.js';
-import { VhostUserFrontend, type FrontendMemory, type VringFds } from './frontend.js';
 import { frameBytes } from './testing/byte-builder.js';
 import { sleepSync } from './testing/attacker.js';
+import { NetTestGuest } from './testing/net-guest.js';
 
-const Q = 16;
 const BIN = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
 
 /** `avp switch` with ports a and b in a temp folder; killed at the end of the test. */
@@ -45,32 +42,10 @@ async function startSwitch(t: TestContext): Promise<{ a: string; b: string }> {
   return { a, b };
 }
 
-/** A minimal virtio-net guest: both rings, receive buffers posted; `call` replaces the RX call fd. */
-class Guest {
-  readonly fe: VhostUserFrontend;
-  readonly mem: FrontendMemory;
-  readonly rx: DriverQueue<number>;
-  readonly tx: DriverQueue<number>;
-  readonly rxFds: VringFds;
-  readonly txFds: VringFds;
-
+/** A minimal virtio-net guest (testing/net-guest.ts); `rxCall` replaces the RX call fd. */
+class Guest extends NetTestGuest {
   constructor(socket: string, opts: { rxCall?: number } = {}) {
-    this.fe = VhostUserFrontend.connect(socket, { replyTimeoutMs: 3000 });
-    this.fe.getU64('GET_FEATURES');
-    this.fe.request({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
-    this.fe.request({ type: 'SET_OWNER', body: null, fds: [] });
-    // VERSION_1 | PROTOCOL_FEATURES | MRG_RXBUF
-    this.fe.request({ type: 'SET_FEATURES', body: (1n << 32n) | (1n << 30n) | (1n << 15n), fds: [] });
-    this.mem = this.fe.createMemory(1 << 20, { addMemReg: true });
-    const rings = (base: number) => ({ desc: base, avail: base + descTableSize(Q), used: base + 0x1000 });
-    assert.ok(availRingSize(Q) + descTableSize(Q) < 0x1000);
-    this.rx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x10000), eventIdx: false });
-    this.tx = new DriverQueue<number>({ memory: this.mem.memory, size: Q, addrs: rings(0x20000), eventIdx: false });
-    this.rxFds = this.fe.setupVring(0, Q, rings(0x10000), this.mem, { ack: true });
-    this.txFds = this.fe.setupVring(1, Q, rings(0x20000), this.mem, { ack: true });
-    if (opts.rxCall !== undefined) this.fe.requestAcked({ type: 'SET_VRING_CALL', body: { index: 0, noFd: false }, fds: [opts.rxCall] });
-    for (let i = 0; i < Q; i++) this.rx.add([{ addr: 0x40000 + i * 2048, len: 2048, writable: true }], i);
-    eventfdWrite(this.rxFds.kick);
+    super(socket, { ...opts, replyTimeoutMs: 3000 });
   }
 
   /** Sends a broadcast frame; true when the switch completed the transmit. */
@@ -80,11 +55,7 @@ class Guest {
     f.set([0x52, 0x54, 0, 0, 0, 2], 6);
     f[12] = 0x88;
     f[13] = 0xb5;
-    this.mem.memory.write(0x80000, new Uint8Array(12));
-    this.mem.memory.write(0x80000 + 12, f);
-    this.tx.add([{ addr: 0x80000, len: 12 + f.length }], 0);
-    eventfdWrite(this.txFds.kick);
-    return this.fe.waitCall(this.txFds.call, 3000) && this.tx.popUsed() !== null;
+    return this.transmit(f, 3000) !== null;
   }
 
   /** Waits (polling the used ring, not the call fd) for a received frame. */

@@ -14,6 +14,7 @@
  */
 import { type CanFrame, SlcanDecoder, encodeSlcanCommand, encodeSlcanFrame } from '../../can/index.js';
 import type { HostReactor, HostWatch } from '../../device/contract.js';
+import { PendingOutput, drainReadable } from '../stream-io.js';
 import type { UnixStreamOps } from '../vsock/host.js';
 import type { CanLink, CanLinkEvents } from './host.js';
 
@@ -29,8 +30,7 @@ export class BusSocketLink implements CanLink {
   #fd: number | undefined;
   #watch: HostWatch | undefined;
   #decoder = new SlcanDecoder();
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  readonly #out = new PendingOutput();
   #wasBusy = false;
   readonly #buf = new Uint8Array(4096);
 
@@ -56,7 +56,7 @@ export class BusSocketLink implements CanLink {
 
   send(f: CanFrame): 'ok' | 'busy' | 'refused' {
     if (this.#fd === undefined) return 'refused';
-    if (this.#outBytes > MAX_PENDING_OUTPUT) {
+    if (this.#out.bytes > MAX_PENDING_OUTPUT) {
       this.#wasBusy = true;
       return 'busy';
     }
@@ -96,34 +96,20 @@ export class BusSocketLink implements CanLink {
     this.#watch = undefined;
     if (this.#fd !== undefined) this.#ops.close(this.#fd);
     this.#fd = undefined;
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#out.clear();
   }
 
   #queue(bytes: Uint8Array): void {
     this.#out.push(bytes);
-    this.#outBytes += bytes.length;
     this.#flush();
   }
 
   #flush(): void {
     const fd = this.#fd;
     if (fd === undefined) return;
-    try {
-      while (this.#out.length > 0) {
-        // Safe: the loop condition says the list is not empty.
-        const chunk = this.#out[0]!;
-        const n = this.#ops.write(fd, chunk);
-        if (n === null || n === 0) break;
-        this.#outBytes -= n;
-        if (n < chunk.length) this.#out[0] = chunk.subarray(n);
-        else this.#out.shift();
-      }
-    } catch {
-      return this.#lost();
-    }
-    this.#watch?.setWritable(this.#out.length > 0);
-    if (this.#wasBusy && this.#outBytes <= MAX_PENDING_OUTPUT) {
+    if (!this.#out.flush(this.#ops, fd)) return this.#lost();
+    this.#watch?.setWritable(!this.#out.empty);
+    if (this.#wasBusy && this.#out.bytes <= MAX_PENDING_OUTPUT) {
       this.#wasBusy = false;
       this.#events?.writable();
     }
@@ -132,16 +118,8 @@ export class BusSocketLink implements CanLink {
   #read(): void {
     const fd = this.#fd;
     if (fd === undefined) return;
-    for (;;) {
-      let n: number | null;
-      try {
-        n = this.#ops.read(fd, this.#buf);
-      } catch {
-        return this.#lost();
-      }
-      if (n === null) return;
-      if (n === 0) return this.#lost();
-      for (const m of this.#decoder.push(this.#buf.subarray(0, n))) {
+    const end = drainReadable(this.#ops, fd, this.#buf, (chunk) => {
+      for (const m of this.#decoder.push(chunk)) {
         if (m.kind === 'frame') {
           this.stats.framesIn++;
           this.#events?.frame(m.frame);
@@ -149,8 +127,9 @@ export class BusSocketLink implements CanLink {
         else if (m.kind === 'invalid') this.stats.invalidFromBus++;
       }
       // BEL answers (a refused frame) end a line without content: the decoder skips them; count them here.
-      for (const b of this.#buf.subarray(0, n)) if (b === 0x07) this.stats.refusedByBus++;
-    }
+      for (const b of chunk) if (b === 0x07) this.stats.refusedByBus++;
+    });
+    if (end === 'closed' || end === 'failed') this.#lost();
   }
 
   /** The bus went away: frames are refused until the controller is started again (which reconnects). */

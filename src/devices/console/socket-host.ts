@@ -14,6 +14,7 @@
  * Does not own: the port's queues and control messages (model.ts).
  */
 import type { HostReactor, HostWatch } from '../../device/contract.js';
+import { PendingOutput, acceptPending, drainReadable } from '../stream-io.js';
 import type { UnixStreamOps } from '../vsock/host.js';
 import { ConsoleConfigError } from './errors.js';
 import type { PortHost } from './host.js';
@@ -32,8 +33,7 @@ export class SocketPortHost implements PortHost {
   #clientWatch: HostWatch | undefined;
   #onData: ((b: Uint8Array) => void) | undefined;
   #onConnected: ((c: boolean) => void) | undefined;
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  readonly #out = new PendingOutput();
   readonly #buf = new Uint8Array(4096);
 
   /** @throws ConsoleConfigError CONSOLE_HOST_FILE when the socket cannot be created. */
@@ -72,12 +72,11 @@ export class SocketPortHost implements PortHost {
   }
 
   write(bytes: Uint8Array): void {
-    if (this.#client === undefined || this.#outBytes + bytes.length > MAX_SOCKET_OUTPUT) {
+    if (this.#client === undefined || this.#out.bytes + bytes.length > MAX_SOCKET_OUTPUT) {
       this.stats.dropped += bytes.length;
       return;
     }
     this.#out.push(bytes.slice());
-    this.#outBytes += bytes.length;
     this.#flush();
   }
 
@@ -89,25 +88,18 @@ export class SocketPortHost implements PortHost {
   }
 
   #accept(): void {
-    for (;;) {
-      let fd: number | null;
-      try {
-        fd = this.#ops.accept(this.#listenFd);
-      } catch {
-        return;
-      }
-      if (fd === null) return;
+    acceptPending(this.#ops, this.#listenFd, (fd) => {
       if (this.#client !== undefined) {
         // One host program per port: a second is turned away.
         this.stats.refused++;
         this.#ops.close(fd);
-        continue;
+        return;
       }
       this.stats.connections++;
       this.#client = fd;
       this.#watchClient(fd);
       this.#onConnected?.(true);
-    }
+    });
   }
 
   #watchClient(fd: number): void {
@@ -115,42 +107,21 @@ export class SocketPortHost implements PortHost {
       if (ready.readable || ready.hangup) this.#read();
       if (ready.writable) this.#flush();
     });
-    this.#clientWatch?.setWritable(this.#out.length > 0);
+    this.#clientWatch?.setWritable(!this.#out.empty);
   }
 
   #read(): void {
     const fd = this.#client;
     if (fd === undefined) return;
-    for (;;) {
-      let n: number | null;
-      try {
-        n = this.#ops.read(fd, this.#buf);
-      } catch {
-        return this.#hangup();
-      }
-      if (n === null) return;
-      if (n === 0) return this.#hangup();
-      this.#onData?.(this.#buf.slice(0, n));
-    }
+    const end = drainReadable(this.#ops, fd, this.#buf, (chunk) => this.#onData?.(chunk.slice()));
+    if (end === 'closed' || end === 'failed') this.#hangup();
   }
 
   #flush(): void {
     const fd = this.#client;
     if (fd === undefined) return;
-    try {
-      while (this.#out.length > 0) {
-        // Safe: the loop condition says the list is not empty.
-        const chunk = this.#out[0]!;
-        const n = this.#ops.write(fd, chunk);
-        if (n === null || n === 0) break;
-        this.#outBytes -= n;
-        if (n < chunk.length) this.#out[0] = chunk.subarray(n);
-        else this.#out.shift();
-      }
-    } catch {
-      return this.#hangup();
-    }
-    this.#clientWatch?.setWritable(this.#out.length > 0);
+    if (!this.#out.flush(this.#ops, fd)) return this.#hangup();
+    this.#clientWatch?.setWritable(!this.#out.empty);
   }
 
   #hangup(): void {
@@ -163,8 +134,6 @@ export class SocketPortHost implements PortHost {
     this.#clientWatch = undefined;
     if (this.#client !== undefined) this.#ops.close(this.#client);
     this.#client = undefined;
-    this.stats.dropped += this.#outBytes;
-    this.#out = [];
-    this.#outBytes = 0;
+    this.stats.dropped += this.#out.clear();
   }
 }

@@ -29,6 +29,7 @@
  */
 import type { HostReactor, HostWatch } from '../../device/contract.js';
 import { errorText } from '../../errors.js';
+import { PendingOutput, acceptPending, drainReadable } from '../stream-io.js';
 import type { UnixStreamOps } from '../vsock/host.js';
 import { GpioConfigError } from './errors.js';
 
@@ -59,8 +60,7 @@ interface Client {
   readonly fd: number;
   watch: HostWatch | undefined;
   input: string;
-  pending: Uint8Array[];
-  pendingBytes: number;
+  readonly out: PendingOutput;
 }
 
 const encoder = new TextEncoder();
@@ -118,25 +118,18 @@ export class GpioControlServer {
   }
 
   #accept(): void {
-    for (;;) {
-      let fd: number | null;
-      try {
-        fd = this.#ops.accept(this.#listenFd);
-      } catch {
-        return;
-      }
-      if (fd === null) return;
-      const c: Client = { fd, watch: undefined, input: '', pending: [], pendingBytes: 0 };
+    acceptPending(this.#ops, this.#listenFd, (fd) => {
+      const c: Client = { fd, watch: undefined, input: '', out: new PendingOutput() };
       if (this.#clients.size >= CONTROL_MAX_CLIENTS) {
         this.dropped++;
         this.#write(c, encoder.encode(`${JSON.stringify({ ok: false, error: `too many clients (at most ${CONTROL_MAX_CLIENTS})` })}\n`));
         this.#ops.close(fd);
-        continue;
+        return;
       }
       this.#clients.add(c);
       // Safe: #accept only runs from the listen watch, which start() created with the reactor.
       c.watch = this.#reactor!.watch(fd, (ready) => this.#ready(c, ready));
-    }
+    });
   }
 
   #ready(c: Client, ready: { readable: boolean; writable: boolean; hangup: boolean }): void {
@@ -145,33 +138,23 @@ export class GpioControlServer {
   }
 
   #read(c: Client): void {
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      let n: number | null;
-      try {
-        n = this.#ops.read(c.fd, buf);
-      } catch {
-        this.#drop(c, false);
-        return;
-      }
-      if (n === null) return;
-      if (n === 0) {
-        this.#drop(c, false);
-        return;
-      }
-      c.input += new TextDecoder().decode(buf.subarray(0, n));
+    const end = drainReadable(this.#ops, c.fd, new Uint8Array(4096), (chunk) => {
+      c.input += new TextDecoder().decode(chunk);
       for (let nl = c.input.indexOf('\n'); nl >= 0; nl = c.input.indexOf('\n')) {
         const line = c.input.slice(0, nl).replace(/\r$/, '');
         c.input = c.input.slice(nl + 1);
-        if (!this.#clients.has(c)) return;
+        if (!this.#clients.has(c)) return false;
         this.#send(c, encoder.encode(`${JSON.stringify(this.#answer(line))}\n`));
       }
       if (c.input.length > CONTROL_MAX_LINE) {
         this.#send(c, encoder.encode(`${JSON.stringify({ ok: false, error: `line longer than ${CONTROL_MAX_LINE} bytes` })}\n`));
         this.#drop(c, true);
-        return;
+        return false;
       }
-    }
+      // A reply that overflowed the client's buffer dropped it: its fd is closed, read no more.
+      return this.#clients.has(c);
+    });
+    if (end === 'closed' || end === 'failed') this.#drop(c, false);
   }
 
   #answer(line: string): Record<string, unknown> {
@@ -187,33 +170,21 @@ export class GpioControlServer {
 
   #send(c: Client, bytes: Uint8Array): void {
     if (!this.#clients.has(c)) return;
-    if (c.pendingBytes + bytes.length > CONTROL_MAX_PENDING) {
+    if (c.out.bytes + bytes.length > CONTROL_MAX_PENDING) {
       this.dropped++;
       this.#drop(c, false);
       return;
     }
-    c.pending.push(bytes);
-    c.pendingBytes += bytes.length;
+    c.out.push(bytes);
     this.#flush(c);
   }
 
   #flush(c: Client): void {
-    while (c.pending.length > 0) {
-      // Safe: the loop condition says there is a first element.
-      const head = c.pending[0]!;
-      let n: number | null;
-      try {
-        n = this.#ops.write(c.fd, head);
-      } catch {
-        this.#drop(c, false);
-        return;
-      }
-      if (n === null) break;
-      c.pendingBytes -= n;
-      if (n === head.length) c.pending.shift();
-      else c.pending[0] = head.subarray(n);
+    if (!c.out.flush(this.#ops, c.fd)) {
+      this.#drop(c, false);
+      return;
     }
-    c.watch?.setWritable(c.pending.length > 0);
+    c.watch?.setWritable(!c.out.empty);
   }
 
   /** Best effort, for a client about to be closed. */
@@ -227,7 +198,7 @@ export class GpioControlServer {
 
   #drop(c: Client, flush: boolean): void {
     if (!this.#clients.delete(c)) return;
-    if (flush) for (const b of c.pending) this.#write(c, b);
+    if (flush) for (const b of c.out.chunks()) this.#write(c, b);
     if (flush) this.dropped++;
     c.watch?.close();
     this.#ops.close(c.fd);

@@ -16,6 +16,7 @@
  */
 import { fail, pass, reject, skip, type ConformanceDriver, type DeviceCheck, type DeviceConformance } from '../../device/conformance.js';
 import type { DriverBuffer } from '../../queue/split-driver.js';
+import { gpuRequest, memEntries } from './driver-wire.js';
 
 const SPEC = 'VIRTIO 1.3 §5.7';
 const DEVICE_ID = 16;
@@ -34,15 +35,7 @@ const name = (t: number): string => NAMES[t] ?? `0x${t.toString(16)}`;
 
 /** A request: the 24-byte header (`type`, `flags`, `fence_id`) and u32 fields after it. */
 function req(type: number, fields: readonly number[] = [], opts: { flags?: number; fenceId?: bigint; extra?: Uint8Array } = {}): Uint8Array {
-  const extra = opts.extra ?? new Uint8Array(0);
-  const b = new Uint8Array(24 + 4 * fields.length + extra.length);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, type, true);
-  v.setUint32(4, opts.flags ?? 0, true);
-  v.setBigUint64(8, opts.fenceId ?? 0n, true);
-  fields.forEach((f, i) => v.setUint32(24 + 4 * i, f >>> 0, true));
-  b.set(extra, 24 + 4 * fields.length);
-  return b;
+  return gpuRequest(type, fields, opts.extra, opts);
 }
 
 interface Reply {
@@ -78,11 +71,7 @@ function backing(d: ConformanceDriver, bytes: number): DriverBuffer {
 
 /** One `virtio_gpu_mem_entry`: addr u64, length u32, padding. */
 function entry(addr: bigint, length: number): Uint8Array {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, addr, true);
-  v.setUint32(8, length, true);
-  return b;
+  return memEntries([{ addr, length }]);
 }
 
 /** Creates resource `id` of `w` × `h` B8G8R8X8 with a backing; returns the first failure. */

@@ -12,6 +12,8 @@ import type { FakeUnixStreams } from '../vsock/testing.js';
 import type { GpuHost } from './host.js';
 import type { GpuDevice } from './model.js';
 
+export { gpuRequest, memEntries } from './driver-wire.js';
+
 /** A GpuHost that keeps written files in memory. */
 export class MemoryGpuHost implements GpuHost {
   readonly files = new Map<string, Uint8Array>();
@@ -31,29 +33,6 @@ export interface GpuReply {
   /** The bytes after the 24-byte header, as long as the used length says. */
   body: Uint8Array;
   usedLen: number;
-}
-
-/** A request: header (`type`, `flags`, `fence_id`), then u32 `fields`, then `extra` bytes. */
-export function gpuRequest(type: number, fields: readonly number[] = [], extra: Uint8Array = new Uint8Array(0), opts: { flags?: number; fenceId?: bigint } = {}): Uint8Array {
-  const b = new Uint8Array(24 + 4 * fields.length + extra.length);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, type, true);
-  v.setUint32(4, opts.flags ?? 0, true);
-  v.setBigUint64(8, opts.fenceId ?? 0n, true);
-  fields.forEach((f, i) => v.setUint32(24 + 4 * i, f >>> 0, true));
-  b.set(extra, 24 + 4 * fields.length);
-  return b;
-}
-
-/** `virtio_gpu_mem_entry` list: `{ addr u64, length u32, padding u32 }` each. */
-export function memEntries(entries: ReadonlyArray<{ addr: number; length: number }>): Uint8Array {
-  const b = new Uint8Array(16 * entries.length);
-  const v = new DataView(b.buffer);
-  entries.forEach((e, i) => {
-    v.setBigUint64(16 * i, BigInt(e.addr), true);
-    v.setUint32(16 * i + 8, e.length, true);
-  });
-  return b;
 }
 
 /** A guest driver for one gpu device. */

@@ -29,23 +29,10 @@ import { z } from 'zod';
 import { type CanFilter, parseCanFilter } from '../../can/index.js';
 import { errorText } from '../../errors.js';
 import type { CanBusConfig, CanNodeConfig } from '../canbus/index.js';
+import { IFNAME_RE, int, name, path } from './fields.js';
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
-const NAME_EXPECTED = 'expected a name of 1-32 letters, digits, _ or -, starting with a letter or digit';
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 const FILTER_RE = /^[0-9A-Fa-f]{1,8}[:~][0-9A-Fa-f]{1,8}$/;
 
-const name = (description: string) => z.string({ error: NAME_EXPECTED }).regex(NAME_RE, { error: NAME_EXPECTED }).meta({ description });
-const int = (min: number, max: number, description: string) => {
-  const expected = `expected an integer from ${min} to ${max}`;
-  return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected }).meta({ description });
-};
-const path = (description: string) =>
-  z
-    .string({ error: 'expected a path (a string)' })
-    .min(1, { error: 'expected a path, got an empty string' })
-    .regex(/^[^\n\r\0]*$/, { error: 'expected a path without line breaks or NUL' })
-    .meta({ description });
 const filters = (description: string) =>
   z
     .array(z.string({ error: 'expected a filter such as "100:7FF" (a string)' }).regex(FILTER_RE, { error: 'expected <id>:<mask> or <id>~<mask> in hex, e.g. "100:7FF"' }), { error: 'expected a list of filters' })

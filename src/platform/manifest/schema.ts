@@ -23,15 +23,12 @@ import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { DEFAULT_GUEST_KERNEL, GUEST_KERNELS } from '../image/kernels.js';
 import { SIZE_WITH_UNIT_RE } from './units.js';
 import { busSchema, canPortSchema } from './buses.js';
+import { IFNAME_RE, int, name, path } from './fields.js';
 
-/** VM, device, switch and platform names: they become file and socket names in the run directory. */
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
-const NAME_EXPECTED = 'expected a name of 1-32 letters, digits, _ or -, starting with a letter or digit';
+export { NAME_RE } from './fields.js';
 
 /** A MAC address as six colon-separated hex octets (the multicast bit is checked in checks.ts). */
 export const MAC_RE = /^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$/;
-/** A Linux interface name: at most IFNAMSIZ - 1 = 15 bytes, no '/' or white space. */
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /** The memory a VM gets when the manifest says nothing (MiB). */
 export const DEFAULT_VM_MEMORY_MIB = 256;
@@ -54,20 +51,6 @@ function strictObject<T extends z.core.$ZodLooseShape>(shape: T, what: string, u
     },
   });
 }
-
-const name = (description: string) => z.string({ error: NAME_EXPECTED }).regex(NAME_RE, { error: NAME_EXPECTED }).meta({ description });
-
-function int(min: number, max: number, description: string) {
-  const expected = `expected an integer from ${min} to ${max}`;
-  return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected }).meta({ description });
-}
-
-const path = (description: string) =>
-  z
-    .string({ error: 'expected a path (a string)' })
-    .min(1, { error: 'expected a path, got an empty string' })
-    .regex(/^[^\n\r\0]*$/, { error: 'expected a path without line breaks or NUL' })
-    .meta({ description });
 
 const isolation = z
   .enum(['thread', 'process'], { error: "expected 'thread' or 'process'" })
