@@ -21,14 +21,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodePng } from '../devices/gpu/index.js';
 import { buildGuestImage } from '../platform/image/index.js';
-import { AVP_BIN } from './testing/backend-process.js';
+import { AVP_BIN, processesOf } from './testing/backend-process.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BOOT_MS = 240_000;
@@ -122,16 +122,6 @@ function avpRun(runDir: string, args: string[]): AvpRun {
       }
     },
   };
-}
-
-/** Pids of processes with `runDir` on their command line (QEMU, back-end processes, avp run). */
-function processesOf(runDir: string): number[] {
-  const r = spawnSync('pgrep', ['-f', runDir], { encoding: 'utf8' });
-  return r.stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map(Number)
-    .filter((pid) => pid !== process.pid);
 }
 
 function socketsIn(runDir: string): string[] {

@@ -16,7 +16,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { decodePng } from '../devices/gpu/index.js';
 import { buildGuestImage } from '../platform/image/index.js';
 import { browserMissing, launchBrowser, testOutputDir, type TestBrowser } from '../ui/testing/browser.js';
-import { AVP_BIN } from './testing/backend-process.js';
+import { AVP_BIN, processesOf } from './testing/backend-process.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BOOT_MS = 240_000;
@@ -104,16 +104,6 @@ function colours(png: Buffer, max = 2): number {
   const seen = new Set<number>();
   for (let i = 0; i + 3 < rgba.length && seen.size < max; i += 4) seen.add(rgba.readUInt32BE(i));
   return seen.size;
-}
-
-/** Pids of processes with `runDir` on their command line (QEMU, back-end processes). */
-function processesOf(runDir: string): number[] {
-  const r = spawnSync('pgrep', ['-f', runDir], { encoding: 'utf8' });
-  return r.stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map(Number)
-    .filter((pid) => pid !== process.pid);
 }
 
 /** Polls `cond` every 250 ms until it holds. @throws after `timeoutMs` */

@@ -4,7 +4,7 @@
  * run), waits for its "serving" log line, and guarantees the process is killed and its socket
  * directory removed when the test ends, pass or fail.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,4 +152,14 @@ export async function startBackend(kind: string, args: readonly string[] = [], o
     return code;
   };
   return { ...p, socket, dir, stop };
+}
+
+/** Pids of the processes whose command line names `runDir` (QEMU and back-ends of an `avp run`), this one excluded. */
+export function processesOf(runDir: string): number[] {
+  const r = spawnSync('pgrep', ['-f', runDir], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number)
+    .filter((pid) => pid !== process.pid);
 }
