@@ -46,6 +46,7 @@ import {
 import { DescriptorChain, type GuestBuffer } from './chain.js';
 import { QueueError } from './errors.js';
 import { checkRingAlignment, type RingViews } from './rings.js';
+import type { QueueStats, Virtqueue } from './virtqueue.js';
 
 /** Largest indirect table: `next` is a u16, so a table can address 65536 entries at most. */
 const MAX_INDIRECT_ENTRIES = 0x10000;
@@ -68,15 +69,8 @@ export interface DeviceQueueOptions {
   onError?: (error: QueueError, head: number | undefined) => void;
 }
 
-/** Counters a device exports in its metrics. */
-export interface QueueStats {
-  chainsPopped: number;
-  chainsRejected: number;
-  notificationsSent: number;
-  notificationsSuppressed: number;
-}
-
-export class DeviceQueue {
+export class DeviceQueue implements Virtqueue {
+  readonly layout = 'split';
   readonly size: number;
   readonly memory: GuestMemory;
   readonly indirect: boolean;
@@ -132,6 +126,11 @@ export class DeviceQueue {
 
   /** Next avail index to consume: what vhost-user GET_VRING_BASE returns. */
   get nextAvail(): number {
+    return this.#nextAvail;
+  }
+
+  /** vhost-user ring base: the next avail index. */
+  get vringBase(): number {
     return this.#nextAvail;
   }
 

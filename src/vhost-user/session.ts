@@ -45,8 +45,7 @@
 import type { DeviceLog, DeviceSessionControl, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
 import { DeviceError } from '../device/errors.js';
-import type { DeviceQueue } from '../queue/split-device.js';
-import { resolveRings } from '../queue/rings.js';
+import type { Virtqueue as DeviceQueue } from '../queue/virtqueue.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
@@ -153,7 +152,7 @@ export class BackendSession {
 
   /** Virtio features offered to the front-end: the device's plus PROTOCOL_FEATURES (bit 30). */
   get offeredFeatures(): bigint {
-    return this.device.offeredFeatures | featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    return this.#runner.offeredFeatures | featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
   }
 
   get offeredProtocolFeatures(): bigint {
@@ -329,7 +328,9 @@ export class BackendSession {
         this.#restart(req.body.index);
         return null;
       case 'SET_VRING_BASE':
-        this.#ring(req.body.index).base = req.body.num & 0xffff;
+        // Split: next avail index (16 bits). Packed (RING_PACKED): avail index | wrap << 15 in the
+        // low half, used index | wrap << 15 in the high half; the queue decodes it.
+        this.#ring(req.body.index).base = req.body.num >>> 0;
         return null;
       case 'GET_VRING_BASE':
         return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: this.#stopRing(req.body.index) }, fds: [] });
@@ -490,7 +491,8 @@ export class BackendSession {
     // Safe: #refresh checked num and addr.
     const num = r.num!;
     const addr = r.addr!;
-    const rings = resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
+    // Packed rings: desc = descriptor ring, avail = driver event area, used = device event area.
+    const rings = this.#runner.resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
     r.queue = this.#runner.createQueue(index, num, rings, r.base);
     this.#runner.startQueue(index, r.queue);
     // Process what may already be there: a kick can precede the enable.
@@ -498,7 +500,7 @@ export class BackendSession {
   }
 
   #pause(index: number, r: Vring): void {
-    r.base = r.queue?.nextAvail ?? r.base;
+    r.base = r.queue?.vringBase ?? r.base;
     r.queue = undefined;
     this.#runner.stopQueue(index);
   }
