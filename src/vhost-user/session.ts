@@ -519,6 +519,7 @@ export class BackendSession {
     r.started = false;
     this.#replaceFd(r, 'kickFd', undefined);
     this.#kickGeneration++;
+    this.#log.debug(`vring ${index}: stopped at base 0x${r.base.toString(16)}`);
     return r.base;
   }
 
