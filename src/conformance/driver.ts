@@ -110,6 +110,11 @@ export interface VhostUserStartOptions extends DriverStartOptions {
   readonly startIndex?: number;
   /** Ask for a REPLY_ACK on every message without its own reply, and fail on a nack. */
   readonly ackAll?: boolean;
+  /**
+   * Negotiate VIRTIO_F_RING_PACKED when `features` has it and it is offered. Off by default, even
+   * when `features` has the bit: the split-ring checks pass the whole offer and craft split bytes.
+   */
+  readonly ringPacked?: boolean;
 }
 
 /** One ring set up by the driver. */
@@ -275,7 +280,7 @@ export class VhostUserDriver implements ConformanceDriver {
     this.#ackAll = opts.ackAll === true;
     this.handshake(opts.protocol ?? DRIVER_PROTOCOL_FEATURES, { noProtocolFeatures: opts.noProtocolFeatures === true });
     const wanted = opts.features ?? DEFAULT_DRIVER_FEATURES;
-    this.#features = this.offeredFeatures & wanted;
+    this.#features = this.offeredFeatures & wanted & (opts.ringPacked === true ? ~0n : ~featureBit(VIRTIO_F_RING_PACKED));
     this.#setFeatures = this.#features | (this.#protocolFeatures ? featureBit(VHOST_USER_F_PROTOCOL_FEATURES) : 0n);
     this.#sendFeatures();
     this.#createMemory(opts.memorySize ?? DEFAULT_MEMORY_SIZE, opts.memTable);
@@ -616,7 +621,9 @@ export class VhostUserDriver implements ConformanceDriver {
   restartDevice(opts: { features?: bigint; twice?: boolean } = {}): void {
     for (const index of this.#queues.keys()) this.stopRing(index);
     if (opts.features !== undefined) {
-      this.#features = this.offeredFeatures & opts.features;
+      // The ring layout stays what `start` chose.
+      const keep = this.ringPacked ? ~0n : ~featureBit(VIRTIO_F_RING_PACKED);
+      this.#features = this.offeredFeatures & opts.features & keep;
       this.#setFeatures = this.#features | (this.#protocolFeatures ? featureBit(VHOST_USER_F_PROTOCOL_FEATURES) : 0n);
     }
     this.#sendFeatures();

@@ -20,12 +20,12 @@ import { type Injection, judge, recover } from './hostile.js';
 
 const PACKED = 'VIRTIO 1.3 §2.8';
 /** Small rings so that a few requests wrap them several times. */
-const QUEUE_SIZE = 8;
+const QUEUE_SIZE = 16;
 const needsPacked = offersFeature(VIRTIO_F_RING_PACKED, 'VIRTIO_F_RING_PACKED');
 
 /** Start options: the default driver features plus RING_PACKED, small rings. */
 function packedStart(): (d: VhostUserDriver) => VhostUserStartOptions {
-  return () => ({ features: DEFAULT_DRIVER_FEATURES | featureBit(VIRTIO_F_RING_PACKED), queueSize: QUEUE_SIZE });
+  return () => ({ features: DEFAULT_DRIVER_FEATURES | featureBit(VIRTIO_F_RING_PACKED), queueSize: QUEUE_SIZE, ringPacked: true });
 }
 
 /** The probe as packed descriptors (NEXT on all but the last, WRITE on device-writable ones). */
