@@ -99,7 +99,7 @@ test('serve rng: handshake values, entropy through a ring, GET_VRING_BASE', asyn
   t.after(() => b.stop());
   const c = connectRng(b);
   t.after(() => c.fe.close());
-  assert.equal(c.fe.getU64('GET_FEATURES'), FEATURES, 'VERSION_1, PROTOCOL_FEATURES, EVENT_IDX, INDIRECT_DESC');
+  assert.equal(c.fe.getU64('GET_FEATURES'), FEATURES | (1n << 34n), 'VERSION_1, PROTOCOL_FEATURES, EVENT_IDX, INDIRECT_DESC, RING_PACKED');
   assert.equal(c.fe.getU64('GET_PROTOCOL_FEATURES'), 0xa009n, 'MQ, REPLY_ACK, RESET_DEVICE, CONFIGURE_MEM_SLOTS; no CONFIG for a device without config space');
   assert.equal(c.fe.getU64('GET_QUEUE_NUM'), 1n);
   assert.equal(c.fe.getU64('GET_MAX_MEM_SLOTS'), 32n);

@@ -10,13 +10,14 @@ import type { CheckInfo, DeviceCheck, DeviceConformance } from '../device/confor
 import { type Check, driverCheck } from './check.js';
 import { FRONTEND_ABUSE_CHECKS } from './checks/frontend-abuse.js';
 import { HOSTILE_CHECKS } from './checks/hostile.js';
+import { PACKED_CHECKS } from './checks/packed.js';
 import { PROTOCOL_CHECKS } from './checks/protocol.js';
 import { QUEUE_CHECKS } from './checks/queue.js';
 import { DEVICE_CONFORMANCE } from './devices.js';
 import { ConformanceError } from './errors.js';
 
 /** Generic checks, in run order: protocol (with the hostile front-end's), queue, hostile. */
-export const GENERIC_CHECKS: readonly Check[] = [...PROTOCOL_CHECKS, ...FRONTEND_ABUSE_CHECKS, ...QUEUE_CHECKS, ...HOSTILE_CHECKS];
+export const GENERIC_CHECKS: readonly Check[] = [...PROTOCOL_CHECKS, ...FRONTEND_ABUSE_CHECKS, ...QUEUE_CHECKS, ...HOSTILE_CHECKS, ...PACKED_CHECKS];
 
 /** A device check as a catalog check: its body gets a fresh connection and starts it itself. */
 export function fromDeviceCheck(check: DeviceCheck): Check {

@@ -30,6 +30,10 @@ import {
 } from '../device/conformance.js';
 import { GuestAllocator } from '../memory/allocator.js';
 import { DriverQueue, type DriverBuffer } from '../queue/split-driver.js';
+import { PackedDriverQueue } from '../queue/packed-driver.js';
+import { PACKED_FRESH_BASE } from '../queue/packed-device.js';
+import type { DriverVirtqueue } from '../queue/virtqueue.js';
+import { PVIRTQ_EVENT_SIZE, packedDescRingSize } from '../spec/packed-ring.js';
 import {
   VIRTQ_DESC_SIZE,
   USED_FLAGS_OFF,
@@ -41,6 +45,7 @@ import {
 import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_RING_PACKED,
   featureBit,
   hasFeature,
 } from '../spec/virtio.js';
@@ -105,13 +110,26 @@ export interface VhostUserStartOptions extends DriverStartOptions {
   readonly startIndex?: number;
   /** Ask for a REPLY_ACK on every message without its own reply, and fail on a nack. */
   readonly ackAll?: boolean;
+  /**
+   * Negotiate VIRTIO_F_RING_PACKED when `features` has it and it is offered. Off by default, even
+   * when `features` has the bit: the split-ring checks pass the whole offer and craft split bytes.
+   */
+  readonly ringPacked?: boolean;
 }
 
 /** One ring set up by the driver. */
 export interface QueueState {
   readonly index: number;
   readonly size: number;
+  /**
+   * The split driver queue, for checks that craft split-ring bytes.
+   * @throws ConformanceError CONFORMANCE_RING_LAYOUT when the ring is packed (use `ring` / `packed`).
+   */
   dq: DriverQueue<number>;
+  /** The driver queue of either layout: what requests go through. */
+  ring: DriverVirtqueue<number>;
+  /** The packed driver queue when VIRTIO_F_RING_PACKED was negotiated. */
+  packed: PackedDriverQueue<number> | undefined;
   fds: VringFds;
   readonly addrs: { desc: number; avail: number; used: number };
   /** Used-buffer notifications received (call eventfd counts). */
@@ -262,7 +280,7 @@ export class VhostUserDriver implements ConformanceDriver {
     this.#ackAll = opts.ackAll === true;
     this.handshake(opts.protocol ?? DRIVER_PROTOCOL_FEATURES, { noProtocolFeatures: opts.noProtocolFeatures === true });
     const wanted = opts.features ?? DEFAULT_DRIVER_FEATURES;
-    this.#features = this.offeredFeatures & wanted;
+    this.#features = this.offeredFeatures & wanted & (opts.ringPacked === true ? ~0n : ~featureBit(VIRTIO_F_RING_PACKED));
     this.#setFeatures = this.#features | (this.#protocolFeatures ? featureBit(VHOST_USER_F_PROTOCOL_FEATURES) : 0n);
     this.#sendFeatures();
     this.#createMemory(opts.memorySize ?? DEFAULT_MEMORY_SIZE, opts.memTable);
@@ -284,21 +302,62 @@ export class VhostUserDriver implements ConformanceDriver {
 
   #setupQueue(index: number, size: number, startIndex: number, enable: boolean): void {
     const alloc = this.#allocator();
-    const addrs = {
-      desc: alloc.alloc(descTableSize(size), 4096),
-      avail: alloc.alloc(availRingSize(size), 4096),
-      used: alloc.alloc(usedRingSize(size), 4096),
-    };
-    this.#ranges.push({ start: addrs.desc, end: addrs.desc + descTableSize(size), kind: 'driver' });
-    this.#ranges.push({ start: addrs.avail, end: addrs.avail + availRingSize(size), kind: 'driver' });
-    this.#ranges.push({ start: addrs.used, end: addrs.used + usedRingSize(size), kind: 'writable' });
-    const q: QueueState = { index, size, addrs, dq: this.#newRing(size, addrs, startIndex), fds: { kick: -1, call: -1, err: -1 }, interrupts: 0n, errors: 0n };
-    q.fds = this.fe.setupVring(index, size, addrs, this.memory, { base: startIndex, enable: enable && this.#protocolFeatures, ack: this.#ackAll });
+    const packed = this.ringPacked;
+    // Packed (VIRTIO 1.3 §2.8.10.1): desc = descriptor ring, avail = driver area, used = device area.
+    const lens = packed ? [packedDescRingSize(size), PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_SIZE] : [descTableSize(size), availRingSize(size), usedRingSize(size)];
+    const [descLen, availLen, usedLen] = lens as [number, number, number];
+    const addrs = { desc: alloc.alloc(descLen, 4096), avail: alloc.alloc(availLen, 4096), used: alloc.alloc(usedLen, 4096) };
+    // A packed descriptor ring is written by both sides (used descriptors overwrite available ones).
+    this.#ranges.push({ start: addrs.desc, end: addrs.desc + descLen, kind: packed ? 'writable' : 'driver' });
+    this.#ranges.push({ start: addrs.avail, end: addrs.avail + availLen, kind: 'driver' });
+    this.#ranges.push({ start: addrs.used, end: addrs.used + usedLen, kind: 'writable' });
+    const q = this.#queueState(index, size, addrs, startIndex);
+    q.fds = this.fe.setupVring(index, size, addrs, this.memory, { base: this.#wireBase(startIndex), enable: enable && this.#protocolFeatures, ack: this.#ackAll });
     this.#queues.set(index, q);
   }
 
-  #newRing(size: number, addrs: QueueState['addrs'], startIndex: number): DriverQueue<number> {
-    return new DriverQueue<number>({ memory: this.memory.memory, size, addrs, eventIdx: hasFeature(this.#features, VIRTIO_F_EVENT_IDX), startIndex });
+  /** VIRTIO_F_RING_PACKED was negotiated: rings are packed. */
+  get ringPacked(): boolean {
+    return hasFeature(this.#features, VIRTIO_F_RING_PACKED);
+  }
+
+  /**
+   * SET_VRING_BASE's num for a ring starting at `startIndex`: split, the index; packed, the index
+   * with wrap counter 1 for both the avail and the used position, as QEMU sends for a fresh ring
+   * (0x80008000 at index 0).
+   */
+  #wireBase(startIndex: number): number {
+    if (!this.ringPacked) return startIndex;
+    return startIndex === 0 ? PACKED_FRESH_BASE : startIndex >>> 0;
+  }
+
+  #queueState(index: number, size: number, addrs: QueueState['addrs'], startIndex: number): QueueState {
+    const q = { index, size, addrs, fds: { kick: -1, call: -1, err: -1 }, interrupts: 0n, errors: 0n } as Omit<QueueState, 'dq' | 'ring' | 'packed'>;
+    const state = q as QueueState;
+    this.#attachRing(state, startIndex);
+    return state;
+  }
+
+  /** (Re)creates the driver queue of `q` in the negotiated layout (rings zeroed). */
+  #attachRing(q: QueueState, startIndex: number): void {
+    const eventIdx = hasFeature(this.#features, VIRTIO_F_EVENT_IDX);
+    if (this.ringPacked) {
+      const ring = new PackedDriverQueue<number>({ memory: this.memory.memory, size: q.size, addrs: q.addrs, eventIdx, base: this.#wireBase(startIndex) });
+      Object.defineProperty(q, 'dq', {
+        configurable: true,
+        enumerable: true,
+        get: () => {
+          throw new ConformanceError('CONFORMANCE_RING_LAYOUT', `queue ${q.index} is a packed ring; this step needs a split ring`);
+        },
+      });
+      q.ring = ring;
+      q.packed = ring;
+    } else {
+      const ring = new DriverQueue<number>({ memory: this.memory.memory, size: q.size, addrs: q.addrs, eventIdx, startIndex });
+      Object.defineProperty(q, 'dq', { configurable: true, enumerable: true, writable: true, value: ring });
+      q.ring = ring;
+      q.packed = undefined;
+    }
   }
 
   #allocator(): GuestAllocator {
@@ -380,9 +439,9 @@ export class VhostUserDriver implements ConformanceDriver {
     const token = this.#token++;
     if (opts.indirect === true) {
       const table = this.allocDriver(VIRTQ_DESC_SIZE * buffers.length, 16);
-      q.dq.add(buffers, token, { indirectTable: table });
+      q.ring.add(buffers, token, { indirectTable: table });
     } else {
-      q.dq.add(buffers, token);
+      q.ring.add(buffers, token);
     }
     return token;
   }
@@ -431,7 +490,7 @@ export class VhostUserDriver implements ConformanceDriver {
   /** Moves every used element the device published into the collected set. @throws QueueError VIRTQ_DRIVER_BAD_USED */
   collect(index = this.device.probeQueue): void {
     const q = this.queue(index);
-    for (let u = q.dq.popUsed(); u !== null; u = q.dq.popUsed()) {
+    for (let u = q.ring.popUsed(); u !== null; u = q.ring.popUsed()) {
       this.#used.set(u.token, { head: u.head, len: u.len });
       this.#usedLog.push(u.token);
     }
@@ -549,8 +608,8 @@ export class VhostUserDriver implements ConformanceDriver {
    */
   startRing(index: number, base: number, opts: { fresh?: boolean; enable?: boolean } = {}): void {
     const q = this.queue(index);
-    if (opts.fresh === true) q.dq = this.#newRing(q.size, q.addrs, base);
-    q.fds = this.fe.setupVring(index, q.size, q.addrs, this.memory, { base, enable: (opts.enable ?? true) && this.#protocolFeatures, ack: this.#ackAll });
+    if (opts.fresh === true) this.#attachRing(q, base);
+    q.fds = this.fe.setupVring(index, q.size, q.addrs, this.memory, { base: opts.fresh === true ? this.#wireBase(base) : base, enable: (opts.enable ?? true) && this.#protocolFeatures, ack: this.#ackAll });
   }
 
   /**
@@ -562,7 +621,9 @@ export class VhostUserDriver implements ConformanceDriver {
   restartDevice(opts: { features?: bigint; twice?: boolean } = {}): void {
     for (const index of this.#queues.keys()) this.stopRing(index);
     if (opts.features !== undefined) {
-      this.#features = this.offeredFeatures & opts.features;
+      // The ring layout stays what `start` chose.
+      const keep = this.ringPacked ? ~0n : ~featureBit(VIRTIO_F_RING_PACKED);
+      this.#features = this.offeredFeatures & opts.features & keep;
       this.#setFeatures = this.#features | (this.#protocolFeatures ? featureBit(VHOST_USER_F_PROTOCOL_FEATURES) : 0n);
     }
     this.#sendFeatures();

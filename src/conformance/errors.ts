@@ -20,7 +20,9 @@ export type ConformanceErrorCode =
   /** `--only` / `--skip` selects no check, or names nothing that exists. */
   | 'CONFORMANCE_BAD_FILTER'
   /** An expected-verdict file has a line that cannot be read. */
-  | 'CONFORMANCE_BAD_EXPECTED';
+  | 'CONFORMANCE_BAD_EXPECTED'
+  /** A check asked for the split ring of a queue that runs packed (a check bug). */
+  | 'CONFORMANCE_RING_LAYOUT';
 
 export class ConformanceError extends AvpError {
   readonly code: ConformanceErrorCode;

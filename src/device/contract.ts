@@ -9,7 +9,7 @@
  * device), ring mechanics (`queue/`), or any transport.
  */
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { DeviceQueue } from '../queue/split-device.js';
+import type { Virtqueue as DeviceQueue } from '../queue/virtqueue.js';
 
 /** The logging a device may do; the CLI backs it with pino, tests with an array. */
 export interface DeviceLog {

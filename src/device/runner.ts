@@ -15,7 +15,9 @@
  */
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DeviceQueue } from '../queue/split-device.js';
-import { resolveRings, type RingAddresses } from '../queue/rings.js';
+import { PackedDeviceQueue } from '../queue/packed-device.js';
+import { resolvePackedRings, resolveRings, type RingAddresses, type RingViews } from '../queue/rings.js';
+import type { Virtqueue } from '../queue/virtqueue.js';
 import type { QueueError } from '../queue/errors.js';
 import type { InflightTracker } from '../queue/inflight.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
@@ -28,6 +30,8 @@ import {
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
+  featureBit,
   hasFeature,
 } from '../spec/virtio.js';
 import type { DeviceContext, DeviceLog, HostReactor, VirtioDevice } from './contract.js';
@@ -63,7 +67,7 @@ export class DeviceRunner {
   #driverFeatures = 0n;
   #features = 0n;
   #active = false;
-  readonly #queues: Array<DeviceQueue | undefined>;
+  readonly #queues: Array<Virtqueue | undefined>;
   readonly #configs: Array<QueueConfig | undefined>;
   readonly #reactor: HostReactor;
 
@@ -160,7 +164,7 @@ export class DeviceRunner {
    * @throws DeviceError DEVICE_FEATURES_NOT_OFFERED or DEVICE_VERSION_1_REQUIRED
    */
   acceptFeatures(features: bigint): void {
-    this.#features = negotiateFeatures(this.device.offeredFeatures, features, {}, this.device.requiredFeatures ?? 0n);
+    this.#features = negotiateFeatures(this.offeredFeatures, features, {}, this.device.requiredFeatures ?? 0n);
   }
 
   /**
@@ -173,8 +177,31 @@ export class DeviceRunner {
   }
 
   /** Builds a device-side queue over this runner's memory, with the negotiated ring features. */
-  #buildQueue(index: number, cfg: QueueConfig): DeviceQueue {
-    return this.createQueue(index, cfg.size, resolveRings(this.#memory, cfg.size, cfg.addrs));
+  #buildQueue(index: number, cfg: QueueConfig): Virtqueue {
+    return this.createQueue(index, cfg.size, this.resolveRings(this.#memory, cfg.size, cfg.addrs));
+  }
+
+  /**
+   * What the device offers plus the ring layouts the queue layer gives every device:
+   * VIRTIO_F_RING_PACKED (bit 34). Devices program against `Virtqueue`, so none depends on the
+   * layout; the bit is added here rather than in each device so that no model can forget it.
+   */
+  get offeredFeatures(): bigint {
+    return this.device.offeredFeatures | featureBit(VIRTIO_F_RING_PACKED);
+  }
+
+  /** True when VIRTIO_F_RING_PACKED was negotiated: rings are packed (VIRTIO 1.3 §2.8). */
+  get packed(): boolean {
+    return hasFeature(this.#features, VIRTIO_F_RING_PACKED);
+  }
+
+  /**
+   * Resolves ring addresses in `memory` for the negotiated layout: split (desc, avail, used) or
+   * packed (descriptor ring, driver area, device area).
+   * @throws QueueError for misaligned or unmapped ring parts.
+   */
+  resolveRings(memory: GuestMemory, size: number, addrs: RingAddresses): RingViews {
+    return this.packed ? resolvePackedRings(memory, size, addrs) : resolveRings(memory, size, addrs);
   }
 
   /**
@@ -183,18 +210,21 @@ export class DeviceRunner {
    * this with their views, and with an inflight tracker when the front-end keeps a record for them.
    * @throws DeviceError for a bad index or size; QueueError for unusable rings.
    */
-  createQueue(index: number, size: number, rings: ReturnType<typeof resolveRings>, nextAvail = 0, inflight?: InflightTracker): DeviceQueue {
+  createQueue(index: number, size: number, rings: RingViews, base?: number, inflight?: InflightTracker): Virtqueue {
     this.#checkQueue(index, size);
-    return new DeviceQueue({
+    const common = {
       size,
       rings,
       memory: this.#memory,
       indirect: hasFeature(this.#features, VIRTIO_F_INDIRECT_DESC),
       eventIdx: hasFeature(this.#features, VIRTIO_F_EVENT_IDX),
-      nextAvail,
-      onError: (e: QueueError, head) => this.#queueError(index, e, head),
-      ...(inflight === undefined ? {} : { inflight }),
-    });
+      onError: (e: QueueError, head: number | undefined) => this.#queueError(index, e, head),
+    };
+    // `base` is the vhost-user ring base (split: next avail index; packed: both positions with
+    // their wrap counters); without one, a packed ring starts fresh (wrap counters 1, §2.8.1).
+    // Inflight tracking covers split rings only (docs/reliability.md).
+    if (this.packed) return new PackedDeviceQueue(base === undefined ? common : { ...common, base });
+    return new DeviceQueue({ ...common, nextAvail: base ?? 0, ...(inflight === undefined ? {} : { inflight }) });
   }
 
   #queueError(index: number, e: QueueError, head: number | undefined): void {
@@ -210,19 +240,19 @@ export class DeviceRunner {
   }
 
   /** Starts serving a queue (vhost-user: kick fd set and ring enabled); activates the device first. */
-  startQueue(index: number, queue: DeviceQueue): void {
+  startQueue(index: number, queue: Virtqueue): void {
     this.#queues[index] = queue;
     if (!this.#active) this.#activate();
   }
 
-  /** Stops a queue and returns its next avail index (vhost-user GET_VRING_BASE). */
+  /** Stops a queue and returns its ring base (vhost-user GET_VRING_BASE, see `Virtqueue.vringBase`). */
   stopQueue(index: number): number | undefined {
     const q = this.#queues[index];
     this.#queues[index] = undefined;
-    return q?.nextAvail;
+    return q?.vringBase;
   }
 
-  queue(index: number): DeviceQueue | undefined {
+  queue(index: number): Virtqueue | undefined {
     return this.#queues[index];
   }
 

@@ -24,18 +24,24 @@ export type QueueErrorCode =
   | 'VIRTQ_READABLE_AFTER_WRITABLE'
   | 'VIRTQ_CHAIN_TOO_LARGE'
   | 'VIRTQ_BUFFER_OUT_OF_RANGE'
+  | 'VIRTQ_ID_OUT_OF_RANGE'
+  | 'VIRTQ_ID_IN_USE'
   // queue errors
   | 'VIRTQ_HEAD_OUT_OF_RANGE'
   | 'VIRTQ_AVAIL_IDX_JUMP'
+  | 'VIRTQ_PACKED_CHAIN_UNTERMINATED'
+  | 'VIRTQ_PACKED_PARTIAL_CHAIN'
   // setup errors
   | 'VIRTQ_BAD_SIZE'
   | 'VIRTQ_RING_MISALIGNED'
   | 'VIRTQ_RING_OUT_OF_RANGE'
   // driver-side usage errors (our own or a test's mistake, never the device's)
   | 'VIRTQ_DRIVER_FULL'
-  | 'VIRTQ_DRIVER_BAD_USED';
+  | 'VIRTQ_DRIVER_BAD_USED'
+  // device-model usage error (our own bug): returning a chain the queue did not hand out
+  | 'VIRTQ_DEVICE_BAD_USED';
 
-const FATAL: ReadonlySet<QueueErrorCode> = new Set<QueueErrorCode>(['VIRTQ_HEAD_OUT_OF_RANGE', 'VIRTQ_AVAIL_IDX_JUMP']);
+const FATAL: ReadonlySet<QueueErrorCode> = new Set<QueueErrorCode>(['VIRTQ_HEAD_OUT_OF_RANGE', 'VIRTQ_AVAIL_IDX_JUMP', 'VIRTQ_PACKED_CHAIN_UNTERMINATED', 'VIRTQ_PACKED_PARTIAL_CHAIN']);
 
 /** A malformed descriptor chain, a corrupt ring, or an unusable ring setup. */
 export class QueueError extends AvpError {

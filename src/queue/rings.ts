@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Locating the three parts of a split ring in memory (VIRTIO 1.3 §2.7, "Virtqueue Part /
- * Alignment / Size").
+ * Locating the three parts of a split ring (VIRTIO 1.3 §2.7, "Virtqueue Part / Alignment /
+ * Size") or of a packed ring (§2.8.10.1) in memory.
  *
  * Owns: turning ring addresses into views, with the spec's alignment and the contiguity the
  * device side needs for atomic index access.
@@ -11,6 +11,7 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { GuestMemoryError } from '../memory/errors.js';
 import { VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_USED_ALIGN, availRingSize, descTableSize, usedRingSize } from '../spec/split-ring.js';
+import { PVIRTQ_DESC_ALIGN, PVIRTQ_EVENT_ALIGN, PVIRTQ_EVENT_SIZE, packedDescRingSize } from '../spec/packed-ring.js';
 import { QueueError } from './errors.js';
 
 /** Addresses of the three ring parts. */
@@ -61,4 +62,31 @@ export function checkRingAlignment(rings: RingViews): void {
   if (rings.avail.byteOffset % 2 !== 0 || rings.used.byteOffset % 4 !== 0) {
     throw new QueueError('VIRTQ_RING_MISALIGNED', 'avail or used ring is not aligned inside its backing buffer');
   }
+}
+
+/**
+ * Resolves the three parts of a packed ring (VIRTIO 1.3 §2.8.10.1: descriptor ring 16-aligned,
+ * 16·size bytes; driver and device event suppression structures 4-aligned, 4 bytes). The views
+ * come back in `RingViews` order as vhost-user SET_VRING_ADDR carries them: `desc` = Descriptor
+ * Area, `avail` = Driver Area (driver event suppression), `used` = Device Area (device event
+ * suppression).
+ * @throws QueueError VIRTQ_RING_MISALIGNED or VIRTQ_RING_OUT_OF_RANGE
+ */
+export function resolvePackedRings(memory: GuestMemory, size: number, addrs: RingAddresses): RingViews {
+  const part = (name: string, addr: number, len: number, align: number): Uint8Array => {
+    if (!Number.isSafeInteger(addr) || addr % align !== 0) {
+      throw new QueueError('VIRTQ_RING_MISALIGNED', `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned (VIRTIO 1.3 §2.8.10.1)`);
+    }
+    try {
+      return memory.view(addr, len);
+    } catch (e: unknown) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      throw new QueueError('VIRTQ_RING_OUT_OF_RANGE', `${name} [0x${addr.toString(16)}, +${len}) is not inside one memory region: ${e.message}`, { cause: e });
+    }
+  };
+  return {
+    desc: part('packed descriptor ring', addrs.desc, packedDescRingSize(size), PVIRTQ_DESC_ALIGN),
+    avail: part('driver event suppression area', addrs.avail, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN),
+    used: part('device event suppression area', addrs.used, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN),
+  };
 }

@@ -47,6 +47,7 @@ import { DescriptorChain, type GuestBuffer } from './chain.js';
 import { QueueError } from './errors.js';
 import type { InflightTracker } from './inflight.js';
 import { checkRingAlignment, type RingViews } from './rings.js';
+import type { QueueStats, Virtqueue } from './virtqueue.js';
 
 /** Largest indirect table: `next` is a u16, so a table can address 65536 entries at most. */
 const MAX_INDIRECT_ENTRIES = 0x10000;
@@ -74,15 +75,8 @@ export interface DeviceQueueOptions {
   inflight?: InflightTracker;
 }
 
-/** Counters a device exports in its metrics. */
-export interface QueueStats {
-  chainsPopped: number;
-  chainsRejected: number;
-  notificationsSent: number;
-  notificationsSuppressed: number;
-}
-
-export class DeviceQueue {
+export class DeviceQueue implements Virtqueue {
+  readonly layout = 'split';
   readonly size: number;
   readonly memory: GuestMemory;
   readonly indirect: boolean;
@@ -153,6 +147,11 @@ export class DeviceQueue {
 
   /** Next avail index to consume: what vhost-user GET_VRING_BASE returns. */
   get nextAvail(): number {
+    return this.#nextAvail;
+  }
+
+  /** vhost-user ring base: the next avail index. */
+  get vringBase(): number {
     return this.#nextAvail;
   }
 

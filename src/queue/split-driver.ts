@@ -31,6 +31,7 @@ import {
 } from '../spec/split-ring.js';
 import { QueueError } from './errors.js';
 import { type RingAddresses, resolveRings } from './rings.js';
+import type { DriverVirtqueue } from './virtqueue.js';
 
 /** A buffer the driver offers: device-readable unless `writable`. */
 export interface DriverBuffer {
@@ -64,7 +65,8 @@ interface Outstanding<T> {
   token: T;
 }
 
-export class DriverQueue<T = undefined> {
+export class DriverQueue<T = undefined> implements DriverVirtqueue<T> {
+  readonly layout = 'split';
   readonly size: number;
   readonly memory: GuestMemory;
   readonly addrs: RingAddresses;

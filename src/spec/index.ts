@@ -3,3 +3,4 @@
 export * from './codec.js';
 export * from './virtio.js';
 export * from './split-ring.js';
+export * from './packed-ring.js';

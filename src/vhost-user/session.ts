@@ -50,8 +50,7 @@
 import type { DeviceLog, DeviceSessionControl, HostReactor, VirtioDevice } from '../device/contract.js';
 import { DeviceRunner } from '../device/runner.js';
 import { DeviceError } from '../device/errors.js';
-import type { DeviceQueue } from '../queue/split-device.js';
-import { resolveRings } from '../queue/rings.js';
+import type { Virtqueue as DeviceQueue } from '../queue/virtqueue.js';
 import { QueueError } from '../queue/errors.js';
 import { isValidQueueSize } from '../spec/split-ring.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit, hasFeature } from '../spec/virtio.js';
@@ -167,7 +166,7 @@ export class BackendSession {
 
   /** Virtio features offered to the front-end: the device's plus PROTOCOL_FEATURES (bit 30). */
   get offeredFeatures(): bigint {
-    return this.device.offeredFeatures | featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
+    return this.#runner.offeredFeatures | featureBit(VHOST_USER_F_PROTOCOL_FEATURES);
   }
 
   get offeredProtocolFeatures(): bigint {
@@ -347,7 +346,9 @@ export class BackendSession {
         this.#restart(req.body.index);
         return null;
       case 'SET_VRING_BASE':
-        this.#ring(req.body.index).base = req.body.num & 0xffff;
+        // Split: next avail index (16 bits). Packed (RING_PACKED): avail index | wrap << 15 in the
+        // low half, used index | wrap << 15 in the high half; the queue decodes it.
+        this.#ring(req.body.index).base = req.body.num >>> 0;
         return null;
       case 'GET_VRING_BASE':
         return encodeReply({ type: 'GET_VRING_BASE', body: { index: req.body.index, num: this.#stopRing(req.body.index) }, fds: [] });
@@ -547,15 +548,16 @@ export class BackendSession {
     // Safe: #refresh checked num and addr.
     const num = r.num!;
     const addr = r.addr!;
-    const rings = resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
-    const tracker = this.#inflightFor(index, num);
+    // Packed rings: desc = descriptor ring, avail = driver event area, used = device event area.
+    const rings = this.#runner.resolveRings(this.#memory.uva, num, { desc: addr.desc, avail: addr.avail, used: addr.used });
+    const tracker = this.#runner.packed ? undefined : this.#inflightFor(index, num);
     r.queue = this.#runner.createQueue(index, num, rings, r.base, tracker);
     const report = tracker?.lastResume;
     if (report !== undefined && !report.fresh) {
       this.stats.inflightRepaired += report.repaired;
       this.stats.inflightResubmitted += report.resubmit.length;
       if (report.resubmit.length > 0 || report.repaired > 0) {
-        this.#log.info(`vring ${index}: inflight record: ${report.resubmit.length} chain(s) in flight served again (heads ${report.resubmit.join(',')}), ${report.repaired} entr(ies) cleared by the used_idx repair; resuming at avail ${r.queue.nextAvail} (front-end said ${r.base})`);
+        this.#log.info(`vring ${index}: inflight record: ${report.resubmit.length} chain(s) in flight served again (heads ${report.resubmit.join(',')}), ${report.repaired} entr(ies) cleared by the used_idx repair; resuming at avail ${r.queue.vringBase} (front-end said ${r.base})`);
       }
     }
     this.#runner.startQueue(index, r.queue);
@@ -576,7 +578,7 @@ export class BackendSession {
   }
 
   #pause(index: number, r: Vring): void {
-    r.base = r.queue?.nextAvail ?? r.base;
+    r.base = r.queue?.vringBase ?? r.base;
     r.queue = undefined;
     this.#runner.stopQueue(index);
   }
@@ -595,6 +597,7 @@ export class BackendSession {
     r.started = false;
     this.#replaceFd(r, 'kickFd', undefined);
     this.#kickGeneration++;
+    this.#log.debug(`vring ${index}: stopped at base 0x${r.base.toString(16)}`);
     return r.base;
   }
 

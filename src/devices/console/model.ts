@@ -16,7 +16,7 @@
 import type { DeviceContext, VirtioDevice } from '../../device/contract.js';
 import { serveQueue } from '../../device/serve.js';
 import type { DescriptorChain } from '../../queue/chain.js';
-import type { DeviceQueue } from '../../queue/split-device.js';
+import type { Virtqueue as DeviceQueue } from '../../queue/virtqueue.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask, hasFeature } from '../../spec/virtio.js';
 import { ConsoleConfigError } from './errors.js';
 import { DiscardPortHost, type PortHost } from './host.js';

@@ -20,7 +20,7 @@
 import type { DeviceContext, DeviceLog, HostReactor, HostTimer, VirtioDevice } from '../../device/contract.js';
 import { GuestMemoryError } from '../../memory/errors.js';
 import type { DescriptorChain } from '../../queue/chain.js';
-import type { DeviceQueue } from '../../queue/split-device.js';
+import type { Virtqueue as DeviceQueue } from '../../queue/virtqueue.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask } from '../../spec/virtio.js';
 import { ControlSocket, type ControlReply } from '../control-socket.js';
 import type { UnixStreamOps } from '../vsock/host.js';

@@ -38,7 +38,7 @@
  */
 import type { DeviceContext, DeviceLog, HostTimer, VirtioDevice } from '../../device/contract.js';
 import type { DescriptorChain } from '../../queue/chain.js';
-import type { DeviceQueue } from '../../queue/split-device.js';
+import type { Virtqueue as DeviceQueue } from '../../queue/virtqueue.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureMask, hasFeature } from '../../spec/virtio.js';
 import { NetConfigError } from './errors.js';
 import { isMulticast, macKey, macString } from './mac-table.js';

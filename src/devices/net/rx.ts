@@ -11,7 +11,7 @@
  * Does not own: counting drops and notifying the guest (`model.ts`), what is forwarded (`switch.ts`).
  */
 import type { DescriptorChain } from '../../queue/chain.js';
-import type { DeviceQueue } from '../../queue/split-device.js';
+import type { Virtqueue as DeviceQueue } from '../../queue/virtqueue.js';
 import { VIRTIO_NET_HDR_NUM_BUFFERS_OFF, VIRTIO_NET_HDR_SIZE } from './spec.js';
 
 const HDR = VIRTIO_NET_HDR_SIZE;
