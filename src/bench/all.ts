@@ -4,9 +4,10 @@
  * in its own process with its output shown as it runs; then one HTML report with every case
  * (bench/report-html.ts) and the raw figures as JSON.
  *
- * Environment: AVP_BENCH_ONLY (comma-separated subset of blk,net,guest,fs,gpu), AVP_BENCH_REPORT
+ * Environment: AVP_BENCH_ONLY (comma-separated subset of blk,net,guest,fs,gpu,boot), AVP_BENCH_REPORT
  * (the report folder, default .cache/bench), and each benchmark's own variables (AVP_BENCH_ROUNDS,
- * AVP_BENCH_SECONDS, ...). Take the figures on an otherwise idle machine: each benchmark prints
+ * AVP_BENCH_SECONDS, ...); AVP_BENCH_ROUNDS_<NAME> (e.g. AVP_BENCH_ROUNDS_BLK=5) sets the rounds of
+ * one benchmark (net takes them as --rounds). Take the figures on an otherwise idle machine: each benchmark prints
  * the load before and after and the report marks a run that was not idle.
  */
 import { spawn } from 'node:child_process';
@@ -27,11 +28,21 @@ export const BENCHES: ReadonlyArray<{ name: string; args: readonly string[] }> =
   { name: 'guest', args: [here('./guest-bench.js')] },
   { name: 'fs', args: [here('./fs-bench.js')] },
   { name: 'gpu', args: [here('./gpu-compare.js')] },
+  { name: 'boot', args: [here('./boot-bench.js')] },
 ];
 
-function runOne(args: readonly string[], json: string): Promise<number> {
+/** The environment of one benchmark: its JSON output file and its own round count, if given. */
+function benchEnv(name: string, json: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rounds = env[`AVP_BENCH_ROUNDS_${name.toUpperCase()}`];
+  return { ...env, AVP_BENCH_JSON: json, ...(rounds === undefined ? {} : { AVP_BENCH_ROUNDS: rounds }) };
+}
+
+function runOne(name: string, args: readonly string[], json: string): Promise<number> {
+  const env = benchEnv(name, json, process.env);
+  const rounds = env['AVP_BENCH_ROUNDS'];
+  const argv = name === 'net' && rounds !== undefined ? [...args, '--rounds', rounds] : args;
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, AVP_BENCH_JSON: json } });
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'], env });
     child.once('error', rej);
     child.once('exit', (code, signal) => res(code ?? (signal === null ? 1 : 128)));
   });
@@ -54,7 +65,7 @@ async function main(): Promise<void> {
     for (const b of BENCHES.filter((x) => only === undefined || only.includes(x.name))) {
       process.stderr.write(`\n=== bench:all: ${b.name} ===\n`);
       const json = join(tmp, `${b.name}.json`);
-      const code = await runOne(b.args, json);
+      const code = await runOne(b.name, b.args, json);
       if (code !== 0) failures.push({ bench: b.name, error: `exited with status ${code}` });
       if (existsSync(json)) outputs.push(JSON.parse(readFileSync(json, 'utf8')) as BenchOutput);
       else if (code === 0) failures.push({ bench: b.name, error: 'wrote no results' });
