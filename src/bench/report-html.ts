@@ -85,7 +85,8 @@ export function benchReportHtml(outputs: readonly BenchOutput[], meta: { started
       .map(([when, s]) => `<div class="${isIdle(s) ? 'load' : 'load warn'}">${html(describeLoad(when, s))}</div>`)
       .join('');
     const notes = o.notes.map((n) => `<li>${html(n)}</li>`).join('');
-    const body = o.comparisons.length === 0 ? '<p>No comparison: the peer was not available.</p>' : `${comparisonChart(o.comparisons)}${table(o.comparisons)}`;
+    // A benchmark without a peer (boot) has only notes; one whose peer was missing says so.
+    const body = o.comparisons.length > 0 ? `${comparisonChart(o.comparisons)}${table(o.comparisons)}` : o.notes.length > 0 ? '' : '<p>No comparison: the peer was not available.</p>';
     return `<section><h2>${html(o.bench)}</h2>${load}${body}${notes === '' ? '' : `<ul class="notes">${notes}</ul>`}</section>`;
   });
   const failed = meta.failures.map((f) => `<li><b>${html(f.bench)}</b>: ${html(f.error)}</li>`).join('');
