@@ -40,6 +40,8 @@ after(() => {
 /** Collects what the runner reports, and waits for lines (console lines as `[vm] line`). */
 class Collector implements RunReporter {
   readonly lines: string[] = [];
+  /** Date.now() when each line arrived (for the record, never asserted on). */
+  readonly times: number[] = [];
   readonly #waiters = new Set<{ re: RegExp; nth: number; resolve: () => void }>();
 
   console(vm: string, line: string): void {
@@ -69,8 +71,15 @@ class Collector implements RunReporter {
     });
   }
 
+  /** When the first line matching `re` arrived. */
+  timeOf(re: RegExp): number | undefined {
+    const i = this.lines.findIndex((l) => re.test(l));
+    return i < 0 ? undefined : this.times[i];
+  }
+
   #add(line: string): void {
     this.lines.push(line);
+    this.times.push(Date.now());
     if (process.env['AVP_E2E_ECHO']) process.stderr.write(`  | ${line}\n`);
     for (const w of [...this.#waiters]) {
       if (this.count(w.re) >= w.nth) {
@@ -107,7 +116,7 @@ function script(lines: string): string {
     .join('\n');
 }
 
-test('e2e: restart-vm: a guest whose feeder dies is reported and started again; the balloon reclaims 64 MiB first', { timeout: 3 * BOOT_MS }, async () => {
+test('e2e: restart-vm: a guest whose feeder dies is reported and started again; the balloon reclaims 64 MiB first', { timeout: 3 * BOOT_MS }, async (t) => {
   const { run, rec, done, abort, runDir } = await startRun(
     'restart',
     `name: wdrestart
@@ -162,6 +171,9 @@ sleep 3600
     assert.equal(vm?.restarts, 1);
     assert.notEqual(vm?.pid, firstPid, 'a new QEMU runs the VM');
     assert.ok(vm?.state === 'booting' || vm?.state === 'ready', `state ${String(vm?.state)}`);
+    const killed = rec.timeOf(/^\[wd\] AVP-GUEST: feeder killed/);
+    const fired = rec.timeOf(/watchdog fired on VM wd/);
+    if (killed !== undefined && fired !== undefined) t.diagnostic(`watchdog (timeout 10 s) fired ${((fired - killed) / 1000).toFixed(1)} s after the feeder was killed`);
   } finally {
     abort.abort('SIGTERM');
     await done;
@@ -169,7 +181,7 @@ sleep 3600
   assert.deepEqual(socketsIn(runDir), [], 'no socket is left (qmp.sock, control.sock)');
 });
 
-test('e2e: reset resets the guest in the same QEMU; poweroff ends the VM as failed; both are reported', { timeout: 3 * BOOT_MS }, async () => {
+test('e2e: reset resets the guest in the same QEMU; poweroff ends the VM as failed; both are reported', { timeout: 3 * BOOT_MS }, async (t) => {
   const hang = script(`
 avp-say feeder $(pidof watchdog)
 kill -STOP $(pidof watchdog)
@@ -207,6 +219,11 @@ ${hang}
     assert.equal(po?.state, 'failed');
     assert.equal(po?.watchdog?.fired, 1);
     assert.match(po?.reason ?? '', /watchdog fired/);
+    for (const name of ['rs', 'po']) {
+      const stopped = rec.timeOf(new RegExp(`^\\[${name}\\] AVP-GUEST: feeder stopped`));
+      const fired = rec.timeOf(new RegExp(`watchdog fired on VM ${name}`));
+      if (stopped !== undefined && fired !== undefined) t.diagnostic(`${name}: watchdog (timeout 8 s) fired ${((fired - stopped) / 1000).toFixed(1)} s after the feeder stopped`);
+    }
   } finally {
     abort.abort('SIGTERM');
     await done;
