@@ -26,7 +26,7 @@ const FAKE_QEMU = `
 const net = require('node:net');
 const arg = (flag, prefix) => { for (let i = 0; i < process.argv.length; i++) if (process.argv[i] === flag && process.argv[i + 1].startsWith(prefix)) return process.argv[i + 1]; return ''; };
 const qmpPath = /path=([^,]+)/.exec(arg('-chardev', 'socket,id=qmp'))?.[1];
-if (qmpPath === undefined) { process.stdout.write('AVP-GUEST: READY\n'); setInterval(() => {}, 1000); return; }
+if (qmpPath === undefined) { process.stdout.write('AVP-GUEST: READY\\n'); setInterval(() => {}, 1000); return; }
 const action = arg('-action', 'watchdog=').slice('watchdog='.length);
 const out = (s) => process.stdout.write(s + '\\n');
 let actual = 256 * 1048576;
