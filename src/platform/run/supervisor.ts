@@ -412,7 +412,10 @@ export class PlatformRun {
     if (entry === undefined) throw new ControlTargetError(`this run has no VM '${vm}' (yet)`);
     if (!entry.plan.balloon) throw new ControlTargetError(`VM ${vm} has no balloon (give it balloon: {} in the manifest)`);
     const session = entry.qmp?.current;
-    if (entry.vm === undefined || entry.status.endedAt !== undefined || session === undefined) throw new ControlRefusedError(`VM ${vm} is not running`);
+    // A run that is ending has stopped (or is stopping) its VMs even before their exits are handled.
+    if (this.#finished !== undefined || entry.vm === undefined || entry.status.endedAt !== undefined || session === undefined) {
+      throw new ControlRefusedError(`VM ${vm} is not running${this.#finished === undefined ? '' : ' (the run is ending)'}`);
+    }
     const memory = (entry.plan.spec.memoryMiB ?? DEFAULT_MEMORY_MIB) * 2 ** 20;
     if (targetBytes !== undefined) {
       const min = MIN_BALLOON_TARGET_MIB * 2 ** 20;
