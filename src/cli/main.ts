@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerBalloonCommand } from './commands/balloon.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerCanbusCommand } from './commands/canbus.js';
 import { registerConformanceCommand } from './commands/conformance.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerUiCommand(program);
   registerControlCommands(program);
+  registerBalloonCommand(program);
   registerConformanceCommand(program);
   registerBenchCommand(program);
   return program;

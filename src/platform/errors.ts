@@ -338,3 +338,12 @@ export class ControlRemoteError extends AvpError {
     this.code = code;
   }
 }
+
+/** QEMU's QMP monitor refused a command, sent something that is not QMP, or went away. */
+export class QmpError extends AvpError {
+  readonly code = 'QMP_ERROR';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -95,7 +95,23 @@ export interface VmSpec {
   name?: string;
   /** The kernel's command-line limit in bytes (GuestImage.cmdlineLimit); default 2047. */
   cmdlineLimit?: number;
+  /**
+   * A QMP monitor on a Unix socket that QEMU connects to as a client at start-up (the runner
+   * listens there first, so no event is missed): `-chardev socket` + `-mon mode=control`.
+   */
+  qmp?: string;
+  /**
+   * QEMU's emulated i6300esb watchdog and what QEMU does when it fires (`-action watchdog=`).
+   * 'reset' resets the guest in place, so this VM runs without -no-reboot (with it, QEMU turns
+   * every reset into a shutdown); a guest reboot then also resets it.
+   */
+  watchdog?: { action: QemuWatchdogAction };
+  /** A virtio-balloon device. */
+  balloon?: { deflateOnOom?: boolean; freePageReporting?: boolean };
 }
+
+/** What QEMU does when the watchdog fires (a subset of QEMU's WatchdogAction). */
+export type QemuWatchdogAction = 'reset' | 'poweroff';
 
 export const DEFAULT_MEMORY_MIB = 256;
 /** The QEMU binary: `$AVP_QEMU`, else this. */
@@ -150,14 +166,27 @@ export function qemuArgs(spec: VmSpec): string[] {
     spec.initrd,
     '-append',
     cmdline,
-    // The guest's console=ttyS0 is QEMU's stdout; no window, no monitor, and a guest reboot
-    // (which panic=-1 turns a panic into) ends QEMU.
+    // The guest's console=ttyS0 is QEMU's stdout; no window, no monitor.
     '-display',
     'none',
     '-serial',
     'stdio',
-    '-no-reboot',
   );
+  const watchdog = spec.watchdog;
+  if (watchdog !== undefined && watchdog.action !== 'reset' && watchdog.action !== 'poweroff') {
+    throw new VmSpecError('watchdog.action', "must be 'reset' or 'poweroff'", watchdog.action);
+  }
+  // A guest reboot (which panic=-1 turns a panic into) ends QEMU, except where the watchdog resets.
+  if (watchdog?.action !== 'reset') args.push('-no-reboot');
+  if (spec.qmp !== undefined) {
+    checkPath('qmp', spec.qmp);
+    args.push('-chardev', `socket,id=qmp,path=${optValue(spec.qmp)}`, '-mon', 'chardev=qmp,mode=control');
+  }
+  if (watchdog !== undefined) args.push('-device', 'i6300esb,id=watchdog0', '-action', `watchdog=${watchdog.action}`);
+  if (spec.balloon !== undefined) {
+    const onOff = (b: boolean | undefined): string => (b === true ? 'on' : 'off');
+    args.push('-device', `virtio-balloon-pci,id=balloon0,deflate-on-oom=${onOff(spec.balloon.deflateOnOom)},free-page-reporting=${onOff(spec.balloon.freePageReporting)}`);
+  }
   (spec.devices ?? []).forEach((d, i) => args.push(...deviceArgs(d, i)));
   return args;
 }

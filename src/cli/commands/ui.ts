@@ -76,7 +76,7 @@ export function parseHost(flag: string, text: string | undefined): string {
 }
 
 /** The newest run directory under `runs` whose control socket answers. @throws ControlUnavailableError */
-async function newestLiveRun(runs: string): Promise<string> {
+export async function newestLiveRun(runs: string): Promise<string> {
   let dirs: string[] = [];
   try {
     dirs = readdirSync(runs)

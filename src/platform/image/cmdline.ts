@@ -40,6 +40,15 @@ export function cmdParam(command: string): string {
   return `avp.cmd="${command}"`;
 }
 
+/**
+ * `avp.watchdog=<seconds>`: `/init` starts busybox `watchdog` on /dev/watchdog with that timeout,
+ * writing every third of it, before the test runs (the i6300esb driver must have probed).
+ */
+export function watchdogParam(timeoutSeconds: number): string {
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 2) throw new VmSpecError('avp.watchdog', 'must be a whole number of seconds, at least 2', timeoutSeconds);
+  return `avp.watchdog=${timeoutSeconds}`;
+}
+
 /** Joins kernel parameters into the command line, after the base ones. */
 export function kernelCmdline(extra: readonly string[] = [], base: readonly string[] = BASE_KERNEL_PARAMS): string {
   return [...base, ...extra].join(' ');

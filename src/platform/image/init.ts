@@ -10,6 +10,9 @@
  * Boot sequence: mount proc, sysfs, devtmpfs → insmod each module of /etc/modules-order, printing
  * `AVP-GUEST: insmod X failed` on failure → pick the test: `avp.cmd=` on the kernel command line,
  * else `avp.script=` (base64), else the script baked in at build time, else an interactive shell
+ * → with `avp.watchdog=<seconds>`, start busybox `watchdog` on /dev/watchdog with that timeout,
+ * writing every third of it (`AVP-GUEST: watchdog armed <seconds> s`; a test simulates a hang by
+ * `killall -KILL watchdog` or `-STOP`: no magic close, so the timer keeps running)
  * → print `AVP-GUEST: READY`, run it, print `AVP-GUEST: EXIT <status>` → `poweroff -f`.
  * Kernel parameters without a dot (say `count=20`) reach the test as environment variables, as
  * the kernel passes them to init.
@@ -43,6 +46,17 @@ while read -r m; do
   [ -n "$m" ] || continue
   insmod "/${MODULES_DIR}/$m.ko" || echo "${M} insmod $m failed"
 done < /${MODULES_ORDER_PATH}
+
+# The VM's watchdog (manifest watchdog:): a daemon feeds /dev/watchdog every third of the timeout.
+if wd=$(avp-arg avp.watchdog); then
+  every=$((wd / 3))
+  [ "$every" -ge 1 ] || every=1
+  if avp-wait /dev/watchdog 10 && watchdog -T "$wd" -t "$every" /dev/watchdog; then
+    echo "${M} watchdog armed $wd s"
+  else
+    echo "${M} watchdog not started"
+  fi
+fi
 
 test=/tmp/avp-test.sh
 if cmd=$(avp-arg avp.cmd); then

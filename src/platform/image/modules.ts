@@ -22,7 +22,7 @@ export const VIRTIO_TRANSPORT_MODULES: readonly string[] = ['virtio_ring', 'virt
 /**
  * Drivers of AVPS devices the image carries besides the device kinds' own: those of devices whose
  * kinds have not landed yet (console, input with evdev, gpu, fs, sound), the
- * CAN socket layer with vcan and slcan, and QEMU's emulated i6300esb watchdog. A kind that lands
+ * CAN socket layer with vcan and slcan, QEMU's emulated i6300esb watchdog and virtio-balloon. A kind that lands
  * lists its driver in `guestModules`; the union below loads each once.
  */
 export const AVPS_GUEST_MODULES: readonly string[] = [
@@ -40,6 +40,8 @@ export const AVPS_GUEST_MODULES: readonly string[] = [
   'slcan',
   // watchdog: QEMU's emulated i6300esb (AVPS names a watchdog; there is no virtio one)
   'i6300esb',
+  // memory the platform can reclaim (manifest balloon:)
+  'virtio_balloon',
 ];
 
 /**

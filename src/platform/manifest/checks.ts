@@ -17,11 +17,12 @@ import { findKind } from '../../devices/registry.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GuestCmdlineTooLongError, VmSpecError } from '../errors.js';
-import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline, scriptParam } from '../image/cmdline.js';
+import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline, scriptParam, watchdogParam } from '../image/cmdline.js';
 import { READY_LINE } from '../image/markers.js';
 import { DEFAULT_GUEST_KERNEL, type GuestKernel } from '../image/kernels.js';
 import {
   BUILTIN_MIN_MEMORY_MIB,
+  type WatchdogAction,
   type ManifestBoot,
   type ManifestDevice,
   type ManifestVm,
@@ -98,6 +99,10 @@ export interface VmModel {
   devices: DeviceModel[];
   /** CAN buses it joins over slcan, in order (/dev/hvc0, hvc1, ...). */
   can: CanPortModel[];
+  /** Its i6300esb watchdog, if the manifest gives one. */
+  watchdog?: { timeoutSeconds: number; action: WatchdogAction };
+  /** Its virtio-balloon device, if the manifest gives one. */
+  balloon?: { deflateOnOom: boolean; freePageReporting: boolean };
 }
 
 export interface SwitchModel {
@@ -235,10 +240,11 @@ function checkVm(vm: ManifestVm, at: IssuePath, add: Add): void {
   else if (builtin && mib < BUILTIN_MIN_MEMORY_MIB) {
     add([...at, 'memory'], `${formatBytes(mib * 2 ** 20)} is too small: the built-in guest image needs at least ${BUILTIN_MIN_MEMORY_MIB} MiB`);
   }
-  checkBoot(vm.boot, [...at, 'boot'], add);
+  checkBoot(vm.boot, [...at, 'boot'], add, vm.watchdog === undefined ? [] : [watchdogParam(vm.watchdog.timeout)]);
 }
 
-function checkBoot(boot: ManifestBoot, at: IssuePath, add: Add): void {
+/** `initParams`: what the VM's own settings add to the built-in image's command line (watchdog). */
+function checkBoot(boot: ManifestBoot, at: IssuePath, add: Add, initParams: readonly string[]): void {
   const custom = boot.kernel !== undefined || boot.initrd !== undefined;
   if (custom) {
     if (boot.image !== undefined) add([...at, 'image'], 'give either image: builtin or kernel and initrd, not both', 'key');
@@ -260,7 +266,7 @@ function checkBoot(boot: ManifestBoot, at: IssuePath, add: Add): void {
   }
   if (custom || params === undefined) return;
   // The built-in image takes its test on the kernel command line, which has a hard limit.
-  const extra: string[] = [...params];
+  const extra: string[] = [...params, ...initParams];
   try {
     if (boot.command !== undefined) extra.push(cmdParam(boot.command));
   } catch (e: unknown) {
@@ -441,6 +447,8 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
       console: { ...(vm.console.log === undefined ? {} : { log: vm.console.log }), echo: vm.console.echo },
       devices,
       can: vm.can.map((p, j) => toCanPortModel(p, at(['can', j]))),
+      ...(vm.watchdog === undefined ? {} : { watchdog: { timeoutSeconds: vm.watchdog.timeout, action: vm.watchdog.action } }),
+      ...(vm.balloon === undefined ? {} : { balloon: { deflateOnOom: vm.balloon.deflateOnOom, freePageReporting: vm.balloon.freePageReporting } }),
     };
   });
   return { name: m.name, baseDir: ctx.baseDir, switches, buses: m.buses.map(toBusModel), vms };

@@ -14,6 +14,7 @@
  *   <runDir>/<vm>/<device>.img     scratch disk of a blk device that has a size and no image
  *   <runDir>/<vm>/<device>.vsock   host side of a vsock device (unless its `socket` says otherwise)
  *   <runDir>/<vm>/console.log      the VM's console (unless `console.log` says otherwise)
+ *   <runDir>/<vm>/qmp.sock         QMP of a VM with a watchdog or a balloon (avp run listens, QEMU connects)
  *   <runDir>/_switch/<name>.log    back-end log of each switch
  *   <runDir>/<vm>/can-<bus>.sock   the CAN bus node a VM's virtio console port connects to
  *   <runDir>/_canbus/<name>.log    back-end log of each CAN bus; <name>.candump its frames;
@@ -26,13 +27,14 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { kindOf, type DeviceSpec } from '../../devices/registry.js';
 import { vhostUserDevice } from '../attach.js';
 import { PlatformPlanError } from '../errors.js';
-import { cmdParam, scriptParam } from '../image/cmdline.js';
+import { cmdParam, scriptParam, watchdogParam } from '../image/cmdline.js';
 import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
 import { derivedMac, netEntry, vsockEntry, type PlatformModel, type VmModel } from './checks.js';
 import type { QemuVersion } from '../qemu-caps.js';
 import type { CanBusConfig } from '../canbus/index.js';
 import { CANBUS_DIR, type PlannedCanNode, busConfig } from './buses.js';
 import type { GuestKernel } from '../image/kernels.js';
+import type { WatchdogAction } from './schema.js';
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -108,6 +110,12 @@ export interface VmPlan {
   echo: boolean;
   /** Back-ends it connects to (BackendPlan ids). */
   backends: string[];
+  /** The QMP socket avp run listens on and QEMU connects to (VMs with a watchdog or a balloon). */
+  qmp?: string;
+  /** Its watchdog: `restart-vm` is QEMU's poweroff followed by avp run starting the VM again. */
+  watchdog?: { timeoutSeconds: number; action: WatchdogAction };
+  /** Whether it has a balloon (the control socket's `balloon` method works on it). */
+  balloon: boolean;
 }
 
 export interface PlatformPlan {
@@ -240,7 +248,8 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
         }),
       });
     }
-    const spec = vmSpec(vm, devices, options);
+    const qmp = vm.watchdog !== undefined || vm.balloon !== undefined ? join(dir, 'qmp.sock') : undefined;
+    const spec = vmSpec(vm, devices, options, qmp);
     return {
       name: vm.name,
       path: vm.path,
@@ -252,6 +261,9 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
       consoleLog: vm.console.log === undefined ? join(dir, 'console.log') : resolve(runDir, vm.console.log),
       echo: vm.console.echo,
       backends: vmBackends,
+      ...(qmp === undefined ? {} : { qmp }),
+      ...(vm.watchdog === undefined ? {} : { watchdog: { ...vm.watchdog } }),
+      balloon: vm.balloon !== undefined,
     };
   });
 
@@ -293,7 +305,8 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
 
   const sockets = backends.flatMap((b) => b.ports.map((p) => p.socket));
   const controlSocket = join(runDir, 'control.sock');
-  for (const s of [...sockets, ...hostSockets, controlSocket]) {
+  const qmpSockets = vms.flatMap((v) => (v.qmp === undefined ? [] : [v.qmp]));
+  for (const s of [...sockets, ...hostSockets, ...qmpSockets, controlSocket]) {
     const bytes = Buffer.byteLength(s);
     if (bytes > MAX_SOCKET_PATH_BYTES) {
       throw new PlatformPlanError(
@@ -308,19 +321,24 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
   return { name: model.name, runDir, vms, backends, disks, sockets, hostSockets, dirs, runLog: join(runDir, 'run.log'), controlSocket };
 }
 
-function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions): VmSpec {
-  const base = {
+function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions, qmp: string | undefined): VmSpec {
+  const base: Omit<VmSpec, 'kernel' | 'initrd'> = {
     name: vm.name,
     memoryMiB: vm.memoryMiB,
     cpus: vm.cpus,
     accel: options.accel ?? 'tcg',
     devices,
+    ...(qmp === undefined ? {} : { qmp }),
+    // restart-vm: QEMU powers off; avp run sees the WATCHDOG event and starts the VM again.
+    ...(vm.watchdog === undefined ? {} : { watchdog: { action: vm.watchdog.action === 'reset' ? 'reset' : 'poweroff' } }),
+    ...(vm.balloon === undefined ? {} : { balloon: { ...vm.balloon } }),
   };
   if (vm.boot.kind === 'kernel') return { ...base, kernel: vm.boot.kernel, initrd: vm.boot.initrd, append: vm.boot.cmdline };
   const image = options.images?.[vm.boot.linux] ?? options.image;
   if (image === undefined) throw new PlatformPlanError(`VM '${vm.name}' boots the built-in image, and no image was given to plan with`);
   const append = [...vm.boot.cmdline];
   if (vm.boot.command !== undefined) append.push(cmdParam(vm.boot.command));
+  if (vm.watchdog !== undefined) append.push(watchdogParam(vm.watchdog.timeoutSeconds));
   if (vm.boot.script !== undefined) append.push(scriptParam(vm.boot.script));
   return { ...base, kernel: image.kernel, initrd: image.initramfs, append, ...(image.cmdlineLimit === undefined ? {} : { cmdlineLimit: image.cmdlineLimit }) };
 }

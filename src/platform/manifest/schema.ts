@@ -14,6 +14,7 @@
  *   buses: [{ name, bitrate, dataBitrate, log, replay: { file, loop, start, ifname }, socketcan, hostSocket, isolation, restart }]
  *   vms:
  *     - name, memory, cpus, console: { log, echo }, can: [{ bus, receive, send, rateLimit, rateBurst }]
+ *       watchdog: { timeout, action: reset | poweroff | restart-vm }, balloon: { deflateOnOom, freePageReporting }
  *       boot: { image: builtin, linux, script | command, cmdline, ready } | { kernel, initrd, cmdline, ready }
  *       devices: [{ kind: <a kind of the device registry>, name, ...the kind's fields, isolation, restart }]
  * Every object is strict: an unknown key is an error (a misspelt option must not be ignored).
@@ -156,6 +157,47 @@ const consoleSection = strictObject(
   'a console section',
 );
 
+/** Watchdog timeouts the i6300esb driver accepts (its heartbeat: 1-2046 s; 1 s leaves the feeder no slack). */
+export const WATCHDOG_TIMEOUT_RANGE = { min: 2, max: 2046 } as const;
+export const DEFAULT_WATCHDOG_TIMEOUT = 30;
+export const WATCHDOG_ACTIONS = ['reset', 'poweroff', 'restart-vm'] as const;
+export type WatchdogAction = (typeof WATCHDOG_ACTIONS)[number];
+
+const watchdog = strictObject(
+  {
+    timeout: int(
+      WATCHDOG_TIMEOUT_RANGE.min,
+      WATCHDOG_TIMEOUT_RANGE.max,
+      `Seconds without a keep-alive after which the watchdog fires (default ${DEFAULT_WATCHDOG_TIMEOUT}). The built-in image's feeder writes every timeout/3 s.`,
+    ).default(DEFAULT_WATCHDOG_TIMEOUT),
+    action: z
+      .enum(WATCHDOG_ACTIONS, { error: `expected one of: ${WATCHDOG_ACTIONS.join(', ')}` })
+      .default('reset')
+      .meta({
+        description:
+          "What happens when it fires: 'reset' (default) QEMU resets the guest in place (a guest reboot then also resets instead of ending the VM); 'poweroff' QEMU ends and the VM has failed; 'restart-vm' QEMU ends and `avp run` starts the VM again.",
+      }),
+  },
+  'a watchdog section',
+).meta({
+  description:
+    "A watchdog per VM (AVPS): QEMU's i6300esb. The built-in image loads its driver and runs busybox `watchdog` on /dev/watchdog; a hung guest stops feeding it. `avp run` reports each firing (QMP WATCHDOG event).",
+});
+
+const balloon = strictObject(
+  {
+    deflateOnOom: z.boolean({ error: 'expected true or false' }).default(true).meta({ description: 'The guest takes pages back from the balloon before its OOM killer runs (default true).' }),
+    freePageReporting: z
+      .boolean({ error: 'expected true or false' })
+      .default(false)
+      .meta({ description: 'The guest reports free pages to QEMU, which discards them (default false).' }),
+  },
+  'a balloon section',
+).meta({
+  description:
+    'A virtio-balloon device: the platform can reclaim guest memory while the VM runs (`avp balloon RUNDIR VM SIZE`, control method `balloon`).',
+});
+
 const vm = strictObject(
   {
     name: name('VM name, unique on the platform; console lines are prefixed with [name].'),
@@ -165,6 +207,8 @@ const vm = strictObject(
     console: consoleSection.default({ echo: true }),
     devices: z.array(device, { error: 'expected a list of devices' }).default([]),
     can: z.array(canPortSchema(strictObject), { error: 'expected a list of CAN bus ports' }).default([]).meta({ description: 'CAN buses this VM joins over slcan on virtio console ports (/dev/hvc0, hvc1, ... in this order).' }),
+    watchdog: watchdog.optional(),
+    balloon: balloon.optional(),
   },
   'a VM',
 );

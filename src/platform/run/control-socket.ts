@@ -8,7 +8,8 @@
  * the server answers each with `{"id", "result"}` or `{"id", "error": {"code", "message"}}`, in
  * any order; after `subscribe` it also sends events `{"event": ControlEvent}` until
  * `unsubscribe` or the end of the connection. Methods: hello, snapshot, console-tail, bus, act,
- * screenshot (result `{png: base64}`), input, subscribe, unsubscribe. Requests over
+ * screenshot (result `{png: base64}`), input, balloon (params `{vm, target?}` in bytes; result
+ * BalloonInfo), subscribe, unsubscribe. Requests over
  * MAX_REQUEST_BYTES or that do not match the schemas get a CONTROL_PROTOCOL error (with `id`
  * null when there is none to quote); an over-long line also ends the connection.
  *
@@ -24,6 +25,7 @@ import { ControlProtocolError, ControlRefusedError, ControlRemoteError, ControlT
 import { CONTROL_PROTOCOL_VERSION, type ControlEvent, type ControlSnapshot, type RunControl } from './control.js';
 import type { ControlRequest } from './control-rules.js';
 import type { InputEvent } from './extensions.js';
+import type { BalloonInfo } from './supervisor.js';
 
 /** The longest request line the server reads (requests are small; input events the most frequent). */
 export const MAX_REQUEST_BYTES = 1 << 20;
@@ -53,6 +55,7 @@ const requestSchema = z.discriminatedUnion('method', [
   z.object({ id, method: z.literal('act'), params: controlRequestSchema }).strict(),
   z.object({ id, method: z.literal('screenshot'), params: z.object({ vm: name, display: name }).strict() }).strict(),
   z.object({ id, method: z.literal('input'), params: z.object({ vm: name, display: name, event: inputEventSchema }).strict() }).strict(),
+  z.object({ id, method: z.literal('balloon'), params: z.object({ vm: name, target: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional() }).strict() }).strict(),
   z.object({ id, method: z.literal('subscribe') }).strict(),
   z.object({ id, method: z.literal('unsubscribe') }).strict(),
 ]);
@@ -228,6 +231,8 @@ async function handle(control: RunControl, req: Exclude<Request, { method: 'subs
     case 'input':
       await control.input(req.params.vm, req.params.display, req.params.event);
       return true;
+    case 'balloon':
+      return control.balloon(req.params.vm, req.params.target);
   }
 }
 
@@ -323,6 +328,10 @@ export class ControlClient implements RunControl {
 
   async input(vm: string, display: string, event: InputEvent): Promise<void> {
     await this.#call('input', { vm, display, event });
+  }
+
+  balloon(vm: string, targetBytes?: number): Promise<BalloonInfo> {
+    return this.#call('balloon', targetBytes === undefined ? { vm } : { vm, target: targetBytes }) as Promise<BalloonInfo>; // the server sends a BalloonInfo
   }
 
   subscribe(listener: (e: ControlEvent) => void): () => void {

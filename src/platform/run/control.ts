@@ -15,7 +15,7 @@
 import { ControlRefusedError, ControlTargetError } from '../errors.js';
 import { verdicts, type ActionVerdicts, type ControlRequest } from './control-rules.js';
 import type { BusInfo, DisplayInfo, InputEvent } from './extensions.js';
-import type { PlatformRun } from './supervisor.js';
+import type { BalloonInfo, PlatformRun } from './supervisor.js';
 import type { BackendStatus, RunEvent, VmStatus } from './types.js';
 
 /** The version of the control protocol and of the snapshot shape; bumped on incompatible change. */
@@ -67,6 +67,11 @@ export interface RunControl {
   screenshot(vm: string, display: string): Promise<Buffer>;
   /** Input to one display of a VM. @throws ControlTargetError, ControlRefusedError (view-only screens) */
   input(vm: string, display: string, event: InputEvent): Promise<void>;
+  /**
+   * The balloon of a VM: sets its target (bytes) when given, and reports the guest's size now.
+   * @throws ControlTargetError (no such VM or no balloon), ControlRefusedError (not running, target out of range)
+   */
+  balloon(vm: string, targetBytes?: number): Promise<BalloonInfo>;
   /** Calls `listener` with every event from now on, until the returned function is called. */
   subscribe(listener: (e: ControlEvent) => void): () => void;
 }
@@ -128,6 +133,10 @@ export class LocalControl implements RunControl {
     const input = this.#screens(vm).input;
     if (input === undefined) throw new ControlRefusedError(`the screens of VM ${vm} take no input`);
     return input.send(display, event);
+  }
+
+  balloon(vm: string, targetBytes?: number): Promise<BalloonInfo> {
+    return this.#run.balloon(vm, targetBytes);
   }
 
   subscribe(listener: (e: ControlEvent) => void): () => void {

@@ -19,8 +19,10 @@ import { checkAvailability } from './supervisor.js';
 
 export { AVP_BIN, SHARED_PROCESS_COMMANDS, liveBackendProcessCount, processCreatesSockets, serveArgv, unavailableReason, type BackendHandle, type PortState, type SharedProcessCommand } from './launch.js';
 export {
+  MIN_BALLOON_TARGET_MIB,
   PlatformRun,
   checkAvailability,
+  type BalloonInfo,
   runPlatform,
   type BackendStatus,
   type RunPlatformOptions,

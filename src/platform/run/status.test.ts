@@ -59,3 +59,27 @@ test('formatDuration', () => {
   assert.equal(formatDuration(59_999), '59s');
   assert.equal(formatDuration(3_600_000 + 120_000), '1h02m');
 });
+
+test('renderStatus: a VM whose watchdog fired says how often, and how often it was started again', () => {
+  const t0 = 1_000_000;
+  const wd = (fired: number) => ({ action: 'restart-vm' as const, timeoutSeconds: 10, fired });
+  const snapshot: RunSnapshot = {
+    name: 'p',
+    runDir: '/r',
+    startedAt: t0,
+    vms: [
+      { name: 'a', state: 'booting', startedAt: t0, backends: [], watchdog: wd(2), restarts: 2 },
+      { name: 'b', state: 'failed', startedAt: t0, endedAt: t0 + 5000, backends: [], watchdog: wd(1) },
+      { name: 'c', state: 'ready', startedAt: t0, readyAt: t0, backends: [], watchdog: wd(0) },
+    ],
+    backends: [],
+    ending: false,
+  };
+  assert.deepEqual(renderStatus(snapshot, t0 + 9000), [
+    'p: 3 VMs, up 9s',
+    'VM  STATE                                         UPTIME  READY',
+    'a   booting (watchdog fired 2 times, 2 restarts)  9s      no',
+    'b   failed (watchdog fired 1 time)                5s      no',
+    'c   ready                                         9s      yes',
+  ]);
+});

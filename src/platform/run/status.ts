@@ -15,7 +15,7 @@ import type { RunSnapshot } from './supervisor.js';
 export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
   const vmRows = snapshot.vms.map((v) => [
     v.name,
-    v.state,
+    `${v.state}${vmNotes(v)}`,
     v.startedAt === undefined ? '-' : formatDuration((v.endedAt ?? now) - v.startedAt),
     v.readyAt === undefined ? 'no' : 'yes',
   ]);
@@ -34,6 +34,16 @@ export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
     ...table(['VM', 'STATE', 'UPTIME', 'READY'], vmRows),
     ...table(['BACK-END', 'RUNS AS', 'STATE', 'PORT', 'CONNECTED', 'COUNTERS'], backendRows),
   ];
+}
+
+/** ` (watchdog fired 2 times, 1 restart)`: what happened to a VM beyond its state. */
+function vmNotes(v: RunSnapshot['vms'][number]): string {
+  const notes: string[] = [];
+  const fired = v.watchdog?.fired ?? 0;
+  if (fired > 0) notes.push(`watchdog fired ${fired} time${fired === 1 ? '' : 's'}`);
+  const restarts = v.restarts ?? 0;
+  if (restarts > 0) notes.push(`${restarts} restart${restarts === 1 ? '' : 's'}`);
+  return notes.length === 0 ? '' : ` (${notes.join(', ')})`;
 }
 
 /**

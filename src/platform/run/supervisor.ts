@@ -19,6 +19,11 @@
  * (e) the abort signal (Ctrl-C, SIGTERM) → 128 + the signal number. Whatever ends it, and also
  * when starting fails half-way, everything started is stopped and every socket removed.
  *
+ * Watchdog and balloon: a VM with either gets a QMP socket that this process listens on before
+ * QEMU starts (qmp.ts). A WATCHDOG event is reported ("watchdog fired on VM x: action") and
+ * counted in the VM's status; with `restart-vm` (QEMU powers off) the VM is started again, within
+ * the restart limit. `balloon()` sets a balloon target through QMP and reports the guest's size.
+ *
  * Control (the control socket and the dashboard, through `act`): a VM or a back-end may be
  * stopped, started or restarted on request while the run goes on, as control-rules.ts allows. A
  * VM stopped on request is `stopped`, not a failure; with `stayUp` the run does not end when
@@ -37,7 +42,8 @@ import { BackendStartError, BackendUnavailableError, ControlRefusedError, Contro
 import { EXIT_LINE } from '../image/markers.js';
 import { commandLine, type BackendPlan, type PlatformPlan, type VmPlan } from '../manifest/plan.js';
 import { formatBytes } from '../manifest/units.js';
-import { QemuVm, findQemu, type VmExit } from '../qemu.js';
+import { DEFAULT_MEMORY_MIB, QemuVm, findQemu, type VmExit } from '../qemu.js';
+import { QmpListener, type QmpEvent, type QmpSession } from '../qmp.js';
 import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
 import { errorText } from '../../errors.js';
 import { checkAction, targetKey, type ControlRequest } from './control-rules.js';
@@ -75,7 +81,27 @@ interface VmEntry {
   tail: string[];
   /** Set by a stop on request: the exit that follows is `stopped`, not a failure. */
   stopRequested: boolean;
+  /** Where QEMU's QMP connects (VMs with a watchdog or a balloon). */
+  qmp: QmpListener | undefined;
+  /** Set when the watchdog fired with `restart-vm`: the exit that follows starts the VM again. */
+  restartAfterExit: boolean;
+  /** Date.now() of each watchdog restart within the restart window. */
+  restartTimes: number[];
 }
+
+/** What a balloon request reports (bytes). */
+export interface BalloonInfo {
+  vm: string;
+  /** The guest's memory now, as the balloon driver reports it (QMP query-balloon `actual`). */
+  actual: number;
+  /** The VM's RAM. */
+  memory: number;
+  /** The target just set, if the request set one. */
+  target?: number;
+}
+
+/** The smallest balloon target accepted: below it the guest would be starved (MiB). */
+export const MIN_BALLOON_TARGET_MIB = 64;
 
 interface BackendEntry {
   plan: BackendPlan;
@@ -193,7 +219,7 @@ export class PlatformRun {
     // If this process exits before shutdown ran (a second Ctrl-C, an uncaught error), the socket
     // files must not be left behind; VMs and back-end processes have exit hooks of their own.
     const removeSockets = (): void => {
-      for (const socket of [...this.#plan.sockets, ...this.#plan.hostSockets, this.#plan.controlSocket]) if (isSocket(socket)) unlinkQuiet(socket);
+      for (const socket of [...this.#plan.sockets, ...this.#plan.hostSockets, ...qmpSockets(this.#plan), this.#plan.controlSocket]) if (isSocket(socket)) unlinkQuiet(socket);
     };
     process.on('exit', removeSockets);
     let outcome: { exitCode: number; reason: string };
@@ -292,8 +318,20 @@ export class PlatformRun {
     for (const plan of this.#plan.vms) {
       const log = createWriteStream(plan.consoleLog, { flags: 'a' });
       log.on('error', () => {});
-      const entry: VmEntry = { plan, status: { name: plan.name, state: 'pending', backends: plan.backends }, ready: readyPatterns.get(plan.name), vm: undefined, log, tail: [], stopRequested: false };
+      const entry: VmEntry = {
+        plan,
+        status: { name: plan.name, state: 'pending', backends: plan.backends, ...watchdogStatus(plan) },
+        ready: readyPatterns.get(plan.name),
+        vm: undefined,
+        log,
+        tail: [],
+        stopRequested: false,
+        qmp: undefined,
+        restartAfterExit: false,
+        restartTimes: [],
+      };
       this.#vms.push(entry);
+      if (plan.qmp !== undefined) entry.qmp = await QmpListener.listen(plan.qmp, (session) => this.#onQmpSession(entry, session));
     }
     for (const entry of this.#vms) {
       if (this.#finished !== undefined) return;
@@ -309,10 +347,92 @@ export class PlatformRun {
     });
     entry.vm = vm;
     entry.stopRequested = false;
-    entry.status = { name: entry.plan.name, state: 'booting', pid: vm.pid, startedAt: Date.now(), backends: entry.plan.backends };
+    entry.restartAfterExit = false;
+    const before = entry.status;
+    entry.status = {
+      name: entry.plan.name,
+      state: 'booting',
+      pid: vm.pid,
+      startedAt: Date.now(),
+      backends: entry.plan.backends,
+      // The watchdog's count and the restarts are the VM's over the whole run, not one QEMU's.
+      ...(before.watchdog === undefined ? {} : { watchdog: before.watchdog }),
+      ...(before.restarts === undefined ? {} : { restarts: before.restarts }),
+    };
     this.#info(`VM ${entry.plan.name} started (QEMU pid ${vm.pid}, console ${entry.plan.consoleLog})`);
+    // QEMU's last QMP events (a WATCHDOG before a poweroff) are read before its exit is handled:
+    // its QMP connection closes when it exits, after everything it sent.
+    const session = (): Promise<void> => entry.qmp?.current?.closed ?? Promise.resolve();
     // A late exit of a QEMU this entry no longer runs (stopped, then started again) changes nothing.
-    void vm.exited.then((exit) => entry.vm === vm && this.#onVmExit(entry, exit));
+    void vm.exited.then(async (exit) => {
+      await boundedWait(session(), QMP_DRAIN_MS);
+      if (entry.vm === vm) this.#onVmExit(entry, exit);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // QMP: watchdog events, balloon
+
+  #onQmpSession(entry: VmEntry, session: QmpSession): void {
+    session.onEvent((e) => this.#onQmpEvent(entry, e));
+    session.ready.catch((e: unknown) => this.#error(`VM ${entry.plan.name}: ${errorText(e)}`));
+  }
+
+  #onQmpEvent(entry: VmEntry, e: QmpEvent): void {
+    if (e.event !== 'WATCHDOG') return;
+    const wd = entry.status.watchdog;
+    const configured = entry.plan.watchdog?.action ?? 'reset';
+    const qemuAction = typeof e.data['action'] === 'string' ? e.data['action'] : 'unknown';
+    if (wd !== undefined) {
+      wd.fired += 1;
+      wd.lastFiredAt = e.at;
+    }
+    const what =
+      configured === 'restart-vm'
+        ? 'restart-vm (QEMU powers off; avp run starts the VM again)'
+        : configured === 'poweroff'
+          ? 'poweroff (QEMU powers off)'
+          : 'reset (QEMU resets the guest)';
+    this.#error(`watchdog fired on VM ${entry.plan.name}: ${what}; QEMU action ${qemuAction}, ${wd?.fired ?? 1} time(s) in this run`);
+    if (this.#finished !== undefined) return;
+    if (configured === 'reset') {
+      // The guest boots again in the same QEMU: it is booting until its ready line comes again.
+      delete entry.status.readyAt;
+      delete entry.status.guestStatus;
+      if (entry.status.state === 'ready') entry.status.state = 'booting';
+    } else if (configured === 'restart-vm') {
+      entry.restartAfterExit = true;
+    } else {
+      entry.status.reason = `its watchdog fired (timeout ${entry.plan.watchdog?.timeoutSeconds ?? '?'} s)`;
+    }
+  }
+
+  /**
+   * The balloon of `vm`: sets its target to `targetBytes` when given (QMP balloon), then reports
+   * the guest's size now (QMP query-balloon). The guest moves towards a target over time.
+   * @throws ControlTargetError (no such VM, no balloon), ControlRefusedError (not running, target out of range), QmpError
+   */
+  async balloon(vm: string, targetBytes?: number): Promise<BalloonInfo> {
+    const entry = this.#vms.find((v) => v.plan.name === vm);
+    if (entry === undefined) throw new ControlTargetError(`this run has no VM '${vm}' (yet)`);
+    if (!entry.plan.balloon) throw new ControlTargetError(`VM ${vm} has no balloon (give it balloon: {} in the manifest)`);
+    const session = entry.qmp?.current;
+    // A run that is ending has stopped (or is stopping) its VMs even before their exits are handled.
+    if (this.#finished !== undefined || entry.vm === undefined || entry.status.endedAt !== undefined || session === undefined) {
+      throw new ControlRefusedError(`VM ${vm} is not running${this.#finished === undefined ? '' : ' (the run is ending)'}`);
+    }
+    const memory = (entry.plan.spec.memoryMiB ?? DEFAULT_MEMORY_MIB) * 2 ** 20;
+    if (targetBytes !== undefined) {
+      const min = MIN_BALLOON_TARGET_MIB * 2 ** 20;
+      if (!Number.isSafeInteger(targetBytes) || targetBytes < min || targetBytes > memory) {
+        throw new ControlRefusedError(`a balloon target for VM ${vm} must be from ${formatBytes(min)} to its memory, ${formatBytes(memory)}; got ${Number.isFinite(targetBytes) ? formatBytes(targetBytes) : String(targetBytes)}`);
+      }
+      await session.execute('balloon', { value: targetBytes });
+      this.#info(`VM ${vm}: balloon target ${formatBytes(targetBytes)} of ${formatBytes(memory)}`);
+    }
+    const info = (await session.execute('query-balloon')) as { actual?: unknown }; // QEMU's BalloonInfo; actual checked below
+    const actual = typeof info.actual === 'number' ? info.actual : memory;
+    return { vm, actual, memory, ...(targetBytes === undefined ? {} : { target: targetBytes }) };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -344,6 +464,11 @@ export class PlatformRun {
     for (const l of entry.vm?.stderrLines ?? []) entry.log.write(`[qemu stderr] ${l}\n`);
     if (this.#finished !== undefined) {
       if (st.state === 'booting' || st.state === 'ready') st.state = 'stopped';
+      return;
+    }
+    if (entry.restartAfterExit && !entry.stopRequested) {
+      entry.restartAfterExit = false;
+      void this.#restartVm(entry);
       return;
     }
     if (entry.stopRequested) {
@@ -380,6 +505,33 @@ export class PlatformRun {
       }
     }
     this.#endIfAllEnded();
+  }
+
+  /** Starts a VM whose watchdog fired with `restart-vm` again, within the restart limit. */
+  async #restartVm(entry: VmEntry): Promise<void> {
+    const name = entry.plan.name;
+    const limit = this.#opts.restartLimit ?? { count: 5, windowMs: 60_000 };
+    const now = Date.now();
+    entry.restartTimes = entry.restartTimes.filter((t) => now - t < limit.windowMs);
+    if (entry.restartTimes.length >= limit.count) {
+      entry.status.state = 'failed';
+      entry.status.reason = `its watchdog fired ${limit.count} times within ${limit.windowMs / 1000} s; not restarting it again`;
+      this.#error(`VM ${name}: ${entry.status.reason}`);
+      if (this.#opts.untilReady === true) return this.#finish({ exitCode: 1, reason: `VM ${name} ${entry.status.reason}` });
+      return this.#endIfAllEnded();
+    }
+    entry.restartTimes.push(now);
+    entry.status.restarts = (entry.status.restarts ?? 0) + 1;
+    this.#info(`restarting VM ${name} after its watchdog fired (restart ${entry.restartTimes.length} of at most ${limit.count} in ${limit.windowMs / 1000} s)`);
+    try {
+      await this.#spawnVm(entry);
+    } catch (e: unknown) {
+      entry.status.state = 'failed';
+      entry.status.reason = `restart after its watchdog fired failed: ${errorText(e)}`;
+      this.#error(`VM ${name}: ${entry.status.reason}`);
+      if (this.#opts.untilReady === true) return this.#finish({ exitCode: 1, reason: `VM ${name} ${entry.status.reason}` });
+      this.#endIfAllEnded();
+    }
   }
 
   /** Ends the run when every VM has ended, unless it is to stay up (or must wait until every VM is ready). */
@@ -493,6 +645,7 @@ export class PlatformRun {
 
   async #shutdown(): Promise<void> {
     await Promise.all(this.#vms.map(async (v) => v.vm?.kill()));
+    await Promise.all(this.#vms.map(async (v) => v.qmp?.close()));
     await Promise.all(
       this.#backends.map(async (b) => {
         await b.handle.stop().catch((e: unknown) => this.#error(`stopping back-end ${b.plan.id}: ${errorText(e)}`));
@@ -534,6 +687,24 @@ export class PlatformRun {
       }
     }
   }
+}
+
+/** How long a VM's exit waits for the rest of its QMP events (the connection closes as QEMU exits). */
+const QMP_DRAIN_MS = 5_000;
+
+/** Resolves when `p` settles or after `ms`, whichever is first. */
+async function boundedWait(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+function watchdogStatus(plan: VmPlan): Pick<VmStatus, 'watchdog'> {
+  return plan.watchdog === undefined ? {} : { watchdog: { action: plan.watchdog.action, timeoutSeconds: plan.watchdog.timeoutSeconds, fired: 0 } };
+}
+
+function qmpSockets(plan: PlatformPlan): string[] {
+  return plan.vms.flatMap((v) => (v.qmp === undefined ? [] : [v.qmp]));
 }
 
 function describeBackend(b: BackendEntry): string {

@@ -7,6 +7,7 @@
 import type { PlatformPlan } from '../manifest/plan.js';
 import type { QemuVmOptions, VmExit } from '../qemu.js';
 import type { PortState } from './launch.js';
+import type { WatchdogAction } from '../manifest/schema.js';
 
 /** Where the supervisor's output goes (the CLI prints it; tests collect it). */
 export interface RunReporter {
@@ -60,6 +61,10 @@ export interface VmStatus {
   reason?: string;
   /** The back-ends it connects to (BackendStatus ids). */
   backends: string[];
+  /** Its watchdog (manifest `watchdog:`): how often it fired in this run, the last time, and what it does. */
+  watchdog?: { action: WatchdogAction; timeoutSeconds: number; fired: number; lastFiredAt?: number };
+  /** How often avp run started it again (watchdog `restart-vm`). */
+  restarts?: number;
 }
 
 export type BackendStateName = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';

@@ -6,7 +6,7 @@
  * Test-only.
  */
 import { ControlRefusedError, ControlTargetError } from '../../platform/errors.js';
-import type { ControlEvent, ControlRequest, ControlSnapshot, InputEvent, RunControl } from '../../platform/run/index.js';
+import type { BalloonInfo, ControlEvent, ControlRequest, ControlSnapshot, InputEvent, RunControl } from '../../platform/run/index.js';
 
 /** A 1×1 PNG. */
 export const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
@@ -64,6 +64,11 @@ export class FakeControl implements RunControl {
   }
   async input(vm: string, display: string, event: InputEvent): Promise<void> {
     this.inputs.push([vm, display, event]);
+  }
+  async balloon(vm: string, targetBytes?: number): Promise<BalloonInfo> {
+    if (vm !== 'cluster') throw new ControlTargetError(`this run has no VM '${vm}'`);
+    const memory = 256 * 2 ** 20;
+    return { vm, memory, actual: targetBytes ?? memory, ...(targetBytes === undefined ? {} : { target: targetBytes }) };
   }
   subscribe(listener: (e: ControlEvent) => void): () => void {
     this.listener = listener;
