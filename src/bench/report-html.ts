@@ -12,13 +12,19 @@ import { advantage, median, type BenchOutput, type Comparison } from './results.
 
 const BAR_W = 360;
 const ROW_H = 26;
-const LABEL_W = 220;
+const LABEL_W = 260;
+/** Longest case label drawn in the chart (the table has the whole name). */
+const LABEL_CHARS = 40;
 
 function fmt(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
   if (Math.abs(v) >= 100) return v.toFixed(0);
   if (Math.abs(v) >= 10) return v.toFixed(1);
   return v.toFixed(2);
+}
+
+function clip(label: string): string {
+  return label.length <= LABEL_CHARS ? label : `${label.slice(0, LABEL_CHARS - 1)}…`;
 }
 
 /** The largest factor the chart shows (ratios beyond it are clipped and labelled). */
@@ -49,7 +55,7 @@ export function comparisonChart(comparisons: readonly Comparison[]): string {
       ...c.avp.map((v) => `<circle cx="${x(rel(v)).toFixed(1)}" cy="${y + ROW_H / 2 - 1}" r="3.5" fill="${colour}"><title>AVP: ${fmt(v)} ${html(c.unit)}</title></circle>`),
     ].join('');
     return (
-      `<text x="${LABEL_W - 8}" y="${y + ROW_H / 2 + 3}" text-anchor="end">${html(`${c.case} (${c.unit})`)}</text>${bar}${dots}` +
+      `<text x="${LABEL_W - 8}" y="${y + ROW_H / 2 + 3}" text-anchor="end">${html(clip(`${c.case} (${c.unit})`))}</text>${bar}${dots}` +
       `<text x="${LABEL_W + BAR_W + 8}" y="${y + ROW_H / 2 + 3}">${Number.isFinite(a) ? `${fmt(a)}x` : 'n/a'}</text>`
     );
   });
