@@ -29,6 +29,7 @@ import {
 } from './errors.js';
 import { X86_CMDLINE_MAX_BYTES, checkCmdlineLength, cmdParam, kernelCmdline } from './image/cmdline.js';
 import { EXIT_LINE, READY_LINE, parseGuestKv } from './image/markers.js';
+import { onProcessEnd } from './exit-cleanup.js';
 
 export type Accel = 'tcg' | 'kvm';
 
@@ -343,7 +344,6 @@ interface Waiter {
 
 /** Every VM not yet exited, for the last-resort kill when this process ends. */
 const liveVms = new Set<QemuVm>();
-let exitHooksInstalled = false;
 
 /**
  * One QEMU process. Console lines are kept in order; `waitForLine` calls consume them like an
@@ -411,7 +411,7 @@ export class QemuVm {
 
   /** Spawns `binary args…` (normally from qemuArgs) and resolves once the process runs. */
   static async spawn(binary: string, args: readonly string[], options: QemuVmOptions = {}): Promise<QemuVm> {
-    installExitHooks();
+    onProcessEnd(killAllNow);
     const child = spawn(binary, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
@@ -644,26 +644,6 @@ function killAllNow(): void {
   liveVms.clear();
 }
 
-/**
- * Last resort for VMs a caller forgot: kill them when the process exits, and on SIGINT, SIGTERM
- * and SIGHUP. A signal handler that is the only listener re-raises the signal after killing, so
- * the default behaviour (terminate) is kept; if others listen, they decide.
- */
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', killAllNow);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killAllNow();
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.on(sig, onSignal);
-  }
-}
 
 /** Number of VMs this process started that have not exited (for tests of cleanup). */
 export function liveVmCount(): number {

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onProcessEnd } from '../../platform/exit-cleanup.js';
 
 export const AVP_BIN = fileURLToPath(new URL('../../../bin/avp.js', import.meta.url));
 
@@ -34,9 +35,12 @@ export interface AvpProcess {
 /** Children and temp folders of this process's fixtures that are still alive, for the exit hooks. */
 const liveChildren = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
-let hooksInstalled = false;
 
-/** Kills every fixture child and removes every fixture folder, synchronously (exit and signal hooks). */
+/**
+ * Kills every fixture child and removes every fixture folder, synchronously: the last resort when
+ * the test process ends without its after() hooks (killed by SIGTERM or SIGINT, or exiting early),
+ * so no back-end process or socket folder outlives it.
+ */
 function cleanUpNow(): void {
   for (const child of liveChildren) child.kill('SIGKILL');
   liveChildren.clear();
@@ -44,26 +48,6 @@ function cleanUpNow(): void {
   liveDirs.clear();
 }
 
-/**
- * Last resort when the test process ends without its after() hooks (killed by SIGTERM or SIGINT,
- * or exiting early): no back-end process or socket folder outlives it. A signal handler that is
- * the only listener re-raises the signal, so the default behaviour (terminate) is kept.
- */
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', cleanUpNow);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      cleanUpNow();
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.on(sig, onSignal);
-  }
-}
 
 /**
  * Spawns `avp ...args`, collects its stderr lines, and waits for the line matching `ready`; the
@@ -71,7 +55,7 @@ function installHooks(): void {
  * when `$echoEnv` is set).
  */
 export async function spawnAvp(args: readonly string[], ready: RegExp, opts: { label: string; timeoutMs?: number; echoEnv?: string }): Promise<AvpProcess> {
-  installHooks();
+  onProcessEnd(cleanUpNow);
   const child = spawn(process.execPath, [AVP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   child.once('exit', () => liveChildren.delete(child));
