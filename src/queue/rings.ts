@@ -34,22 +34,24 @@ export interface RingViews {
  * @throws QueueError VIRTQ_RING_MISALIGNED or VIRTQ_RING_OUT_OF_RANGE
  */
 export function resolveRings(memory: GuestMemory, size: number, addrs: RingAddresses): RingViews {
-  const part = (name: string, addr: number, len: number, align: number): Uint8Array => {
-    if (!Number.isSafeInteger(addr) || addr % align !== 0) {
-      throw new QueueError('VIRTQ_RING_MISALIGNED', `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned (VIRTIO 1.3 §2.7)`);
-    }
-    try {
-      return memory.view(addr, len);
-    } catch (e: unknown) {
-      if (!(e instanceof GuestMemoryError)) throw e;
-      throw new QueueError('VIRTQ_RING_OUT_OF_RANGE', `${name} [0x${addr.toString(16)}, +${len}) is not inside one memory region: ${e.message}`, { cause: e });
-    }
-  };
   return {
-    desc: part('descriptor table', addrs.desc, descTableSize(size), VIRTQ_DESC_ALIGN),
-    avail: part('avail ring', addrs.avail, availRingSize(size), VIRTQ_AVAIL_ALIGN),
-    used: part('used ring', addrs.used, usedRingSize(size), VIRTQ_USED_ALIGN),
+    desc: ringPart(memory, 'descriptor table', addrs.desc, descTableSize(size), VIRTQ_DESC_ALIGN, '§2.7'),
+    avail: ringPart(memory, 'avail ring', addrs.avail, availRingSize(size), VIRTQ_AVAIL_ALIGN, '§2.7'),
+    used: ringPart(memory, 'used ring', addrs.used, usedRingSize(size), VIRTQ_USED_ALIGN, '§2.7'),
   };
+}
+
+/** One ring part as a view: `addr` aligned to `align` (per spec section `ref`) and inside one region. */
+function ringPart(memory: GuestMemory, name: string, addr: number, len: number, align: number, ref: string): Uint8Array {
+  if (!Number.isSafeInteger(addr) || addr % align !== 0) {
+    throw new QueueError('VIRTQ_RING_MISALIGNED', `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned (VIRTIO 1.3 ${ref})`);
+  }
+  try {
+    return memory.view(addr, len);
+  } catch (e: unknown) {
+    if (!(e instanceof GuestMemoryError)) throw e;
+    throw new QueueError('VIRTQ_RING_OUT_OF_RANGE', `${name} [0x${addr.toString(16)}, +${len}) is not inside one memory region: ${e.message}`, { cause: e });
+  }
 }
 
 /**
@@ -73,20 +75,9 @@ export function checkRingAlignment(rings: RingViews): void {
  * @throws QueueError VIRTQ_RING_MISALIGNED or VIRTQ_RING_OUT_OF_RANGE
  */
 export function resolvePackedRings(memory: GuestMemory, size: number, addrs: RingAddresses): RingViews {
-  const part = (name: string, addr: number, len: number, align: number): Uint8Array => {
-    if (!Number.isSafeInteger(addr) || addr % align !== 0) {
-      throw new QueueError('VIRTQ_RING_MISALIGNED', `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned (VIRTIO 1.3 §2.8.10.1)`);
-    }
-    try {
-      return memory.view(addr, len);
-    } catch (e: unknown) {
-      if (!(e instanceof GuestMemoryError)) throw e;
-      throw new QueueError('VIRTQ_RING_OUT_OF_RANGE', `${name} [0x${addr.toString(16)}, +${len}) is not inside one memory region: ${e.message}`, { cause: e });
-    }
-  };
   return {
-    desc: part('packed descriptor ring', addrs.desc, packedDescRingSize(size), PVIRTQ_DESC_ALIGN),
-    avail: part('driver event suppression area', addrs.avail, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN),
-    used: part('device event suppression area', addrs.used, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN),
+    desc: ringPart(memory, 'packed descriptor ring', addrs.desc, packedDescRingSize(size), PVIRTQ_DESC_ALIGN, '§2.8.10.1'),
+    avail: ringPart(memory, 'driver event suppression area', addrs.avail, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN, '§2.8.10.1'),
+    used: ringPart(memory, 'device event suppression area', addrs.used, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN, '§2.8.10.1'),
   };
 }
