@@ -201,14 +201,22 @@ export class PackedDeviceQueue implements Virtqueue {
     if (first === undefined) return;
     const firstCount = this.#take(first.head);
     if (firstCount === undefined) {
-      for (const e of entries.slice(1)) this.pushUsed(e.head, e.len);
+      this.#pushRest(entries);
       return;
     }
     const at = this.#usedIdx;
     const wrap = this.#usedWrap;
     this.#writeUsed(first.head, first.len, firstCount, false);
-    for (const e of entries.slice(1)) this.pushUsed(e.head, e.len);
+    this.#pushRest(entries);
     Atomics.store(this.#desc16, 8 * at + 7, this.#usedFlags(wrap, first.len));
+  }
+
+  /** Returns every entry but the first (no copy of the array, as `slice(1)` would make per batch). */
+  #pushRest(entries: ReadonlyArray<{ readonly head: number; readonly len: number }>): void {
+    for (let i = 1; i < entries.length; i++) {
+      const e = entries[i]!;
+      this.pushUsed(e.head, e.len);
+    }
   }
 
   /**
