@@ -83,7 +83,7 @@ export class SplitInflightQueue implements InflightTracker {
   #size = 0;
   #counter = 0;
   /** Heads announced by `publishing` and not yet `published`. */
-  #batch: number[] = [];
+  readonly #batch: number[] = [];
   #lastReport: InflightResumeReport | undefined;
 
   /** @throws RangeError when the view is too small for `slots` descriptors (our bug, not input). */
@@ -125,7 +125,7 @@ export class SplitInflightQueue implements InflightTracker {
   resume(queueSize: number, usedIdx: number): InflightResume | undefined {
     if (!isValidQueueSize(queueSize) || queueSize > this.#slots) throw new RangeError(`queue size ${queueSize} does not fit an inflight record of ${this.#slots} descriptors`);
     this.#size = queueSize;
-    this.#batch = [];
+    this.#batch.length = 0;
     if (this.version !== INFLIGHT_VERSION) {
       this.#initialise(usedIdx);
       this.#lastReport = { fresh: true, repaired: 0, resubmit: [] };
@@ -165,7 +165,8 @@ export class SplitInflightQueue implements InflightTracker {
 
   published(usedIdx: number): void {
     for (const head of this.#batch) this.#setInflight(head, false);
-    this.#batch = [];
+    // Emptied in place: this runs once per returned batch, so no new array each time.
+    this.#batch.length = 0;
     this.#v.setUint16(14, usedIdx & 0xffff, true);
   }
 
