@@ -34,7 +34,6 @@
  * are set; the driver reads used descriptors the same way).
  */
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { GuestMemoryError } from '../memory/errors.js';
 import {
   PVIRTQ_DESC_SIZE,
   RING_EVENT_FLAGS_DESC,
@@ -50,7 +49,7 @@ import {
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../spec/split-ring.js';
 import { DescriptorChain, type GuestBuffer } from './chain.js';
 import { QueueError } from './errors.js';
-import type { RingViews } from './rings.js';
+import { indirectTableView, type RingViews } from './rings.js';
 import type { QueueErrorHandler, QueueStats, Virtqueue } from './virtqueue.js';
 
 /** Largest indirect table, as for split rings: 65536 entries (1 MiB), so the walk is bounded. */
@@ -369,7 +368,7 @@ export class PackedDeviceQueue implements Virtqueue {
     if (len === 0 || len % PVIRTQ_DESC_SIZE !== 0 || len / PVIRTQ_DESC_SIZE > MAX_INDIRECT_ENTRIES) {
       throw new QueueError('VIRTQ_INDIRECT_BAD_LENGTH', `indirect table has length ${len}, not a non-zero multiple of 16 up to ${MAX_INDIRECT_ENTRIES} entries`);
     }
-    const table = this.#indirectTable(addr, len);
+    const table = indirectTableView(this.memory, addr, len);
     let t = total;
     for (let i = 0; i < len / PVIRTQ_DESC_SIZE; i++) {
       const off = i * PVIRTQ_DESC_SIZE;
@@ -391,18 +390,5 @@ export class PackedDeviceQueue implements Virtqueue {
     else if (writable.length > 0) throw new QueueError('VIRTQ_READABLE_AFTER_WRITABLE', `${what} is device-readable and follows a device-writable one`);
     else readable.push({ addr, len });
     return t;
-  }
-
-  /** The indirect table: zero-copy when contiguous, else a bounded copy (at most 1 MiB). */
-  #indirectTable(addr: number, len: number): DataView {
-    try {
-      const segs = this.memory.segments(addr, len);
-      const only = segs.length === 1 ? segs[0] : undefined;
-      if (only !== undefined) return new DataView(only.buffer, only.byteOffset, only.byteLength);
-      return new DataView(this.memory.read(addr, len).buffer);
-    } catch (e: unknown) {
-      if (!(e instanceof GuestMemoryError)) throw e;
-      throw new QueueError('VIRTQ_BUFFER_OUT_OF_RANGE', `indirect table at 0x${addr.toString(16)}+${len} is outside guest memory`, { cause: e });
-    }
   }
 }

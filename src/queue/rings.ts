@@ -81,3 +81,22 @@ export function resolvePackedRings(memory: GuestMemory, size: number, addrs: Rin
     used: ringPart(memory, 'device event suppression area', addrs.used, PVIRTQ_EVENT_SIZE, PVIRTQ_EVENT_ALIGN, '§2.8.10.1'),
   };
 }
+
+/**
+ * A DataView over an indirect descriptor table (split §2.7.5.3, packed §2.8.7): zero-copy when it
+ * lies in one region, else a copy, which the callers bound by their entry cap (1 MiB at most).
+ * `head` names the chain in the error, when the layout has one.
+ * @throws QueueError VIRTQ_BUFFER_OUT_OF_RANGE
+ */
+export function indirectTableView(memory: GuestMemory, addr: number, len: number, head?: number): DataView {
+  try {
+    const segs = memory.segments(addr, len);
+    const only = segs.length === 1 ? segs[0] : undefined;
+    if (only !== undefined) return new DataView(only.buffer, only.byteOffset, only.byteLength);
+    return new DataView(memory.read(addr, len).buffer);
+  } catch (e: unknown) {
+    if (!(e instanceof GuestMemoryError)) throw e;
+    const what = head === undefined ? 'indirect table' : `indirect table of chain ${head}`;
+    throw new QueueError('VIRTQ_BUFFER_OUT_OF_RANGE', `${what} at 0x${addr.toString(16)}+${len} is outside guest memory`, { cause: e });
+  }
+}

@@ -29,7 +29,6 @@
  * ... before ... idx") and `avail.idx` is re-read from memory rather than hoisted by the JIT.
  */
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { GuestMemoryError } from '../memory/errors.js';
 import {
   VIRTQ_AVAIL_F_NO_INTERRUPT,
   VIRTQ_DESC_F_INDIRECT,
@@ -46,7 +45,7 @@ import {
 import { DescriptorChain, type GuestBuffer } from './chain.js';
 import { QueueError } from './errors.js';
 import type { InflightTracker } from './inflight.js';
-import { checkRingAlignment, type RingViews } from './rings.js';
+import { checkRingAlignment, indirectTableView, type RingViews } from './rings.js';
 import type { QueueStats, Virtqueue } from './virtqueue.js';
 
 /** Largest indirect table: `next` is a u16, so a table can address 65536 entries at most. */
@@ -325,7 +324,7 @@ export class DeviceQueue implements Virtqueue {
         if (len === 0 || len % VIRTQ_DESC_SIZE !== 0 || len / VIRTQ_DESC_SIZE > MAX_INDIRECT_ENTRIES) {
           throw new QueueError('VIRTQ_INDIRECT_BAD_LENGTH', `indirect table of chain ${head} has length ${len}, not a non-zero multiple of 16 up to ${MAX_INDIRECT_ENTRIES} entries`);
         }
-        table = this.#indirectTable(head, addr, len);
+        table = indirectTableView(this.memory, addr, len, head);
         tableSize = len / VIRTQ_DESC_SIZE;
         inIndirect = true;
         ttl = tableSize;
@@ -346,19 +345,5 @@ export class DeviceQueue implements Virtqueue {
       idx = next;
     }
     return new DescriptorChain(this.memory, head, readable, writable);
-  }
-
-  /** A DataView over an indirect table: zero-copy when contiguous, else a bounded copy. */
-  #indirectTable(head: number, addr: number, len: number): DataView {
-    try {
-      const segs = this.memory.segments(addr, len);
-      const only = segs.length === 1 ? segs[0] : undefined;
-      if (only !== undefined) return new DataView(only.buffer, only.byteOffset, only.byteLength);
-      // Spans regions: copy. Bounded by MAX_INDIRECT_ENTRIES · 16 = 1 MiB, checked by the caller.
-      return new DataView(this.memory.read(addr, len).buffer);
-    } catch (e: unknown) {
-      if (!(e instanceof GuestMemoryError)) throw e;
-      throw new QueueError('VIRTQ_BUFFER_OUT_OF_RANGE', `indirect table of chain ${head} at 0x${addr.toString(16)}+${len} is outside guest memory`, { cause: e });
-    }
   }
 }
