@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BackendSession } from './session.js';
-import { decodeReply, decodeRequest, encodeRequest, vhostUserHeader, type BackendReply, type FrontendRequestInit } from './messages.js';
+import type { BackendReply, FrontendRequestInit } from './messages.js';
+import { sendThroughCodec } from './testing/session-wire.js';
 import type { DeviceSessionControl, VirtioDevice } from '../device/contract.js';
 import { VHOST_USER_PROTOCOL_F_CRYPTO_SESSION, VHOST_USER_PROTOCOL_F_REPLY_ACK } from './protocol.js';
 
@@ -54,13 +55,7 @@ function setup(withSessions: boolean) {
   const dev = new SessionDevice(withSessions);
   const warnings: string[] = [];
   const session = new BackendSession({ device: dev, log: { ...silent, warn: (m) => warnings.push(m) } });
-  const send = (init: FrontendRequestInit): BackendReply | null => {
-    const msg = encodeRequest(init);
-    const header = vhostUserHeader.decode(new DataView(msg.bytes.buffer), 0);
-    const reply = session.handle(decodeRequest(header, msg.bytes.subarray(12), msg.fds));
-    if (reply === null) return null;
-    return decodeReply(vhostUserHeader.decode(new DataView(reply.bytes.buffer), 0), reply.bytes.subarray(12), reply.fds);
-  };
+  const send = (init: FrontendRequestInit): BackendReply | null => sendThroughCodec(session, init);
   return { dev, session, send, warnings };
 }
 

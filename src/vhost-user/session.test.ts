@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BackendSession } from './session.js';
-import { decodeReply, decodeRequest, encodeRequest, vhostUserHeader, type BackendReply, type FrontendRequestInit } from './messages.js';
+import { decodeRequest, encodeRequest, vhostUserHeader, type BackendReply, type FrontendRequestInit } from './messages.js';
+import { sendThroughCodec } from './testing/session-wire.js';
 import { DriverQueue } from '../queue/split-driver.js';
 import { RegionGuestMemory } from '../memory/guest-memory.js';
 import { serveQueue } from '../device/serve.js';
@@ -53,13 +54,7 @@ function setup(t: { after: (fn: () => void) => void }, dev = new EchoDevice()) {
   const warnings: string[] = [];
   const session = new BackendSession({ device: dev, log: { ...silent, warn: (m) => warnings.push(m) } });
   const owned: number[] = [];
-  const send = (init: FrontendRequestInit): BackendReply | null => {
-    const msg = encodeRequest(init);
-    const header = vhostUserHeader.decode(new DataView(msg.bytes.buffer), 0);
-    const reply = session.handle(decodeRequest(header, msg.bytes.subarray(12), msg.fds));
-    if (reply === null) return null;
-    return decodeReply(vhostUserHeader.decode(new DataView(reply.bytes.buffer), 0), reply.bytes.subarray(12), reply.fds);
-  };
+  const send = (init: FrontendRequestInit): BackendReply | null => sendThroughCodec(session, init);
   const size = 1 << 20;
   const memfd = memfdCreate('guest', size);
   const mapping = mmapShared(memfd, size);
