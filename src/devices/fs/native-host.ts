@@ -174,6 +174,7 @@ export class NativeFsHost implements FsHost {
   /** The node at `name` just created, with its mode fixed when it has the type created. */
   #created(dir: HostNode, name: string, mode: number): HostNode {
     const node = this.lookup(dir, name);
+    if ((mode & this.#umask) === 0) return node; // the umask took nothing away: no statx needed
     try {
       if ((this.stat(node).mode & S_IFMT) === (mode & S_IFMT)) this.#fixMode(node, mode);
       return node;
@@ -227,10 +228,11 @@ export class NativeFsHost implements FsHost {
 
   setattr(node: HostNode, file: HostFile | undefined, ch: HostSetattr): void {
     const sys = this.#sys;
-    const type = this.stat(node).mode & S_IFMT;
     if (ch.mode !== undefined) sys.fchmodat(this.#procFd, String(node), ch.mode & 0o7777, 0);
     if (ch.uid !== undefined || ch.gid !== undefined) sys.fchownat(node, '', ch.uid ?? 0xffff_ffff, ch.gid ?? 0xffff_ffff, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     if (ch.size !== undefined) {
+      // Only a truncate needs the type (a chmod, chown or touch does not: one statx fewer).
+      const type = this.stat(node).mode & S_IFMT;
       if (type === S_IFDIR) throw new HostErrno(EISDIR, 'truncate of a directory');
       if (type !== S_IFREG) throw new HostErrno(EINVAL, 'truncate of a special file');
       if (file !== undefined) sys.ftruncate(file, ch.size);
