@@ -188,10 +188,6 @@ export function statx(dirfd: number, path: string, flags: number): FileStat {
   if (dirfd !== AT_FDCWD) assertFd(dirfd, 'dirfd');
   check('statx', () => c.statx(dirfd, cpath(path), flags, STATX_BASIC_STATS, statxBuf));
   const v = statxView;
-  const ts = (at: number): [bigint, number] => [v.getBigInt64(at, true), v.getUint32(at + 8, true)];
-  const [atimeSec, atimeNsec] = ts(64);
-  const [ctimeSec, ctimeNsec] = ts(96);
-  const [mtimeSec, mtimeNsec] = ts(112);
   // st_dev as the kernel's new_encode_dev would: only used as a key, so any injective form works.
   const dev = (BigInt(v.getUint32(136, true)) << 32n) | BigInt(v.getUint32(140, true));
   return {
@@ -206,12 +202,13 @@ export function statx(dirfd: number, path: string, flags: number): FileStat {
     size: v.getBigUint64(40, true),
     blocks: v.getBigUint64(48, true),
     blksize: v.getUint32(4, true),
-    atimeSec,
-    atimeNsec,
-    mtimeSec,
-    mtimeNsec,
-    ctimeSec,
-    ctimeNsec,
+    // struct statx_timestamp { s64 tv_sec; u32 tv_nsec; }: stx_atime at 64, ctime at 96, mtime at 112.
+    atimeSec: v.getBigInt64(64, true),
+    atimeNsec: v.getUint32(72, true),
+    mtimeSec: v.getBigInt64(112, true),
+    mtimeNsec: v.getUint32(120, true),
+    ctimeSec: v.getBigInt64(96, true),
+    ctimeNsec: v.getUint32(104, true),
   };
 }
 

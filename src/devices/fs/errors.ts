@@ -3,8 +3,8 @@
  * Errors of virtio-fs: its options and set-up, and the errno a host operation fails with.
  *
  * Owns: `FsConfigError` (an option or the shared directory is unusable; the message names it) and
- * `FsErrnoError`, what a fake host throws (the native host lets sys/'s `SysError` through: both
- * carry a Linux `errno`, which is all the device reads).
+ * `FsErrnoError`, what a host throws for a failure it detects itself (otherwise the native host
+ * lets sys/'s `SysError` through: both carry a Linux `errno`, which is all the device reads).
  * Does not own: guest faults. A bad FUSE request never throws out of the device: it becomes a
  * reply with `error = -errno` (or, when not even a reply header fits, a 0-length used entry) and a
  * metric.
@@ -25,7 +25,7 @@ export class FsConfigError extends AvpError {
   }
 }
 
-/** A host file operation failed with a Linux errno (thrown by fake hosts; the message names it). */
+/** A host file operation failed with a Linux errno (the host found it itself; the message names it). */
 export class FsErrnoError extends AvpError {
   override readonly code = 'FS_HOST_ERRNO';
   readonly errno: number;

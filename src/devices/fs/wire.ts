@@ -24,6 +24,7 @@ export class BadRequest extends Error {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class Body {
   readonly view: DataView;
@@ -52,7 +53,7 @@ export class Body {
   /** A u64 offset or size that must be a safe integer (files beyond 8 PiB are refused with EINVAL). */
   safe(at: number, what: string): number {
     const v = this.u64(at);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadRequest(EINVAL, `${what} ${v} out of range`);
+    if (v > MAX_SAFE) throw new BadRequest(EINVAL, `${what} ${v} out of range`);
     return Number(v);
   }
 
@@ -84,6 +85,10 @@ export class Body {
   }
 }
 
+/** Scratch for the out-header of the reply being written (replies are written one at a time). */
+const header = new Uint8Array(FUSE_OUT_HEADER_SIZE);
+const headerView = new DataView(header.buffer);
+
 /**
  * Writes `fuse_out_header` (len = 16 + payload, error = -errno) and the payload; returns the used
  * length. A payload that does not fit becomes an ERANGE error reply; no room for the header, 0.
@@ -98,10 +103,10 @@ export function writeReply(chain: DescriptorChain, unique: bigint, errno: number
     error = ERANGE;
   }
   const len = FUSE_OUT_HEADER_SIZE + (body?.byteLength ?? 0);
-  const out = new Uint8Array(len);
-  encodeOutHeader(new DataView(out.buffer), 0, len, -error, unique);
-  if (body !== undefined) out.set(body, FUSE_OUT_HEADER_SIZE);
-  chain.writer().write(out);
+  encodeOutHeader(headerView, 0, len, -error, unique);
+  const w = chain.writer();
+  w.write(header);
+  if (body !== undefined) w.write(body);
   return len;
 }
 
@@ -114,8 +119,7 @@ export function writeReplyInPlace(chain: DescriptorChain, unique: bigint, max: n
   const w = chain.writer();
   const headerSegs = w.segments(FUSE_OUT_HEADER_SIZE);
   const n = fill(w.segments(Math.min(max, w.remaining)));
-  const header = new Uint8Array(FUSE_OUT_HEADER_SIZE);
-  encodeOutHeader(new DataView(header.buffer), 0, FUSE_OUT_HEADER_SIZE + n, 0, unique);
+  encodeOutHeader(headerView, 0, FUSE_OUT_HEADER_SIZE + n, 0, unique);
   let at = 0;
   for (const seg of headerSegs) {
     seg.set(header.subarray(at, at + seg.byteLength));
