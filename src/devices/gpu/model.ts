@@ -27,7 +27,7 @@ import { GPU_CMD_NAMES, controlCommand, requestSize, cursorCommand, encodeRespon
 import { DisplaySocket, type DisplaySocketStats } from './display-socket.js';
 import type { GpuHost } from './host.js';
 import type { GpuMetrics } from './metrics.js';
-import { encodePng, toBgrx, toRgba } from './pixels.js';
+import { bgrxInto, encodePng, toRgba } from './pixels.js';
 import { ResourceTable, intersect, type Rect, type Resource } from './resources.js';
 import {
   GPU_CFG_EVENTS_CLEAR,
@@ -280,7 +280,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
       s.damagePixels += r.width * r.height;
       const d = this.#display;
       if (d === undefined || !d.ready) return;
-      if (!d.update(id, r.x - s.rect.x, r.y - s.rect.y, r.width, r.height, toBgrx(res, r))) s.stale = true;
+      if (!d.update(id, r.x - s.rect.x, r.y - s.rect.y, r.width, r.height, (out) => bgrxInto(res, r, out))) s.stale = true;
     });
   }
 
@@ -336,7 +336,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
     const s = this.scanouts[id];
     const res = s === undefined ? undefined : this.resources.get(s.resourceId);
     if (s === undefined || res === undefined) return;
-    s.stale = !d.update(id, 0, 0, s.rect.width, s.rect.height, toBgrx(res, s.rect));
+    s.stale = !d.update(id, 0, 0, s.rect.width, s.rect.height, (out) => bgrxInto(res, s.rect, out));
   }
 
   // ---------------------------------------------------------------------------------------------
