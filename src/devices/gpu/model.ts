@@ -99,8 +99,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
     this.scanouts = Array.from({ length: opts.scanouts }, () => ({ width: opts.width, height: opts.height, enabled: true, resourceId: 0, rect: { x: 0, y: 0, width: 0, height: 0 }, frames: 0, damagePixels: 0, stale: false }));
     // Listening now makes a bad path fail when the back-end starts; serving waits for serveHost.
     if (opts.controlSocket !== undefined && opts.host?.streams !== undefined) {
-      const log: DeviceLog = { debug: (m) => this.#log?.debug(m), info: (m) => this.#log?.info(m), warn: (m) => this.#log?.warn(m), error: (m) => this.#log?.error(m) };
-      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, { device: 'gpu', requests: ['screenshot', 'info'] }, (line) => this.control(line), log);
+      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, { device: 'gpu', requests: ['screenshot', 'info'] }, (line) => this.control(line));
     }
   }
 
@@ -142,7 +141,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
   serveHost(reactor: HostReactor, log: DeviceLog): void {
     this.#reactor = reactor;
     this.#log = log;
-    this.#control?.serve(reactor);
+    this.#control?.serve(reactor, log);
   }
 
   frontendChannel(fd: number): boolean {

@@ -91,8 +91,7 @@ export class InputDevice implements VirtioDevice {
     this.#script = opts.script ?? [];
     checkScript(opts.profile, this.#script);
     if (opts.controlSocket !== undefined && opts.streams !== undefined) {
-      const log: DeviceLog = { debug: (m) => this.#log?.debug(m), info: (m) => this.#log?.info(m), warn: (m) => this.#log?.warn(m), error: (m) => this.#log?.error(m) };
-      this.#control = new ControlSocket(opts.controlSocket, opts.streams, { device: 'input', requests: ['input', 'info'] }, (line) => this.control(line), log);
+      this.#control = new ControlSocket(opts.controlSocket, opts.streams, { device: 'input', requests: ['input', 'info'] }, (line) => this.control(line));
     }
   }
 
@@ -122,7 +121,7 @@ export class InputDevice implements VirtioDevice {
   serveHost(reactor: HostReactor, log: DeviceLog): void {
     this.#reactor = reactor;
     this.#log = log;
-    this.#control?.serve(reactor);
+    this.#control?.serve(reactor, log);
   }
 
   activate(ctx: DeviceContext): void {
