@@ -55,6 +55,9 @@ export interface InputOptions {
 
 /** Status events remembered for `info` (the most recent ones). */
 const STATUS_LOG = 32;
+/** One event as written to a buffer, reused: the write copies it into guest memory at once. */
+const EVENT = new Uint8Array(VIRTIO_INPUT_EVENT_SIZE);
+const EVENT_VIEW = new DataView(EVENT.buffer);
 
 export class InputDevice implements VirtioDevice {
   readonly deviceId = INPUT_DEVICE_ID;
@@ -207,13 +210,11 @@ export class InputDevice implements VirtioDevice {
       // Safe: both checked by the loop condition.
       const e = this.#pending[sent]!;
       const { chain } = this.#held.shift()!;
-      const b = new Uint8Array(VIRTIO_INPUT_EVENT_SIZE);
-      const v = new DataView(b.buffer);
-      v.setUint16(0, e.type, true);
-      v.setUint16(2, e.code, true);
-      v.setUint32(4, e.value >>> 0, true);
+      EVENT_VIEW.setUint16(0, e.type, true);
+      EVENT_VIEW.setUint16(2, e.code, true);
+      EVENT_VIEW.setUint32(4, e.value >>> 0, true);
       try {
-        chain.writer().write(b);
+        chain.writer().write(EVENT);
       } catch (err: unknown) {
         // The buffer's memory went away under us (a memory-table change): drop the buffer, keep the event.
         if (!(err instanceof GuestMemoryError)) throw err;
