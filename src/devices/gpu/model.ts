@@ -221,10 +221,9 @@ export class GpuDevice implements VirtioDevice, GpuState {
       this.#bump(this.#counts.commands, GPU_CMD_NAMES[hdr.type] ?? `0x${hdr.type.toString(16)}`);
       // The command's fixed part follows the header; anything after it (backing entries) is read
       // by the command through `r`.
-      const body = r.readBytes(Math.min(r.remaining, requestSize(hdr.type) - GPU_HDR_SIZE));
-      const head = new Uint8Array(GPU_HDR_SIZE + body.length);
+      const head = new Uint8Array(GPU_HDR_SIZE + Math.min(r.remaining, requestSize(hdr.type) - GPU_HDR_SIZE));
       head.set(first);
-      head.set(body, GPU_HDR_SIZE);
+      r.readInto(head.subarray(GPU_HDR_SIZE));
       out = encodeResponse(hdr, controlCommand(this, hdr, head, r));
     }
     // A response that does not fit the driver's buffer is replaced by ERR_UNSPEC (24 bytes fit).
