@@ -14,8 +14,8 @@ import { FakeUnixStreams, type FakeSocket } from './vsock/testing.js';
 function setup(handle: (line: string) => ControlReply = (line) => ({ ok: true, echo: line })) {
   const streams = new FakeUnixStreams();
   const reactor = new ManualReactor();
-  const cs = new ControlSocket('/run/x.ctl', streams, { device: 'demo', requests: ['echo'] }, handle, silentLog);
-  cs.serve(reactor);
+  const cs = new ControlSocket('/run/x.ctl', streams, { device: 'demo', requests: ['echo'] }, handle);
+  cs.serve(reactor, silentLog);
   const listenFd = streams.listeners.get('/run/x.ctl')?.fd ?? -1;
   const connect = (): FakeSocket => {
     const s = streams.clientConnect('/run/x.ctl');

@@ -43,7 +43,7 @@ export class ControlSocket {
   readonly #ops: UnixStreamOps;
   readonly #handle: (line: string) => ControlReply;
   readonly #about: { device: string; requests: readonly string[] };
-  readonly #log: DeviceLog;
+  #log: DeviceLog | undefined;
   readonly #listenFd: number;
   #listenWatch: HostWatch | undefined;
   readonly #clients = new Set<Client>();
@@ -55,18 +55,18 @@ export class ControlSocket {
    * Listens at `path` now (so a bad path fails at start-up); serving starts with `serve`.
    * @throws whatever `ops.listen` throws.
    */
-  constructor(path: string, ops: UnixStreamOps, about: { device: string; requests: readonly string[] }, handle: (line: string) => ControlReply, log: DeviceLog) {
+  constructor(path: string, ops: UnixStreamOps, about: { device: string; requests: readonly string[] }, handle: (line: string) => ControlReply) {
     this.path = path;
     this.#ops = ops;
     this.#about = about;
     this.#handle = handle;
-    this.#log = log;
     this.#listenFd = ops.listen(path);
   }
 
-  /** Starts accepting clients in `reactor`'s loop. */
-  serve(reactor: HostReactor): void {
+  /** Starts accepting clients in `reactor`'s loop; problems with clients are logged to `log`. */
+  serve(reactor: HostReactor, log: DeviceLog): void {
     if (this.#closed || this.#listenWatch !== undefined) return;
+    this.#log = log;
     this.#listenWatch = reactor.watch(this.#listenFd, () => this.#accept(reactor));
   }
 
@@ -92,7 +92,7 @@ export class ControlSocket {
       this.#clients.add(c);
     };
     acceptPending(this.#ops, this.#listenFd, onClient, (e) => {
-      this.#log.warn(`control socket ${this.path}: accept failed: ${e instanceof Error ? e.message : String(e)}`);
+      this.#log?.warn(`control socket ${this.path}: accept failed: ${e instanceof Error ? e.message : String(e)}`);
     });
   }
 
@@ -154,7 +154,7 @@ export class ControlSocket {
     if (!this.#clients.has(c)) return;
     const bytes = new TextEncoder().encode(`${JSON.stringify(reply)}\n`);
     if (c.out.bytes + bytes.length > MAX_PENDING_BYTES) {
-      this.#log.warn(`control socket ${this.path}: a client does not read its replies; dropped`);
+      this.#log?.warn(`control socket ${this.path}: a client does not read its replies; dropped`);
       this.#drop(c);
       return;
     }

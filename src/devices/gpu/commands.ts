@@ -261,13 +261,14 @@ function setScanout(s: GpuState, r: Rect, scanout: number, resourceId: number): 
 }
 
 function transfer(s: GpuState, r: Rect, v: DataView, b: number): Response {
-  const offset = v.getBigUint64(b + 16, true);
+  // The u64 offset as a number: exact below 2^53; above, a non-safe value that Resource.transfer
+  // refuses (it lies past any backing). No BigInt on the transfer path.
+  const offset = v.getUint32(b + 20, true) * 2 ** 32 + v.getUint32(b + 16, true);
   const res = s.resources.get(v.getUint32(b + 24, true));
   if (res === undefined) return err(VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
-  // Past 2^53 the offset lies past any backing; Number() keeps it a non-safe value that says so.
   if (!res.hasBacking) return err(VIRTIO_GPU_RESP_ERR_UNSPEC);
   try {
-    const problem = res.transfer(s.memory, r, offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(offset));
+    const problem = res.transfer(s.memory, r, offset);
     if (problem !== null) return err(VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
   } catch (e: unknown) {
     if (e instanceof GuestMemoryError) return err(VIRTIO_GPU_RESP_ERR_UNSPEC);

@@ -134,23 +134,26 @@ export class DisplaySocket {
   }
 
   /**
-   * UPDATE: `bgrx` (x8r8g8b8, `width × 4` a row) at (x, y) of scanout `id`. Returns false when it
-   * was not sent: the socket is not ready, the rectangle is outside the announced size (never sent:
-   * QEMU would write outside its surface), or QEMU is not keeping up (the scanout is stale).
+   * UPDATE: x8r8g8b8 pixels (`width × 4` a row) at (x, y) of scanout `id`, written by `fill` straight
+   * into the message (no intermediate copy of the frame). Returns false when it was not sent: the
+   * socket is not ready, the rectangle is outside the announced size (never sent: QEMU would write
+   * outside its surface), or QEMU is not keeping up (the scanout is stale). `fill` runs only when
+   * the update is sent: nothing is converted for a dropped update.
    */
-  update(id: number, x: number, y: number, width: number, height: number, bgrx: Uint8Array): boolean {
+  update(id: number, x: number, y: number, width: number, height: number, fill: (payload: Uint8Array) => void): boolean {
     if (!this.#ready) return false;
     const size = this.#sizes.get(id);
-    if (size === undefined || x + width > size.width || y + height > size.height || bgrx.length !== width * height * 4) return false;
+    if (size === undefined || x + width > size.width || y + height > size.height) return false;
     if (this.#backlog > this.#maxBacklog) {
       this.#stats.droppedUpdates++;
       this.#dropped = true;
       return false;
     }
-    const b = header(VHOST_USER_GPU_UPDATE, 20 + bgrx.length);
+    const bytes = width * height * 4;
+    const b = header(VHOST_USER_GPU_UPDATE, 20 + bytes);
     const v = new DataView(b.buffer);
     [id, x, y, width, height].forEach((n, i) => v.setUint32(12 + 4 * i, n, true));
-    b.set(bgrx, 32);
+    fill(b.subarray(32, 32 + bytes));
     this.#send(b);
     return true;
   }

@@ -27,7 +27,7 @@ import { GPU_CMD_NAMES, controlCommand, requestSize, cursorCommand, encodeRespon
 import { DisplaySocket, type DisplaySocketStats } from './display-socket.js';
 import type { GpuHost } from './host.js';
 import type { GpuMetrics } from './metrics.js';
-import { encodePng, toBgrx, toRgba } from './pixels.js';
+import { bgrxInto, encodePng, toRgba } from './pixels.js';
 import { ResourceTable, intersect, type Rect, type Resource } from './resources.js';
 import {
   GPU_CFG_EVENTS_CLEAR,
@@ -99,8 +99,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
     this.scanouts = Array.from({ length: opts.scanouts }, () => ({ width: opts.width, height: opts.height, enabled: true, resourceId: 0, rect: { x: 0, y: 0, width: 0, height: 0 }, frames: 0, damagePixels: 0, stale: false }));
     // Listening now makes a bad path fail when the back-end starts; serving waits for serveHost.
     if (opts.controlSocket !== undefined && opts.host?.streams !== undefined) {
-      const log: DeviceLog = { debug: (m) => this.#log?.debug(m), info: (m) => this.#log?.info(m), warn: (m) => this.#log?.warn(m), error: (m) => this.#log?.error(m) };
-      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, { device: 'gpu', requests: ['screenshot', 'info'] }, (line) => this.control(line), log);
+      this.#control = new ControlSocket(opts.controlSocket, opts.host.streams, { device: 'gpu', requests: ['screenshot', 'info'] }, (line) => this.control(line));
     }
   }
 
@@ -142,7 +141,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
   serveHost(reactor: HostReactor, log: DeviceLog): void {
     this.#reactor = reactor;
     this.#log = log;
-    this.#control?.serve(reactor);
+    this.#control?.serve(reactor, log);
   }
 
   frontendChannel(fd: number): boolean {
@@ -222,10 +221,9 @@ export class GpuDevice implements VirtioDevice, GpuState {
       this.#bump(this.#counts.commands, GPU_CMD_NAMES[hdr.type] ?? `0x${hdr.type.toString(16)}`);
       // The command's fixed part follows the header; anything after it (backing entries) is read
       // by the command through `r`.
-      const body = r.readBytes(Math.min(r.remaining, requestSize(hdr.type) - GPU_HDR_SIZE));
-      const head = new Uint8Array(GPU_HDR_SIZE + body.length);
+      const head = new Uint8Array(GPU_HDR_SIZE + Math.min(r.remaining, requestSize(hdr.type) - GPU_HDR_SIZE));
       head.set(first);
-      head.set(body, GPU_HDR_SIZE);
+      r.readInto(head.subarray(GPU_HDR_SIZE));
       out = encodeResponse(hdr, controlCommand(this, hdr, head, r));
     }
     // A response that does not fit the driver's buffer is replaced by ERR_UNSPEC (24 bytes fit).
@@ -280,7 +278,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
       s.damagePixels += r.width * r.height;
       const d = this.#display;
       if (d === undefined || !d.ready) return;
-      if (!d.update(id, r.x - s.rect.x, r.y - s.rect.y, r.width, r.height, toBgrx(res, r))) s.stale = true;
+      if (!d.update(id, r.x - s.rect.x, r.y - s.rect.y, r.width, r.height, (out) => bgrxInto(res, r, out))) s.stale = true;
     });
   }
 
@@ -336,7 +334,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
     const s = this.scanouts[id];
     const res = s === undefined ? undefined : this.resources.get(s.resourceId);
     if (s === undefined || res === undefined) return;
-    s.stale = !d.update(id, 0, 0, s.rect.width, s.rect.height, toBgrx(res, s.rect));
+    s.stale = !d.update(id, 0, 0, s.rect.width, s.rect.height, (out) => bgrxInto(res, s.rect, out));
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ import pngjs from 'pngjs';
 import type { Rect, Resource } from './resources.js';
 import { GPU_BYTES_PER_PIXEL, GPU_FORMATS } from './spec.js';
 
-/** A rectangle of `res` as x8r8g8b8 bytes (B, G, R, 0xff), `width × 4` a row. `r` must lie inside `res`. */
-export function toBgrx(res: Resource, r: Rect): Uint8Array {
+/**
+ * Writes a rectangle of `res` as x8r8g8b8 (B, G, R, 0xff; `width × 4` a row) into `out`
+ * (`width × height × 4` bytes: the payload of a display-socket UPDATE). `r` must lie inside `res`.
+ */
+export function bgrxInto(res: Resource, r: Rect, out: Uint8Array): void {
   const f = GPU_FORMATS.get(res.format);
   // Our own bug if it happens: ResourceTable.create refuses unknown formats.
   if (f === undefined) throw new Error(`resource ${res.id}: unknown format ${res.format}`);
   const rowBytes = r.width * GPU_BYTES_PER_PIXEL;
-  const out = new Uint8Array(rowBytes * r.height);
   const src = res.pixels;
   for (let y = 0; y < r.height; y++) {
     const s0 = (r.y + y) * res.stride + r.x * GPU_BYTES_PER_PIXEL;
@@ -37,7 +39,6 @@ export function toBgrx(res: Resource, r: Rect): Uint8Array {
       out[d0 + i + 3] = 0xff;
     }
   }
-  return out;
 }
 
 /**

@@ -55,6 +55,9 @@ export interface InputOptions {
 
 /** Status events remembered for `info` (the most recent ones). */
 const STATUS_LOG = 32;
+/** One event as written to a buffer, reused: the write copies it into guest memory at once. */
+const EVENT = new Uint8Array(VIRTIO_INPUT_EVENT_SIZE);
+const EVENT_VIEW = new DataView(EVENT.buffer);
 
 export class InputDevice implements VirtioDevice {
   readonly deviceId = INPUT_DEVICE_ID;
@@ -91,8 +94,7 @@ export class InputDevice implements VirtioDevice {
     this.#script = opts.script ?? [];
     checkScript(opts.profile, this.#script);
     if (opts.controlSocket !== undefined && opts.streams !== undefined) {
-      const log: DeviceLog = { debug: (m) => this.#log?.debug(m), info: (m) => this.#log?.info(m), warn: (m) => this.#log?.warn(m), error: (m) => this.#log?.error(m) };
-      this.#control = new ControlSocket(opts.controlSocket, opts.streams, { device: 'input', requests: ['input', 'info'] }, (line) => this.control(line), log);
+      this.#control = new ControlSocket(opts.controlSocket, opts.streams, { device: 'input', requests: ['input', 'info'] }, (line) => this.control(line));
     }
   }
 
@@ -122,7 +124,7 @@ export class InputDevice implements VirtioDevice {
   serveHost(reactor: HostReactor, log: DeviceLog): void {
     this.#reactor = reactor;
     this.#log = log;
-    this.#control?.serve(reactor);
+    this.#control?.serve(reactor, log);
   }
 
   activate(ctx: DeviceContext): void {
@@ -208,13 +210,11 @@ export class InputDevice implements VirtioDevice {
       // Safe: both checked by the loop condition.
       const e = this.#pending[sent]!;
       const { chain } = this.#held.shift()!;
-      const b = new Uint8Array(VIRTIO_INPUT_EVENT_SIZE);
-      const v = new DataView(b.buffer);
-      v.setUint16(0, e.type, true);
-      v.setUint16(2, e.code, true);
-      v.setUint32(4, e.value >>> 0, true);
+      EVENT_VIEW.setUint16(0, e.type, true);
+      EVENT_VIEW.setUint16(2, e.code, true);
+      EVENT_VIEW.setUint32(4, e.value >>> 0, true);
       try {
-        chain.writer().write(b);
+        chain.writer().write(EVENT);
       } catch (err: unknown) {
         // The buffer's memory went away under us (a memory-table change): drop the buffer, keep the event.
         if (!(err instanceof GuestMemoryError)) throw err;
