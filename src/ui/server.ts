@@ -295,8 +295,8 @@ export class Dashboard {
   }
 
   #onEvent(e: ControlEvent): void {
-    if (e.type === 'console-line') this.#pendingConsole.set(e.vm, [...(this.#pendingConsole.get(e.vm) ?? []), e.line]);
-    else if (e.type === 'bus') this.#pendingBus.set(e.bus, [...(this.#pendingBus.get(e.bus) ?? []), e.line]);
+    if (e.type === 'console-line') appendTo(this.#pendingConsole, e.vm, e.line);
+    else if (e.type === 'bus') appendTo(this.#pendingBus, e.bus, e.line);
     else {
       const entry = { level: e.level, message: e.message, at: e.at };
       this.#log.push(entry);
@@ -318,6 +318,13 @@ export class Dashboard {
     const text = JSON.stringify(msg);
     for (const ws of this.#clients) if (ws.readyState === ws.OPEN) ws.send(text);
   }
+}
+
+/** Appends `line` to `key`'s list in `pending` (in place: a burst of lines is not copied per line). */
+function appendTo(pending: Map<string, string[]>, key: string, line: string): void {
+  const lines = pending.get(key);
+  if (lines === undefined) pending.set(key, [line]);
+  else lines.push(line);
 }
 
 function sendWs(ws: WebSocket, msg: ServerMessage): void {

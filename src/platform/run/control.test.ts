@@ -10,19 +10,17 @@
 import { test as nodeTest, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { hasCode } from '../../errors.js';
 import { closeQuiet } from '../../sys/index.js';
 import { listenAt } from '../../vhost-user/server.js';
-import { parseManifest } from '../manifest/load.js';
-import { planPlatform, type PlatformPlan } from '../manifest/plan.js';
+import type { PlatformPlan } from '../manifest/plan.js';
 import type { ControlEvent } from './control.js';
 import { ControlClient, ControlServer, MAX_REQUEST_BYTES } from './control-socket.js';
 import type { InputEvent } from './extensions.js';
 import { PlatformRun } from './supervisor.js';
+import { planIn, standInQemu } from './testing/stand-in.js';
 
 let dir = '';
 let fake = '';
@@ -35,10 +33,7 @@ setInterval(() => {}, 1000);
 `;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'avp-control-test-'));
-  fake = join(dir, 'stand-in-vm');
-  await writeFile(fake, `#!${process.execPath}\n${FAKE_QEMU}`);
-  await chmod(fake, 0o755);
+  ({ dir, fake } = await standInQemu('avp-control-test-', FAKE_QEMU));
 });
 
 after(async () => {
@@ -54,13 +49,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c().catch(() => {});
 });
 
-let runs = 0;
-
 function plan(yaml: string): PlatformPlan {
-  const r = parseManifest(yaml, { baseDir: dir, fileExists: () => true });
-  assert.deepEqual(r.issues, []);
-  assert.ok(r.model !== undefined);
-  return planPlatform(r.model, { runDir: join(dir, `run${++runs}`), image: { kernel: '/nonexistent/vmlinuz', initramfs: '/nonexistent/initrd' } });
+  return planIn(dir, yaml);
 }
 
 /** Starts a run that stays up, and a client on its control socket once every VM is ready. */

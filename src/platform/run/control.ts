@@ -7,8 +7,8 @@
  * (in-process) and attached to a run directory.
  *
  * Owns: what a control snapshot holds (the run's snapshot, plus the verdict of the control rules
- * on each target, the screens of each VM and the buses), and when back-end counters are
- * refreshed (on a snapshot, at most every METRICS_REFRESH_MS).
+ * on each target, the screens of each VM and the buses), and that a snapshot refreshes back-end
+ * counters (PlatformRun.refreshMetrics, at most every METRICS_REFRESH_MS for all its callers).
  * Does not own: the rules (control-rules.ts), carrying out requests (supervisor.ts), screens and
  * buses (extensions.ts and the back-ends that register them), the wire format (control-socket.ts).
  */
@@ -20,9 +20,6 @@ import type { BackendStatus, RunEvent, VmStatus } from './types.js';
 
 /** The version of the control protocol and of the snapshot shape; bumped on incompatible change. */
 export const CONTROL_PROTOCOL_VERSION = 1;
-
-/** Back-end counters are asked for at most this often (a snapshot asks when they are older). */
-export const METRICS_REFRESH_MS = 500;
 
 export interface ControlVm extends VmStatus {
   /** What the control rules say to start, stop and restart now. */
@@ -79,18 +76,13 @@ export interface RunControl {
 /** RunControl over a PlatformRun of this process. */
 export class LocalControl implements RunControl {
   readonly #run: PlatformRun;
-  #refreshedAt = 0;
 
   constructor(run: PlatformRun) {
     this.#run = run;
   }
 
   async snapshot(): Promise<ControlSnapshot> {
-    const now = Date.now();
-    if (now - this.#refreshedAt >= METRICS_REFRESH_MS) {
-      this.#refreshedAt = now;
-      await this.#run.refreshMetrics();
-    }
+    await this.#run.refreshMetrics();
     const run = this.#run;
     const snap = run.snapshot();
     return {

@@ -10,15 +10,14 @@
 import { test as nodeTest, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasCode } from '../../errors.js';
-import { parseManifest } from '../manifest/load.js';
-import { planPlatform, type PlatformPlan } from '../manifest/plan.js';
+import type { PlatformPlan } from '../manifest/plan.js';
 import { liveVmCount } from '../qemu.js';
 import { liveBackendProcessCount } from './launch.js';
 import { PlatformRun, type RunPlatformOptions, type RunReporter } from './supervisor.js';
+import { planIn, standInQemu } from './testing/stand-in.js';
 
 let dir = '';
 let fake = '';
@@ -41,17 +40,12 @@ else { process.stderr.write('qemu-system-x86_64: -chardev socket: Failed to conn
 `;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'avp-supervisor-test-'));
-  fake = join(dir, 'stand-in-vm'); // not named *qemu*: pgrep qemu must find only real ones
-  await writeFile(fake, `#!${process.execPath}\n${FAKE_QEMU}`);
-  await chmod(fake, 0o755);
+  ({ dir, fake } = await standInQemu('avp-supervisor-test-', FAKE_QEMU));
 });
 
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-let runs = 0;
 
 /** No test may hang the suite: each has a generous limit (the work takes a few seconds). */
 function test(name: string, fn: () => Promise<void>): void {
@@ -71,10 +65,7 @@ afterEach(async () => {
 
 /** Plans `yaml` into a fresh run directory. */
 function plan(yaml: string): PlatformPlan {
-  const r = parseManifest(yaml, { baseDir: dir, fileExists: () => true });
-  assert.deepEqual(r.issues, []);
-  assert.ok(r.model !== undefined);
-  return planPlatform(r.model, { runDir: join(dir, `run${++runs}`), image: { kernel: '/nonexistent/vmlinuz', initramfs: '/nonexistent/initrd' } });
+  return planIn(dir, yaml);
 }
 
 interface Recorded extends RunReporter {

@@ -110,6 +110,9 @@ interface BackendEntry {
   restarts: number[];
 }
 
+/** Back-end counters are asked for at most this often (a refresh sooner than that is skipped). */
+export const METRICS_REFRESH_MS = 500;
+
 /** One run. `snapshot()` and `refreshMetrics()` may be called while `run()` is under way. */
 export class PlatformRun {
   readonly #opts: RunPlatformOptions;
@@ -124,6 +127,8 @@ export class PlatformRun {
   /** Screens and buses registered by the back-ends that have them (the dashboard shows them). */
   readonly extensions = new RunExtensions();
   #runLog: WriteStream | undefined;
+  /** When refreshMetrics() last asked the back-ends. */
+  #metricsAt = Number.NEGATIVE_INFINITY;
   /** The control socket (avp ui), from when the run directory exists until the end. */
   #control: ControlServer | undefined;
   #finished: { exitCode: number; reason: string } | undefined;
@@ -198,8 +203,15 @@ export class PlatformRun {
     }
   }
 
-  /** Asks every running back-end for its counters (for the status display). */
+  /**
+   * Asks every running back-end for its counters (for the status display, the dashboard and the
+   * control socket), at most every METRICS_REFRESH_MS however many of them ask: a call sooner
+   * than that returns at once and the counters of the last refresh stand.
+   */
   async refreshMetrics(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#metricsAt < METRICS_REFRESH_MS) return;
+    this.#metricsAt = now;
     await Promise.all(this.#backends.filter((b) => b.state === 'running').map((b) => b.handle.refreshMetrics()));
   }
 

@@ -11,14 +11,12 @@
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { hasCode } from '../../errors.js';
-import { parseManifest } from '../manifest/load.js';
-import { planPlatform, type PlatformPlan } from '../manifest/plan.js';
+import type { PlatformPlan } from '../manifest/plan.js';
 import { liveVmCount } from '../qemu.js';
 import { PlatformRun, type RunReporter } from './supervisor.js';
+import { planIn, standInQemu } from './testing/stand-in.js';
 
 /** Stand-in QEMU; FIRE=0 in its environment keeps the watchdog quiet (balloon tests); without a QMP socket it only prints READY. */
 const FAKE_QEMU = `
@@ -61,13 +59,8 @@ setInterval(() => {}, 1000);
 
 let dir = '';
 let fake = '';
-let runs = 0;
-
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'avp-watchdog-test-'));
-  fake = join(dir, 'stand-in-vm');
-  await writeFile(fake, `#!${process.execPath}\n${FAKE_QEMU}`);
-  await chmod(fake, 0o755);
+  ({ dir, fake } = await standInQemu('avp-watchdog-test-', FAKE_QEMU));
 });
 
 after(async () => {
@@ -79,10 +72,7 @@ function test(name: string, fn: () => Promise<void>): void {
 }
 
 function plan(vms: string): PlatformPlan {
-  const r = parseManifest(`name: p\nvms:\n${vms}`, { baseDir: dir, fileExists: () => true });
-  assert.deepEqual(r.issues, []);
-  assert.ok(r.model !== undefined);
-  return planPlatform(r.model, { runDir: join(dir, `run${++runs}`), image: { kernel: '/nonexistent/vmlinuz', initramfs: '/nonexistent/initrd' } });
+  return planIn(dir, `name: p\nvms:\n${vms}`);
 }
 
 class Rec implements RunReporter {
