@@ -131,6 +131,7 @@ test('e2e: avp run examples/cockpit.yaml --ui: the dashboard in Chromium shows b
   const run = avp(['run', 'examples/cockpit.yaml', '--ui', '--run-dir', runDir, '--timeout', '900']);
   let browser: TestBrowser | undefined;
   let attached: Proc | undefined;
+  let passed = false;
   try {
     const url = (await run.waitFor(/^\[avp\] dashboard: (http:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9_-]{43}\/)$/))[1] ?? '';
     const origin = new URL(url).origin;
@@ -231,7 +232,10 @@ test('e2e: avp run examples/cockpit.yaml --ui: the dashboard in Chromium shows b
     await page.locator('#mode', { hasText: 'attached to its control socket' }).waitFor();
     assert.equal(await status(`${new URL(url2).origin}/`), 403);
     assert.deepEqual(errors, [], 'no script error on the page');
+    passed = true;
   } finally {
+    // On a failure, what the run printed (guest consoles included) says why: a page locator cannot.
+    if (!passed) process.stderr.write(`avp run printed (last 300 lines):\n${run.lines.slice(-300).join('\n')}\n`);
     await browser?.close();
     await attached?.stop();
     await run.stop();

@@ -97,8 +97,8 @@ export interface GpuState {
   flush(res: Resource, rect: Rect): void;
   /** A resource is going away (scanouts showing it are disabled first). */
   unref(res: Resource): void;
-  /** Bytes copied by transfers (metrics). */
-  transferred(bytes: number): void;
+  /** `bytes` were copied into `res` by a transfer (metrics; a snapshot of a scanout showing it changes). */
+  transferred(res: Resource, bytes: number): void;
   /** Cursor commands: `resourceId` 0 hides the cursor; `image` is its 64 × 64 resource. */
   cursor(update: boolean, scanout: number, x: number, y: number, image: Resource | null, hotX: number, hotY: number): void;
 }
@@ -274,7 +274,7 @@ function transfer(s: GpuState, r: Rect, v: DataView, b: number): Response {
     if (e instanceof GuestMemoryError) return err(VIRTIO_GPU_RESP_ERR_UNSPEC);
     throw e;
   }
-  s.transferred(r.width * r.height * 4);
+  s.transferred(res, r.width * r.height * 4);
   return ok();
 }
 

@@ -18,6 +18,8 @@ export interface GpuHost {
   readonly streams?: UnixStreamOps;
   /** Writes a whole file. @throws an Error naming the path. */
   writeFile(path: string, bytes: Uint8Array): void;
+  /** Whether a file is there (a snapshot written earlier and not removed); absent: never assumed. */
+  exists?(path: string): boolean;
 }
 
 /** A GpuHost over the file system. */
@@ -29,5 +31,6 @@ export function fileGpuHost(streams: UnixStreamOps | undefined): GpuHost {
       fs.writeFileSync(tmp, bytes);
       fs.renameSync(tmp, path);
     },
+    exists: (path) => fs.existsSync(path),
   };
 }

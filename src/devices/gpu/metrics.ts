@@ -12,7 +12,7 @@
  *   "cursor": { "updates": 0, "moves": 0, "errors": 0, "visible": false },
  *   "display": { "connected": true, "ready": true, "attached": 1, "messages": 320, "bytes": 1150003000,
  *                "droppedUpdates": 0, "offered": "0x3" },
- *   "snapshots": 2, "controlRequests": 3 }
+ *   "snapshots": 2, "snapshotsReused": 9, "controlRequests": 3 }
  * ```
  *
  * - `commands`: control and cursor commands by name (unknown ones by hex code); `errors`: error
@@ -24,7 +24,9 @@
  * - `display`: QEMU's display socket: whether one is attached and negotiated, sockets received,
  *   messages and bytes sent, UPDATEs dropped while QEMU was not reading, the protocol features
  *   QEMU offered (hex).
- * - `snapshots`: PNG files written; `controlRequests`: control-socket requests answered.
+ * - `snapshots`: PNG files written; `snapshotsReused`: snapshot requests answered with the file
+ *   written before, because the scanout has not changed since (no SET_SCANOUT, flush or reset);
+ *   `controlRequests`: control-socket requests answered.
  */
 export type GpuMetrics = {
   device: 'gpu';
@@ -36,5 +38,6 @@ export type GpuMetrics = {
   cursor: { updates: number; moves: number; errors: number; visible: boolean };
   display: { connected: boolean; ready: boolean; attached: number; messages: number; bytes: number; droppedUpdates: number; offered: string | null };
   snapshots: number;
+  snapshotsReused: number;
   controlRequests: number;
 };

@@ -157,6 +157,35 @@ test('gpu: a scanout showing part of a resource snapshots that part', () => {
   assert.deepEqual([...png.rgba.subarray(0, 3)], rgbAt(contents, 64, 10, 20));
 });
 
+test('gpu: a snapshot of an unchanged screen reuses the file; a transfer, flush, SET_SCANOUT, another scanout or a removed file writes a new one', () => {
+  const host = new MemoryGpuHost();
+  const dev = device({ scanouts: 2 }, host);
+  const d = new GpuDriver(dev);
+  framebuffer(d, 1, 64, 48);
+  const counts = () => [dev.metrics().snapshots, dev.metrics().snapshotsReused];
+  const path = dev.snapshot(0).path;
+  dev.snapshot(0);
+  assert.deepEqual(counts(), [1, 1], 'the second request reuses the first picture');
+  assert.equal(d.cmd(gpuRequest(C.TRANSFER, [0, 0, 64, 48, 0, 0, 1, 0])).type, OK);
+  dev.snapshot(0);
+  assert.deepEqual(counts(), [2, 1], 'a transfer into the shown resource changes the picture');
+  assert.equal(d.cmd(gpuRequest(C.FLUSH, [0, 0, 64, 48, 1, 0])).type, OK);
+  dev.snapshot(0);
+  assert.deepEqual(counts(), [3, 1], 'a flush');
+  assert.equal(d.cmd(gpuRequest(C.SCANOUT, [0, 0, 32, 32, 0, 1])).type, OK);
+  assert.equal(dev.snapshot(0).width, 32);
+  assert.deepEqual(counts(), [4, 1], 'SET_SCANOUT');
+  assert.equal(d.cmd(gpuRequest(C.SCANOUT, [0, 0, 16, 16, 1, 1])).type, OK);
+  dev.snapshot(1, path);
+  assert.equal(decodePng(Buffer.from(host.files.get(path) ?? [])).width, 16, 'scanout 1 written over the same file');
+  dev.snapshot(0);
+  assert.deepEqual(counts(), [6, 1], 'the file holds another scanout now: written again');
+  host.files.delete(path);
+  dev.snapshot(0);
+  assert.deepEqual(counts(), [7, 1], 'a removed file is written again');
+  assert.ok(host.files.has(path));
+});
+
 test('gpu: the host memory budget and the resource count cap are enforced before allocating, and unref gives them back', () => {
   const d = new GpuDriver(device({ maxResources: 2, maxHostBytes: 64 * 64 * 4 }));
   assert.equal(d.cmd(gpuRequest(C.CREATE, [1, 2, 64, 64])).type, OK);

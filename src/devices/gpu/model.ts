@@ -89,7 +89,11 @@ export class GpuDevice implements VirtioDevice, GpuState {
   readonly #displayStats: DisplaySocketStats = { attached: 0, messages: 0, bytes: 0, droppedUpdates: 0, offered: null };
   #control: ControlSocket | undefined;
   #eventsRead = 0;
-  readonly #counts = { commands: {} as Record<string, number>, errors: {} as Record<string, number>, badChains: 0, created: 0, transfers: 0, transferBytes: 0, cursorUpdates: 0, cursorMoves: 0, cursorErrors: 0, snapshots: 0 };
+  readonly #counts = { commands: {} as Record<string, number>, errors: {} as Record<string, number>, badChains: 0, created: 0, transfers: 0, transferBytes: 0, cursorUpdates: 0, cursorMoves: 0, cursorErrors: 0, snapshots: 0, snapshotsReused: 0 };
+  /** Bumped per scanout whenever what it shows may change (SET_SCANOUT, a flush on it, reset). */
+  #views: number[] = [];
+  /** Per snapshot file: the scanout and view it holds, so an unchanged screen is not encoded again. */
+  readonly #written = new Map<string, { id: number; view: number }>();
   #cursor: { scanout: number; x: number; y: number; visible: boolean; image: Uint8Array | null; hotX: number; hotY: number } = { scanout: 0, x: 0, y: 0, visible: false, image: null, hotX: 0, hotY: 0 };
 
   constructor(opts: GpuOptions) {
@@ -182,6 +186,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
   reset(): void {
     this.#saveLastFrames();
     for (const [i, s] of this.scanouts.entries()) {
+      this.#viewChanged(i);
       if (s.resourceId !== 0) this.#display?.scanout(i, 0, 0);
       s.resourceId = 0;
       s.rect = { x: 0, y: 0, width: 0, height: 0 };
@@ -255,6 +260,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
   setScanout(id: number, resourceId: number, rect: Rect): void {
     const s = this.scanouts[id];
     if (s === undefined) return;
+    this.#viewChanged(id);
     const changed = s.resourceId !== resourceId || s.rect.width !== rect.width || s.rect.height !== rect.height;
     s.resourceId = resourceId;
     s.rect = rect;
@@ -276,6 +282,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
       if (r === null) return;
       s.frames++;
       s.damagePixels += r.width * r.height;
+      this.#viewChanged(id);
       const d = this.#display;
       if (d === undefined || !d.ready) return;
       if (!d.update(id, r.x - s.rect.x, r.y - s.rect.y, r.width, r.height, (out) => bgrxInto(res, r, out))) s.stale = true;
@@ -288,9 +295,12 @@ export class GpuDevice implements VirtioDevice, GpuState {
     });
   }
 
-  transferred(bytes: number): void {
+  transferred(res: Resource, bytes: number): void {
     this.#counts.transfers++;
     this.#counts.transferBytes += bytes;
+    this.scanouts.forEach((s, id) => {
+      if (s.resourceId === res.id) this.#viewChanged(id);
+    });
   }
 
   cursor(update: boolean, scanout: number, x: number, y: number, image: Resource | null, hotX: number, hotY: number): void {
@@ -354,9 +364,22 @@ export class GpuDevice implements VirtioDevice, GpuState {
     if (file === undefined) throw new Error('no path given and no snapshot folder configured');
     const host = this.#opts.host;
     if (host === undefined) throw new Error('no host to write files with');
-    host.writeFile(file, encodePng(s.rect.width, s.rect.height, toRgba(res, s.rect)));
-    this.#counts.snapshots++;
+    // A dashboard asks several times a second; a screen that did not change since the last
+    // picture written to this file is that picture (encoding one costs tens of milliseconds).
+    const view = this.#views[id] ?? 0;
+    const last = this.#written.get(file);
+    if (last !== undefined && last.id === id && last.view === view && host.exists?.(file) === true) {
+      this.#counts.snapshotsReused++;
+    } else {
+      host.writeFile(file, encodePng(s.rect.width, s.rect.height, toRgba(res, s.rect)));
+      this.#written.set(file, { id, view });
+      this.#counts.snapshots++;
+    }
     return { path: file, width: s.rect.width, height: s.rect.height, frame: s.frames };
+  }
+
+  #viewChanged(id: number): void {
+    this.#views[id] = (this.#views[id] ?? 0) + 1;
   }
 
   /** One control-socket request (see kind.ts for the protocol). Never throws. */
@@ -406,6 +429,7 @@ export class GpuDevice implements VirtioDevice, GpuState {
       cursor: { updates: c.cursorUpdates, moves: c.cursorMoves, errors: c.cursorErrors, visible: this.#cursor.visible },
       display: { connected: this.#display !== undefined, ready: this.#display?.ready ?? false, ...this.#displayStats },
       snapshots: c.snapshots,
+      snapshotsReused: c.snapshotsReused,
       controlRequests: this.#control?.requests ?? 0,
     };
   }

@@ -24,6 +24,9 @@ export class MemoryGpuHost implements GpuHost {
   writeFile(path: string, bytes: Uint8Array): void {
     this.files.set(path, bytes.slice());
   }
+  exists(path: string): boolean {
+    return this.files.has(path);
+  }
 }
 
 export interface GpuReply {
