@@ -195,7 +195,7 @@ function drive(peer: string, sockets: [string, string], sizes: readonly number[]
 }
 
 /** Runs the AVP switch (a back-end thread of this process) with two ports and measures it. */
-export async function benchAvpSwitch(sizes: readonly number[], seconds: number): Promise<NetBenchResult[]> {
+export async function benchAvpSwitch(sizes: readonly number[], seconds: number, busyPollUs = 0): Promise<NetBenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'avp-bench-net-'));
   const paths: [string, string] = [join(dir, 'a.sock'), join(dir, 'b.sock')];
   const fds = paths.map((p) => listenAt(p));
@@ -204,9 +204,10 @@ export async function benchAvpSwitch(sizes: readonly number[], seconds: number):
       entry: BACKEND_WORKER_ENTRY,
       // Safe: two paths, two fds.
       ports: paths.map((_, i) => ({ name: `p${i}`, listenFd: fds[i]!, device: { kind: 'net', options: { name: `p${i}` } } })),
+      busyPollUs,
     });
     try {
-      return drive('avp switch', paths, sizes, seconds);
+      return drive(busyPollUs > 0 ? `avp switch, busy poll ${busyPollUs} us` : 'avp switch', paths, sizes, seconds);
     } finally {
       await thread.stop();
     }

@@ -65,6 +65,22 @@ export interface BackendProgram {
   onUsr1?: (thread: BackendThread) => void;
   /** The "serving ..." line, logged once the worker is ready (tests and supervisors wait for it). */
   servingMessage: string;
+  /** Adaptive busy polling window (`--busy-poll-us`); 0 or absent: off. */
+  busyPollUs?: number;
+}
+
+/** The most `--busy-poll-us` accepts: one second of spinning after the last work. */
+export const MAX_BUSY_POLL_US = 1_000_000;
+
+/** The `--busy-poll-us` flag of the back-end commands. */
+export const BUSY_POLL_FLAG = ['--busy-poll-us <us>', `after work, keep polling the rings this many microseconds before sleeping (0-${MAX_BUSY_POLL_US}; default 0: off); trades CPU for latency and rate`] as const;
+
+/** Checks `--busy-poll-us`. @throws UsageError naming the command and the value */
+export function parseBusyPollUs(command: string, text: string | undefined): number {
+  if (text === undefined) return 0;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n > MAX_BUSY_POLL_US) throw new UsageError(`${command}: --busy-poll-us must be an integer from 0 to ${MAX_BUSY_POLL_US} (microseconds), got '${text}'`);
+  return n;
 }
 
 /** Runs the back-end until a signal or an unexpected worker exit; resolves to the exit code. */
@@ -85,6 +101,7 @@ export async function runBackendProgram(p: BackendProgram): Promise<number> {
       ports: p.ports,
       onLog: (level, msg, port) => (p.ports.length > 1 ? p.log[level]({ port }, msg) : p.log[level](msg)),
       onEvent: (event, port) => p.log.debug({ event, port }, 'event'),
+      ...(p.busyPollUs === undefined || p.busyPollUs === 0 ? {} : { busyPollUs: p.busyPollUs }),
     });
   } catch (e: unknown) {
     detach();

@@ -145,3 +145,23 @@ test('serve net: one port, reachable through the same device kind', async () => 
     await b.stop();
   }
 });
+
+test('switch --busy-poll-us: planned as microseconds (default 0: off); a value that is not a whole number in range is refused by name', () => {
+  assert.equal(planSwitch({ socketPath: ['/tmp/a.sock'] }).busyPollUs, 0);
+  assert.equal(planSwitch({ socketPath: ['/tmp/a.sock'], busyPollUs: '50' }).busyPollUs, 50);
+  for (const bad of ['-1', '1.5', 'fast', '1000001', ''])
+    assert.throws(() => planSwitch({ socketPath: ['/tmp/a.sock'], busyPollUs: bad }), (e: Error) => e.message.includes(`--busy-poll-us must be an integer from 0 to 1000000 (microseconds), got '${bad}'`), bad);
+});
+
+test('avp serve rng --busy-poll-us: a bad value fails before any socket is created', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-busy-poll-cli-'));
+  try {
+    const sock = join(dir, 'rng.sock');
+    const r = spawnSync(process.execPath, [AVP_BIN, 'serve', 'rng', '--socket-path', sock, '--busy-poll-us', 'soon'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /serve rng: --busy-poll-us must be an integer from 0 to 1000000 \(microseconds\), got 'soon'/);
+    assert.equal(existsSync(sock), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

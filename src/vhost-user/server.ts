@@ -23,6 +23,8 @@ export interface BackendThreadOptions {
   /** `port` is the port name (the device kind for a single device). */
   onLog?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, port: string) => void;
   onEvent?: (event: { kind: string; [k: string]: unknown }, port: string) => void;
+  /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`); 0 or absent: off. */
+  busyPollUs?: number;
 }
 
 export class BackendThread {
@@ -56,7 +58,7 @@ export class BackendThread {
     if (ports.length === 0) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
     const wakeFd = eventfdCreate();
     const { port1, port2 } = new MessageChannel();
-    const data: BackendWorkerData = { ports, wakeFd, port: port2 };
+    const data: BackendWorkerData = { ports, wakeFd, port: port2, ...(opts.busyPollUs === undefined ? {} : { busyPollUs: opts.busyPollUs }) };
     const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
     const pending = new Map<number, (v: Record<string, Record<string, unknown>>) => void>();

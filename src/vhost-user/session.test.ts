@@ -381,3 +381,37 @@ test('session: a ring restarted on the inflight record of a killed session serve
   assert.equal(s2.session.stats.inflightResubmitted, 1);
   assert.equal(rec.getUint8(16), 0, 'no longer in flight');
 });
+
+test('session: poll() serves chains made available without a kick, counts only chains taken, and skips disabled rings', (t) => {
+  /** Serves queue 0 only: queue 1 is like a receive ring full of buffers with nothing to receive. */
+  class TxOnly extends EchoDevice {
+    override queueNotify(index: number): void {
+      if (index === 0) super.queueNotify(index);
+    }
+  }
+  const s = setup(t, new TxOnly());
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  const q0 = s.driver(0);
+  const q1 = s.driver(1);
+  for (const i of [0, 1]) {
+    s.ring(i);
+    s.kickFd(i);
+    s.send({ type: 'SET_VRING_ENABLE', body: { index: i, num: 1 }, fds: [] });
+  }
+  assert.equal(s.session.poll(), 0, 'nothing available');
+  q0.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  q0.add([{ addr: 0x10100, len: 8, writable: true }], 2);
+  q1.add([{ addr: 0x10200, len: 32, writable: true }], 3);
+  assert.equal(s.session.poll(), 2, 'both chains of ring 0; the buffer of ring 1 stays');
+  assert.deepEqual([q0.popUsed()?.token, q0.popUsed()?.token], [1, 2]);
+  assert.equal(q1.popUsed(), null);
+  assert.equal(s.session.poll(), 0, 'a ring with buffers the device does not take is no work');
+  assert.equal(s.session.stats.polledChains, 2);
+  assert.equal(s.session.stats.kicks, 0, 'no kick was read');
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 0 }, fds: [] });
+  q0.add([{ addr: 0x10000, len: 16, writable: true }], 4);
+  assert.equal(s.session.poll(), 0, 'a disabled ring is not served');
+  assert.equal(q0.popUsed(), null);
+});

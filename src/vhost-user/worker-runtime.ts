@@ -23,6 +23,8 @@ export interface BackendWorkerData {
   ports: WorkerPort[];
   wakeFd: number;
   port: MessagePort;
+  /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`). */
+  busyPollUs?: number;
 }
 
 export type WorkerCommand = { cmd: 'stop' } | { cmd: 'metrics'; id: number };
@@ -66,6 +68,7 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
   runBackendLoop({
     ports,
     wakeFd: data.wakeFd,
+    ...(data.busyPollUs === undefined ? {} : { busyPollUs: data.busyPollUs }),
     log: (port) => logFor(port.name),
     onEvent: (port, event) => post({ type: 'event', event, port: port.name }),
     onSession: (port, metrics) => {

@@ -18,6 +18,7 @@ interface BenchNetOptions {
   sizes: string;
   rounds: string;
   testpmd?: boolean;
+  busyPollUs: string;
 }
 
 /** Adds `net` under `avp bench`, creating `bench` if no other command did. */
@@ -29,6 +30,7 @@ export function registerBenchNetCommand(program: Command): void {
     .option('--seconds <n>', 'measuring time per frame size', '2')
     .option('--rounds <n>', 'rounds, AVP then testpmd in each (never both running at once); medians are reported', '3')
     .option('--sizes <list>', 'Ethernet frame sizes in bytes, comma-separated (60-1514)', '64,1500')
+    .option('--busy-poll-us <n>', 'also measure the switch with adaptive busy polling of this window (microseconds; 0: only without); the comparison uses it', '0')
     .option('--testpmd', 'also measure dpdk-testpmd (io forwarding between two net_vhost ports); installs dpdk if missing')
     .action(async (opts: BenchNetOptions) => {
       const seconds = Number(opts.seconds);
@@ -37,6 +39,8 @@ export function registerBenchNetCommand(program: Command): void {
       if (sizes.some((s) => !Number.isSafeInteger(s) || s < 60 || s > 1514)) throw new UsageError(`bench net: --sizes must be integers from 60 to 1514, got ${opts.sizes}`);
       const rounds = Number(opts.rounds);
       if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 20) throw new UsageError(`bench net: --rounds must be an integer from 1 to 20, got ${opts.rounds}`);
+      const busyPollUs = Number(opts.busyPollUs);
+      if (!Number.isSafeInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > 1_000_000) throw new UsageError(`bench net: --busy-poll-us must be an integer from 0 to 1000000, got ${opts.busyPollUs}`);
       const log = (m: string) => process.stderr.write(`bench net: ${m}\n`);
       let testpmd: string | undefined;
       if (opts.testpmd === true) {
@@ -49,6 +53,7 @@ export function registerBenchNetCommand(program: Command): void {
       for (let round = 1; round <= rounds; round++) {
         // Each back-end runs alone: testpmd's forwarding core spins even when idle.
         const avp = await benchAvpSwitch(sizes, seconds);
+        if (busyPollUs > 0) avp.push(...(await benchAvpSwitch(sizes, seconds, busyPollUs)));
         const peer = testpmd === undefined ? [] : await benchTestpmd(testpmd, sizes, seconds, round === 1 ? log : () => {});
         for (const line of formatNetBench([...avp, ...peer])) log(`round ${round}: ${line}`);
         all.push(...avp, ...peer);
@@ -58,8 +63,9 @@ export function registerBenchNetCommand(program: Command): void {
       for (const line of formatNetBench(results)) process.stdout.write(`${line}\n`);
       const loadAfter = await reportLoad('after', log);
       const pps = (peer: string, size: number): number[] => all.filter((r) => r.peer === peer && r.frameBytes === size).map((r) => r.pps);
+      const avpPeer = all.find((r) => busyPollUs > 0 && r.peer !== 'avp switch' && r.peer.startsWith('avp switch'))?.peer ?? 'avp switch';
       const comparisons: Comparison[] =
-        testpmd === undefined ? [] : sizes.map((size) => ({ bench: 'net', case: `${size} B frames`, unit: 'frames/s', higherIsBetter: true, peerName: 'dpdk-testpmd', avp: pps('avp switch', size), peer: pps('dpdk-testpmd', size) }));
+        testpmd === undefined ? [] : sizes.map((size) => ({ bench: 'net', case: `${size} B frames${busyPollUs > 0 ? `, busy poll ${busyPollUs} us` : ''}`, unit: 'frames/s', higherIsBetter: true, peerName: 'dpdk-testpmd', avp: pps(avpPeer, size), peer: pps('dpdk-testpmd', size) }));
       emitBenchOutput({ bench: 'net', comparisons, loadBefore, loadAfter, notes: [`two vhost-user front-end ports, ${seconds} s per frame size, ${rounds} round(s); AVP: avp switch; peer: dpdk-testpmd io forwarding between two net_vhost ports`] });
     });
 }

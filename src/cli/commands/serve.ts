@@ -12,7 +12,7 @@ import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
 import { checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
 import type { WorkerPort } from '../../vhost-user/worker-runtime.js';
-import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
+import { BUSY_POLL_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError, errorText } from '../errors.js';
 
@@ -21,6 +21,7 @@ interface CommonOptions {
   fd?: string;
   printCapabilities?: boolean;
   verbose?: boolean;
+  busyPollUs?: string;
   [k: string]: unknown;
 }
 
@@ -33,7 +34,8 @@ export function registerServeCommand(program: Command): void {
       .option('--socket-path <path>', 'listen on this Unix socket (created mode 0600, removed on exit)')
       .option('--fd <n>', 'serve an already-listening socket passed as file descriptor N')
       .option('--print-capabilities', 'print the vhost-user capabilities as JSON and exit')
-      .option('-v, --verbose', 'log every connection event at debug level');
+      .option('-v, --verbose', 'log every connection event at debug level')
+      .option(...BUSY_POLL_FLAG);
     for (const f of cliFlags(kind.options)) cmd.option(f.flags, f.description);
     cmd.action(async (opts: CommonOptions) => {
       process.exitCode = await serveDevice(kind, opts);
@@ -51,7 +53,8 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     process.stdout.write(`${JSON.stringify(capabilities(kind))}\n`);
     return 0;
   }
-  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, ...raw } = opts;
+  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, busyPollUs: pollText, ...raw } = opts;
+  const busyPollUs = parseBusyPollUs(`serve ${kind.name}`, pollText);
   // Commander leaves an option that was not given undefined, and sets --no-x flags to their
   // default true; the kind's schema supplies defaults itself, so only given values are kept.
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
@@ -113,6 +116,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     log,
     cleanup,
     servingMessage: `serving ${kind.name} on ${where.join(', ')}`,
+    busyPollUs,
     onUsr1: (thread) => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics')),
   });
 }

@@ -22,7 +22,7 @@ import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { closeQuiet } from '../../sys/index.js';
 import { listenAt, type BackendThread } from '../../vhost-user/server.js';
-import { runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
+import { BUSY_POLL_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError, errorText } from '../errors.js';
 import { parseOptions } from '../../devices/options.js';
@@ -55,6 +55,7 @@ export interface SwitchCliOptions {
   uplinkTap?: string;
   statsFile?: string;
   statsInterval?: string;
+  busyPollUs?: string;
   verbose?: boolean;
 }
 
@@ -69,6 +70,8 @@ export interface SwitchPlan {
   ports: SwitchPortPlan[];
   statsFile: string | undefined;
   statsIntervalMs: number;
+  /** Adaptive busy polling window in microseconds (0: off). */
+  busyPollUs: number;
 }
 
 /** Repeatable options collect their values (no default, so `--help` shows none). */
@@ -95,6 +98,7 @@ export function registerSwitchCommand(program: Command): void {
     .option('--uplink-tap <name>', 'bridge to this host TAP interface (created if missing, which needs CAP_NET_ADMIN; bring it up with ip link set NAME up)')
     .option('--stats-file <file>', 'write the counters as JSON to this file, periodically')
     .option('--stats-interval <ms>', 'how often to write --stats-file (default 1000)')
+    .option(...BUSY_POLL_FLAG)
     .option('-v, --verbose', 'log at debug level')
     .action(async (opts: SwitchCliOptions) => {
       process.exitCode = await runSwitch(planSwitch(opts), opts.verbose === true);
@@ -173,7 +177,7 @@ export function planSwitch(opts: SwitchCliOptions): SwitchPlan {
   });
   const interval = opts.statsInterval === undefined ? 1000 : Number(opts.statsInterval);
   if (!Number.isSafeInteger(interval) || interval < 50 || interval > 3_600_000) throw new UsageError(`switch: --stats-interval must be an integer from 50 to 3600000 ms, got ${opts.statsInterval}`);
-  return { ports: planned, statsFile: opts.statsFile, statsIntervalMs: interval };
+  return { ports: planned, statsFile: opts.statsFile, statsIntervalMs: interval, busyPollUs: parseBusyPollUs('switch', opts.busyPollUs) };
 }
 
 /** The stats document: the switch block once, then each port without it. */
@@ -226,6 +230,7 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
     log,
     cleanup,
     servingMessage: `serving switch on ${plan.ports.map((p) => `${p.name}=${p.socketPath}`).join(', ')}`,
+    busyPollUs: plan.busyPollUs,
     onUsr1: (thread) => void snapshot(thread).then((doc) => log.info({ stats: doc }, 'stats')),
     onStarted: (thread) => {
       if (plan.statsFile === undefined) return () => {};
