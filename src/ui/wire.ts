@@ -66,7 +66,7 @@ export interface PageVm {
 export interface PageBackend {
   id: string;
   kind: string;
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   state: string;
   pid?: number;
   restarts: number;

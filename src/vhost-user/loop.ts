@@ -44,8 +44,8 @@ export interface LoopOptions {
   ports: readonly LoopPort[];
   /** An eventfd the controlling thread writes to; `onWake` then says what to do. */
   wakeFd: number;
-  /** Called when the wake fd fires: return 'stop' to end the loop. */
-  onWake: () => 'stop' | 'continue';
+  /** Called when the wake fd fires: return 'stop' to end the loop. `control` adds and removes ports. */
+  onWake: (control: LoopControl) => 'stop' | 'continue';
   /** Log of a port (messages are about that port's front-end and device). */
   log: (port: LoopPort) => DeviceLog;
   /** Connection events, for status displays and tests. */
@@ -63,6 +63,21 @@ export interface LoopOptions {
    * CPU cost is bounded: an idle back-end sleeps at most this long after its last work.
    */
   busyPollUs?: number;
+}
+
+/**
+ * Ports joining and leaving a running loop (one loop thread serving the back-ends of a whole
+ * platform, each started, restarted and stopped on its own). Only valid inside `onWake`.
+ */
+export interface LoopControl {
+  /** Starts serving these ports (names unique in the loop): their devices' host work starts now. */
+  addPorts(ports: readonly LoopPort[]): void;
+  /**
+   * Stops serving the named ports: their front-ends are disconnected (the devices reset) and
+   * their listening sockets leave the poll set. Returns the ports removed; the caller disposes
+   * their devices and owns their listening fds.
+   */
+  removePorts(names: readonly string[]): LoopPort[];
 }
 
 export type LoopEvent = { kind: 'connected' } | { kind: 'disconnected'; reason: string; requests: number };
@@ -136,6 +151,8 @@ interface PortState {
   port: LoopPort;
   log: DeviceLog;
   conn: BackendConnection | undefined;
+  /** Set when the port left the loop; handlers built before that ignore it. */
+  removed: boolean;
 }
 
 /** What a poll entry does when ready. */
@@ -145,17 +162,28 @@ type Handler = (revents: number) => void;
 export function runBackendLoop(opts: LoopOptions): void {
   const reactor = opts.reactor ?? new LoopReactor();
   const poller = new Poller(16);
-  const ports: PortState[] = opts.ports.map((port) => ({ port, log: opts.log(port), conn: undefined }));
-  // Devices with host work of their own (control sockets) start it in this loop, guest or not.
-  for (const p of ports) {
-    try {
-      p.port.device.serveHost?.(reactor, p.log);
-    } catch (e: unknown) {
-      p.log.error(`host side of ${p.port.name} not started: ${e instanceof Error ? e.message : String(e)}`);
+  let ports: PortState[] = [];
+  /** Bumped when ports join or leave, so the poll set is rebuilt even if fd numbers repeat. */
+  let portGeneration = 0;
+  const addPorts = (added: readonly LoopPort[]): void => {
+    for (const port of added) {
+      if (ports.some((p) => p.port.name === port.name)) throw new Error(`a port named ${port.name} is already served by this loop`);
     }
-  }
-  // accept4 on a blocking listening socket waits when the connection poll reported is gone again.
-  for (const p of ports) setNonBlocking(p.port.listenFd, true);
+    for (const port of added) {
+      const p: PortState = { port, log: opts.log(port), conn: undefined, removed: false };
+      // Devices with host work of their own (control sockets) start it in this loop, guest or not.
+      try {
+        port.device.serveHost?.(reactor, p.log);
+      } catch (e: unknown) {
+        p.log.error(`host side of ${port.name} not started: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      // accept4 on a blocking listening socket waits when the connection poll reported is gone again.
+      setNonBlocking(port.listenFd, true);
+      ports = [...ports, p];
+      portGeneration++;
+    }
+  };
+  addPorts(opts.ports);
   let handlers: Handler[] = [];
   let builtFor = '';
   let stop = false;
@@ -174,6 +202,18 @@ export function runBackendLoop(opts: LoopOptions): void {
     p.log.info(`front-end disconnected: ${reason}`);
     opts.onEvent?.(p.port, { kind: 'disconnected', reason, requests });
   };
+
+  const removePorts = (names: readonly string[]): LoopPort[] => {
+    const gone = ports.filter((p) => names.includes(p.port.name));
+    for (const p of gone) {
+      disconnect(p, 'back-end removed from this loop');
+      p.removed = true;
+    }
+    ports = ports.filter((p) => !p.removed);
+    portGeneration++;
+    return gone.map((p) => p.port);
+  };
+  const control: LoopControl = { addPorts, removePorts };
 
   /**
    * The reason to drop a connection after an exception. Socket errors are the peer's doing; any
@@ -233,7 +273,7 @@ export function runBackendLoop(opts: LoopOptions): void {
 
   /** A key that changes whenever the poll set must change. */
   const setKey = (): string =>
-    `${reactor.generation}|${ports.map((p) => (p.conn === undefined ? `L${p.port.listenFd}` : `C${p.conn.fd}:${p.conn.session.kickGeneration}:${p.conn.wantsWrite ? 'w' : ''}`)).join(',')}`;
+    `${reactor.generation}|${portGeneration}|${ports.map((p) => (p.conn === undefined ? `L${p.port.listenFd}` : `C${p.conn.fd}:${p.conn.session.kickGeneration}:${p.conn.wantsWrite ? 'w' : ''}`)).join(',')}`;
 
   const rebuild = (): void => {
     poller.clear();
@@ -244,12 +284,14 @@ export function runBackendLoop(opts: LoopOptions): void {
     };
     add(opts.wakeFd, POLLIN, () => {
       eventfdRead(opts.wakeFd);
-      if (opts.onWake() === 'stop') stop = true;
+      if (opts.onWake(control) === 'stop') stop = true;
     });
     for (const p of ports) {
       const c = p.conn;
       if (c === undefined) {
-        add(p.port.listenFd, POLLIN, () => accept(p));
+        add(p.port.listenFd, POLLIN, () => {
+          if (!p.removed) accept(p);
+        });
         continue;
       }
       add(c.fd, POLLIN | (c.wantsWrite ? POLLOUT : 0), (ev) => {

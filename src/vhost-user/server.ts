@@ -36,7 +36,17 @@ export class BackendThread {
   #done = false;
   readonly #pending: Map<number, (v: Record<string, Record<string, unknown>>) => void>;
 
-  private constructor(worker: Worker, port: MessageChannel['port1'], wakeFd: number, exited: Promise<number>, pending: Map<number, (v: Record<string, Record<string, unknown>>) => void>) {
+  readonly #pendingDone: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
+
+  private constructor(
+    worker: Worker,
+    port: MessageChannel['port1'],
+    wakeFd: number,
+    exited: Promise<number>,
+    pending: Map<number, (v: Record<string, Record<string, unknown>>) => void>,
+    pendingDone: Map<number, { resolve: () => void; reject: (e: Error) => void }>,
+  ) {
+    this.#pendingDone = pendingDone;
     this.#worker = worker;
     this.#port = port;
     this.#wakeFd = wakeFd;
@@ -55,18 +65,24 @@ export class BackendThread {
   /** Starts the worker and resolves once the device is built and the loop is about to run. */
   static start(opts: BackendThreadOptions): Promise<BackendThread> {
     const ports = opts.ports ?? (opts.listenFd === undefined ? [] : [{ name: portName(opts.device), listenFd: opts.listenFd, device: opts.device }]);
-    if (ports.length === 0) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
+    // An explicitly empty list is a loop that ports join later (addPorts): one thread for many back-ends.
+    if (ports.length === 0 && opts.ports === undefined) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
     const wakeFd = eventfdCreate();
     const { port1, port2 } = new MessageChannel();
     const data: BackendWorkerData = { ports, wakeFd, port: port2, ...(opts.busyPollUs === undefined ? {} : { busyPollUs: opts.busyPollUs }) };
     const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
     const pending = new Map<number, (v: Record<string, Record<string, unknown>>) => void>();
+    const pendingDone = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+    void exited.then((code) => {
+      for (const p of pendingDone.values()) p.reject(new Error(`back-end worker exited with code ${code}`));
+      pendingDone.clear();
+    });
     return new Promise((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
         switch (m.type) {
           case 'ready':
-            resolve(new BackendThread(worker, port1, wakeFd, exited, pending));
+            resolve(new BackendThread(worker, port1, wakeFd, exited, pending, pendingDone));
             break;
           case 'failed':
             reject(new Error(m.message));
@@ -81,6 +97,13 @@ export class BackendThread {
             pending.get(m.id)?.(m.value);
             pending.delete(m.id);
             break;
+          case 'done': {
+            const p = pendingDone.get(m.id);
+            pendingDone.delete(m.id);
+            if (m.error === undefined) p?.resolve();
+            else p?.reject(new Error(m.error));
+            break;
+          }
         }
       });
       worker.once('error', reject);
@@ -106,6 +129,28 @@ export class BackendThread {
     return new Promise((resolve) => {
       this.#pending.set(id, resolve);
       this.#send({ cmd: 'metrics', id });
+    });
+  }
+
+  /**
+   * Serves more ports in this thread; their devices are built together (one switch, one vsock
+   * group). @throws Error when a device cannot be built, a name is taken, or the worker is gone
+   */
+  addPorts(ports: WorkerPort[]): Promise<void> {
+    return this.#ask((id) => ({ cmd: 'add', id, ports }));
+  }
+
+  /** Stops serving these ports: front-ends disconnected, devices disposed; the listening fds stay the caller's. */
+  removePorts(names: string[]): Promise<void> {
+    return this.#ask((id) => ({ cmd: 'remove', id, names }));
+  }
+
+  #ask(cmd: (id: number) => WorkerCommand): Promise<void> {
+    if (this.#done) return Promise.reject(new Error('the back-end worker has ended'));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pendingDone.set(id, { resolve, reject });
+      this.#send(cmd(id));
     });
   }
 

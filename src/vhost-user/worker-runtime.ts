@@ -27,12 +27,20 @@ export interface BackendWorkerData {
   busyPollUs?: number;
 }
 
-export type WorkerCommand = { cmd: 'stop' } | { cmd: 'metrics'; id: number };
+export type WorkerCommand =
+  | { cmd: 'stop' }
+  | { cmd: 'metrics'; id: number }
+  /** Serve more ports (their devices built together, as one group: a switch, a vsock group). */
+  | { cmd: 'add'; id: number; ports: WorkerPort[] }
+  /** Stop serving these ports and dispose their devices (their listening fds stay the caller's). */
+  | { cmd: 'remove'; id: number; names: string[] };
 
 export type WorkerMessage =
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; port: string }
   | { type: 'event'; event: { kind: string; [k: string]: unknown }; port: string }
   | { type: 'metrics'; id: number; value: Record<string, Record<string, unknown>> }
+  /** The answer to add or remove: `error` says why nothing was added. */
+  | { type: 'done'; id: number; error?: string }
   | { type: 'ready' }
   | { type: 'failed'; message: string };
 
@@ -51,19 +59,33 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
     warn: (msg) => post({ type: 'log', level: 'warn', msg, port }),
     error: (msg) => post({ type: 'log', level: 'error', msg, port }),
   });
-  let devices: VirtioDevice[];
+  /** Builds the devices of `specs` (one group) as loop ports. @throws what the factory throws */
+  const build = (specs: readonly WorkerPort[]): LoopPort[] => {
+    const devices = createDevices(specs.map((p) => p.device));
+    return specs.map((p, i) => {
+      const device = devices[i];
+      if (device === undefined) throw new Error(`device factory returned ${devices.length} devices for ${specs.length} ports`);
+      return { name: p.name, listenFd: p.listenFd, device };
+    });
+  };
+  let ports: LoopPort[];
   try {
-    devices = createDevices(data.ports.map((p) => p.device));
+    ports = build(data.ports);
   } catch (e: unknown) {
     post({ type: 'failed', message: e instanceof Error ? e.message : String(e) });
     return;
   }
-  const ports: LoopPort[] = data.ports.map((p, i) => {
-    const device = devices[i];
-    if (device === undefined) throw new Error(`device factory returned ${devices.length} devices for ${data.ports.length} ports`);
-    return { name: p.name, listenFd: p.listenFd, device };
-  });
   const sessions = new Map<string, () => Record<string, unknown>>();
+  /** Host resources devices opened themselves (vsock's listening socket and its file) go with them. */
+  const dispose = (gone: readonly LoopPort[]): void => {
+    for (const p of gone) {
+      try {
+        p.device.dispose?.();
+      } catch (e: unknown) {
+        logFor(p.name).error(`dispose failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  };
   post({ type: 'ready' });
   runBackendLoop({
     ports,
@@ -75,11 +97,32 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
       if (metrics === undefined) sessions.delete(port.name);
       else sessions.set(port.name, metrics);
     },
-    onWake: () => {
+    onWake: (control) => {
       for (let m = receiveMessageOnPort(data.port); m !== undefined; m = receiveMessageOnPort(data.port)) {
         // Safe: only server.ts writes to this port, with WorkerCommand values.
         const cmd = m.message as WorkerCommand;
         if (cmd.cmd === 'stop') return 'stop';
+        if (cmd.cmd === 'add') {
+          let added: LoopPort[] = [];
+          try {
+            added = build(cmd.ports);
+            control.addPorts(added);
+            ports = [...ports, ...added];
+            post({ type: 'done', id: cmd.id });
+          } catch (e: unknown) {
+            dispose(added);
+            post({ type: 'done', id: cmd.id, error: e instanceof Error ? e.message : String(e) });
+          }
+          continue;
+        }
+        if (cmd.cmd === 'remove') {
+          const gone = control.removePorts(cmd.names);
+          ports = ports.filter((p) => !gone.includes(p));
+          for (const p of gone) sessions.delete(p.name);
+          dispose(gone);
+          post({ type: 'done', id: cmd.id });
+          continue;
+        }
         const value: Record<string, Record<string, unknown>> = {};
         for (const p of ports) value[p.name] = sessions.get(p.name)?.() ?? { ...p.device.metrics(), connected: false };
         post({ type: 'metrics', id: cmd.id, value });
@@ -87,14 +130,7 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
       return 'continue';
     },
   });
-  // Host resources devices opened themselves (vsock's listening socket and its file) go with the
-  // back-end; a failing dispose is an AVP bug worth a log line, not a reason to skip the others.
-  for (const p of ports) {
-    try {
-      p.device.dispose?.();
-    } catch (e: unknown) {
-      logFor(p.name).error(`dispose failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
+  // A failing dispose is an AVP bug worth a log line, not a reason to skip the others.
+  dispose(ports);
   data.port.close();
 }

@@ -96,7 +96,7 @@ export interface ManifestBus {
   replay?: { file: string; loop: boolean; start: 'all-open' | 'now'; ifname?: string | undefined } | undefined;
   socketcan?: string | undefined;
   hostSocket: boolean;
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   restart: 'no' | 'on-failure';
 }
 

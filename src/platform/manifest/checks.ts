@@ -57,7 +57,7 @@ export interface DeviceModel {
   /** Its manifest path, `vms[i].devices[j]`. */
   path: string;
   /** For net ports: their switch's. */
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   restart: 'no' | 'on-failure';
   /** The manifest entry as parsed (the kind's schema applied its defaults). */
   entry: ManifestDevice;
@@ -76,7 +76,7 @@ export interface VsockEntry {
   cid: number;
   socket?: string;
   allowedPeers: string[];
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   restart: 'no' | 'on-failure';
 }
 
@@ -110,7 +110,7 @@ export interface SwitchModel {
   path: string;
   mtu: number;
   uplinkTap?: string;
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   restart: 'no' | 'on-failure';
 }
 

@@ -54,7 +54,7 @@ const BAD: Array<[string, string, string, number, number, string]> = [
   ["peerNoVsock", H + '  - name: a\n    devices:\n      - kind: vsock\n        cid: 3\n        allowedPeers: [b]\n  - name: b\n', "vms[0].devices[0].allowedPeers[0]", 7, 24, "VM 'b' has no vsock device to talk to"],
   ["peerSelf", H + '  - name: a\n    devices:\n      - {kind: vsock, cid: 3, allowedPeers: [a]}\n', "vms[0].devices[0].allowedPeers[0]", 5, 46, "'a' is this VM; list the other VMs it may talk to"],
   ["peerOneWay", H + '  - name: a\n    devices:\n      - {kind: vsock, cid: 3, allowedPeers: [b]}\n  - name: b\n    devices:\n      - {kind: vsock, cid: 4}\n', "vms[0].devices[0].allowedPeers[0]", 5, 46, "'b' does not allow 'a' back (add it to vms[1].devices[0].allowedPeers); vsock needs both sides to allow"],
-  ["peerIso", H + '  - name: a\n    devices:\n      - {kind: vsock, cid: 3, allowedPeers: [b]}\n  - name: b\n    devices:\n      - {kind: vsock, cid: 4, allowedPeers: [a], isolation: process}\n', "vms[1].devices[0].isolation", 8, 50, "isolation must match its peer's (vms[0].devices[0].isolation is 'thread'): vsock peers share one back-end"],
+  ["peerIso", H + '  - name: a\n    devices:\n      - {kind: vsock, cid: 3, allowedPeers: [b]}\n  - name: b\n    devices:\n      - {kind: vsock, cid: 4, allowedPeers: [a], isolation: process}\n', "vms[1].devices[0].isolation", 8, 50, "isolation must match its peer's (vms[0].devices[0].isolation is 'shared'): vsock peers share one back-end"],
   ["dupVm", H + '  - name: a\n  - name: a\n', "vms[1].name", 4, 11, "duplicate VM name 'a' (also vms[0].name)"],
   ["dupDev", H + '  - name: a\n    devices:\n      - kind: rng\n      - kind: rng\n', "vms[0].devices[1]", 6, 9, "duplicate device name 'rng' in VM 'a' (also vms[0].devices[0]); give each device of a kind a distinct name"],
   ["dupSwitch", 'name: p\nswitches:\n  - name: lan\n  - name: lan\nvms:\n  - name: a\n', "switches[1].name", 4, 11, "duplicate switch name 'lan' (also switches[0].name)"],
@@ -118,7 +118,7 @@ test('defaults: built-in image, 256 MiB, 1 CPU, READY marker, device names from 
   assert.equal(vm.cpus, 1);
   assert.deepEqual(vm.boot, { kind: 'builtin', linux: '6.12', cmdline: [], ready: 'AVP-GUEST: READY\\b' });
   assert.deepEqual(vm.console, { echo: true });
-  assert.deepEqual(vm.devices[0], { kind: 'rng', name: 'rng', path: 'vms[0].devices[0]', isolation: 'thread', restart: 'no', entry: { kind: 'rng', isolation: 'thread', restart: 'no' } });
+  assert.deepEqual(vm.devices[0], { kind: 'rng', name: 'rng', path: 'vms[0].devices[0]', isolation: 'shared', restart: 'no', entry: { kind: 'rng', isolation: 'shared', restart: 'no' } });
   const net = vm.devices[1];
   assert.equal(net?.kind, 'net');
   assert.equal(net?.entry['priority'], 0, 'the net kind default');

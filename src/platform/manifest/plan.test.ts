@@ -84,11 +84,11 @@ test('examples/minimal.yaml: back-ends, disks, logs', () => {
   assert.deepEqual(
     plan.backends.map((b) => [b.id, b.role, b.isolation, b.restart, b.log, b.ports.map((p) => [p.name, p.socket, p.spec])]),
     [
-      ['guest/rng', 'device', 'thread', 'no', '/run/avp/guest/rng.log', [['guest/rng', '/run/avp/guest/rng.sock', { kind: 'rng', options: {} }]]],
+      ['guest/rng', 'device', 'shared', 'no', '/run/avp/guest/rng.log', [['guest/rng', '/run/avp/guest/rng.sock', { kind: 'rng', options: {} }]]],
       [
         'guest/blk',
         'device',
-        'thread',
+        'shared',
         'no',
         '/run/avp/guest/blk.log',
         [['guest/blk', '/run/avp/guest/blk.sock', { kind: 'blk', options: { image: '/run/avp/guest/blk.img', serial: 'AVP-MINIMAL' } }]],
@@ -223,7 +223,7 @@ test('restart: on-failure makes QEMU reconnect; isolation and restart reach the 
     plan.backends.map((b) => [b.id, b.isolation, b.restart, b.ports[0]?.spec.options]),
     [
       ['a/rng', 'process', 'no', {}],
-      ['a/blk', 'thread', 'on-failure', { image: '/run/avp/a/blk.img', readOnly: true, numQueues: 2 }],
+      ['a/blk', 'shared', 'on-failure', { image: '/run/avp/a/blk.img', readOnly: true, numQueues: 2 }],
     ],
   );
 });

@@ -85,7 +85,7 @@ export interface BackendPlan {
   kind: string;
   /** Its manifest path, for messages (`vms[0].devices[1]`, `switches[0]`; a group: its first device). */
   path: string;
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   restart: 'no' | 'on-failure';
   log: string;
   ports: PortPlan[];
@@ -294,7 +294,8 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
       role: 'canbus',
       kind: 'canbus',
       path: b.path,
-      isolation: b.isolation,
+      // A bus is served by this process itself (no vhost-user loop): 'shared' and 'thread' are alike.
+      isolation: b.isolation === 'process' ? 'process' : 'thread',
       restart: b.restart,
       log: join(runDir, CANBUS_DIR, `${b.name}.log`),
       ports: nodes.map((n) => ({ name: n.portName, vm: n.vm, device: n.name, socket: n.socket, spec: { kind: 'canbus-node', options: { bus: b.name, node: n.name } } })),

@@ -54,11 +54,11 @@ function strictObject<T extends z.core.$ZodLooseShape>(shape: T, what: string, u
 }
 
 const isolation = z
-  .enum(['thread', 'process'], { error: "expected 'thread' or 'process'" })
-  .default('thread')
+  .enum(['shared', 'thread', 'process'], { error: "expected 'shared', 'thread' or 'process'" })
+  .default('shared')
   .meta({
     description:
-      "Where the back-end runs: 'thread' (default) in a worker thread of `avp run`; 'process' as a separate `avp serve` process, so that a crash cannot touch the others.",
+      "Where the back-end runs: 'shared' (default) in the one worker thread of `avp run` that serves all shared back-ends (one V8 isolate for all: least memory; they share that thread's time and a crash of it); 'thread' in a worker thread of its own (its own core's worth of time, about 25 MB more); 'process' as a separate `avp serve` process, so that a crash cannot touch the others.",
   });
 
 const restart = z
@@ -256,7 +256,7 @@ export interface ManifestDevice {
   kind: string;
   name?: string | undefined;
   /** Absent for kinds without a back-end of their own (net ports). */
-  isolation?: 'thread' | 'process' | undefined;
+  isolation?: 'shared' | 'thread' | 'process' | undefined;
   restart?: 'no' | 'on-failure' | undefined;
   readonly [field: string]: unknown;
 }

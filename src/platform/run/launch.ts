@@ -175,6 +175,8 @@ export interface BackendHandleOptions {
   listenFds: readonly number[];
   /** Called when a started instance ends without stop() having been called. */
   onCrash: (exit: BackendExit) => void;
+  /** The run's one loop thread for `isolation: shared` back-ends (created by the caller, stopped by it). */
+  sharedLoop?: SharedLoopThread;
 }
 
 /** A running back-end (thread or process) that can be stopped, restarted, and asked for counters. */
@@ -194,8 +196,13 @@ export interface BackendHandle {
 }
 
 export function createBackendHandle(opts: BackendHandleOptions): BackendHandle {
-  if (opts.plan.role === 'canbus' && opts.plan.isolation === 'thread') return new InProcessBusBackend(opts.plan, opts.onCrash);
-  return opts.plan.isolation === 'process' ? new ProcessBackend(opts) : new ThreadBackend(opts);
+  if (opts.plan.role === 'canbus' && opts.plan.isolation !== 'process') return new InProcessBusBackend(opts.plan, opts.onCrash);
+  if (opts.plan.isolation === 'process') return new ProcessBackend(opts);
+  if (opts.plan.isolation === 'shared') {
+    if (opts.sharedLoop === undefined) throw new BackendStartError(opts.plan.id, 'isolation: shared needs the run\'s shared loop thread');
+    return new SharedBackend(opts, opts.sharedLoop);
+  }
+  return new ThreadBackend(opts);
 }
 
 /** Shared parts: the log file, the tail kept for crash reports, port states. */
@@ -320,6 +327,179 @@ class ThreadBackend extends BaseBackend {
     // Safe: metrics() resolves with plain objects (per port name, or one device's metrics).
     const m = (await withTimeout(thread.metrics(), 2_000, 'metrics').catch(() => undefined)) as Record<string, unknown> | undefined;
     if (m !== undefined) this.setMetrics(perPort(m, this.plan));
+  }
+}
+
+/** What a member of the shared loop is told about its ports. */
+interface SharedMember {
+  readonly plan: BackendPlan;
+  onLog(level: string, msg: string, port: string): void;
+  onEvent(event: { kind: string }, port: string): void;
+  /** The loop thread ended while this member's ports were in it. */
+  crashed(code: number): void;
+}
+
+/**
+ * isolation: shared — one worker thread serving the back-ends of a whole run, each joining and
+ * leaving on its own (BackendThread.addPorts/removePorts). One V8 isolate for all of them instead
+ * of one per back-end (about 25 MB each, docs/performance.md). They share the thread's time and
+ * its fate: a crash of the thread ends every member (each then follows its restart policy, and
+ * the first restart starts a new thread). Ports are named `<back-end id>|<port>` inside it.
+ */
+export class SharedLoopThread {
+  #thread: BackendThread | undefined;
+  #starting: Promise<BackendThread> | undefined;
+  /** Members with ports in the current thread, by back-end id. */
+  readonly #members = new Map<string, SharedMember>();
+  #stopping = false;
+
+  static portName(plan: BackendPlan, port: string): string {
+    return `${plan.id}|${port}`;
+  }
+
+  /** Splits an inside port name into its member and the member's port name. */
+  #route(inside: string): { member: SharedMember; port: string } | undefined {
+    const bar = inside.lastIndexOf('|');
+    const member = this.#members.get(inside.slice(0, bar));
+    return bar < 0 || member === undefined ? undefined : { member, port: inside.slice(bar + 1) };
+  }
+
+  #ensure(): Promise<BackendThread> {
+    if (this.#thread !== undefined) return Promise.resolve(this.#thread);
+    if (this.#starting !== undefined) return this.#starting;
+    const starting = BackendThread.start({
+      entry: BACKEND_WORKER_ENTRY,
+      ports: [],
+      onLog: (level, msg, port) => {
+        const r = this.#route(port);
+        r?.member.onLog(level, msg, r.port);
+      },
+      onEvent: (event, port) => {
+        const r = this.#route(port);
+        r?.member.onEvent(event, r.port);
+      },
+    });
+    this.#starting = withTimeout(starting, BACKEND_START_TIMEOUT_MS, 'the shared worker did not become ready').then(
+      (thread) => {
+        this.#starting = undefined;
+        this.#thread = thread;
+        void thread.exited.then((code) => {
+          if (this.#thread === thread) this.#thread = undefined;
+          const members = [...this.#members.values()];
+          this.#members.clear();
+          if (!this.#stopping) for (const m of members) m.crashed(code);
+        });
+        return thread;
+      },
+      (e: unknown) => {
+        this.#starting = undefined;
+        void starting.then((late) => late.stop(), () => {});
+        throw e;
+      },
+    );
+    return this.#starting;
+  }
+
+  /** Serves `member`'s ports in the shared thread (starting it if needed). @throws Error */
+  async join(member: SharedMember, ports: Array<{ name: string; listenFd: number; device: unknown }>): Promise<void> {
+    if (this.#stopping) throw new Error('the run is stopping');
+    const thread = await this.#ensure();
+    this.#members.set(member.plan.id, member);
+    try {
+      await thread.addPorts(ports.map((p) => ({ ...p, name: SharedLoopThread.portName(member.plan, p.name) })));
+    } catch (e: unknown) {
+      this.#members.delete(member.plan.id);
+      throw e;
+    }
+  }
+
+  /** Stops serving `member`'s ports; the thread goes on for the others. */
+  async leave(member: SharedMember): Promise<void> {
+    if (!this.#members.delete(member.plan.id)) return;
+    const thread = this.#thread;
+    if (thread === undefined) return;
+    await thread.removePorts(member.plan.ports.map((p) => SharedLoopThread.portName(member.plan, p.name))).catch(() => {});
+  }
+
+  /** Metrics of `member`'s ports, under its own port names (empty when the thread is gone). */
+  async metrics(member: SharedMember): Promise<Record<string, unknown>> {
+    const thread = this.#thread;
+    if (thread === undefined || !this.#members.has(member.plan.id)) return {};
+    const all = await thread.metrics();
+    const out: Record<string, unknown> = {};
+    for (const p of member.plan.ports) {
+      const m = all[SharedLoopThread.portName(member.plan, p.name)];
+      if (m !== undefined) out[p.name] = m;
+    }
+    return out;
+  }
+
+  /** Ends the thread (after every member left or at the end of the run). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const thread = this.#thread ?? (await this.#starting?.catch(() => undefined));
+    this.#thread = undefined;
+    this.#members.clear();
+    await thread?.stop();
+  }
+}
+
+/** isolation: shared — this back-end's ports in the run's shared loop thread. */
+class SharedBackend extends BaseBackend implements SharedMember {
+  readonly #loop: SharedLoopThread;
+  #joined = false;
+
+  constructor(opts: BackendHandleOptions, loop: SharedLoopThread) {
+    super(opts);
+    this.#loop = loop;
+  }
+
+  get pid(): number | undefined {
+    return undefined;
+  }
+
+  onLog(level: string, msg: string, port: string): void {
+    this.log(`${new Date().toISOString()} ${level} ${port} ${msg}`);
+  }
+
+  onEvent(event: { kind: string }, port: string): void {
+    if (event.kind === 'connected') this.setConnected(port, true);
+    else if (event.kind === 'disconnected') this.setConnected(port, false);
+  }
+
+  crashed(code: number): void {
+    if (!this.#joined) return;
+    this.#joined = false;
+    this.allDisconnected();
+    this.log(`${new Date().toISOString()} error ${this.plan.id} the shared back-end thread exited (code ${code})`);
+    this.onCrash({ code, signal: null, tail: this.tail() });
+  }
+
+  async start(): Promise<void> {
+    const ports = this.plan.ports.map((p, i) => {
+      const fd = this.listenFds[i];
+      if (fd === undefined) throw new BackendStartError(this.plan.id, `no listening socket for port ${i}`);
+      return { name: p.name, listenFd: fd, device: p.spec };
+    });
+    try {
+      await this.#loop.join(this, ports);
+    } catch (e: unknown) {
+      throw new BackendStartError(this.plan.id, errorText(e), { cause: e });
+    }
+    this.#joined = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#joined) return;
+    this.#joined = false;
+    await this.#loop.leave(this);
+    this.allDisconnected();
+  }
+
+  async refreshMetrics(): Promise<void> {
+    if (!this.#joined) return;
+    const m = await withTimeout(this.#loop.metrics(this), 2_000, 'metrics').catch(() => undefined);
+    if (m !== undefined) this.setMetrics(m);
   }
 }
 

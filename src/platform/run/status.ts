@@ -22,7 +22,7 @@ export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
   const backendRows = snapshot.backends.flatMap((b) =>
     b.ports.map((p, i) => [
       i === 0 ? b.id : '',
-      i === 0 ? (b.isolation === 'process' ? `process ${b.pid ?? '-'}` : 'thread') : '',
+      i === 0 ? (b.isolation === 'process' ? `process ${b.pid ?? '-'}` : b.isolation === 'shared' ? 'shared thread' : 'thread') : '',
       i === 0 ? `${b.state}${b.restarts > 0 ? ` (${b.restarts} restart${b.restarts === 1 ? '' : 's'})` : ''}` : '',
       b.ports.length > 1 ? p.name : '',
       p.connected ? 'yes' : 'no',

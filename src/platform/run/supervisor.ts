@@ -44,7 +44,7 @@ import { commandLine, type BackendPlan, type PlatformPlan, type VmPlan } from '.
 import { formatBytes } from '../manifest/units.js';
 import { DEFAULT_MEMORY_MIB, QemuVm, findQemu, type VmExit } from '../qemu.js';
 import { QmpListener, type QmpEvent, type QmpSession } from '../qmp.js';
-import { createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
+import { SharedLoopThread, createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
 import { errorText } from '../../errors.js';
 import { checkAction, targetKey, type ControlRequest } from './control-rules.js';
 import { exposeDevices } from './device-views.js';
@@ -120,6 +120,8 @@ export class PlatformRun {
   readonly #vms: VmEntry[] = [];
   readonly #backends: BackendEntry[] = [];
   readonly #listenFds = new Map<string, number>();
+  /** The worker thread every `isolation: shared` back-end of this run is served by. */
+  readonly #sharedLoop = new SharedLoopThread();
   readonly #startedAt = Date.now();
   readonly #listeners = new Set<(e: RunEvent) => void>();
   /** targetKey()s of the targets a control request is acting on. */
@@ -311,6 +313,7 @@ export class PlatformRun {
           plan,
           listenFds: plan.ports.map((p) => this.#listenFds.get(p.socket) ?? -1),
           onCrash: (exit) => void this.#onBackendCrash(entry, exit),
+          sharedLoop: this.#sharedLoop,
         }),
       };
       this.#backends.push(entry);
@@ -665,6 +668,7 @@ export class PlatformRun {
         await b.handle.close();
       }),
     );
+    await this.#sharedLoop.stop().catch((e: unknown) => this.#error(`stopping the shared back-end thread: ${errorText(e)}`));
     for (const [socket, fd] of this.#listenFds) {
       closeQuiet(fd);
       unlinkQuiet(socket);
@@ -720,7 +724,7 @@ function qmpSockets(plan: PlatformPlan): string[] {
 }
 
 function describeBackend(b: BackendEntry): string {
-  return b.plan.isolation === 'process' ? `process ${String(b.handle.pid ?? '-')}` : 'thread';
+  return b.plan.isolation === 'process' ? `process ${String(b.handle.pid ?? '-')}` : b.plan.isolation === 'shared' ? 'shared thread' : 'thread';
 }
 
 /** Exit status for an abort: 128 + the signal number when the reason is a signal name. */

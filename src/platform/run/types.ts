@@ -72,7 +72,7 @@ export type BackendStateName = 'starting' | 'running' | 'restarting' | 'failed' 
 export interface BackendStatus {
   id: string;
   kind: string;
-  isolation: 'thread' | 'process';
+  isolation: 'shared' | 'thread' | 'process';
   state: BackendStateName;
   pid?: number;
   restarts: number;

@@ -179,7 +179,7 @@ export class BackendCard {
   update(b: PageBackend, at: number): void {
     setBadge(this.#badge, b.state);
     this.#actions.update(b.actions);
-    const runs = b.isolation === 'process' ? `process ${b.pid ?? '-'}` : 'thread';
+    const runs = b.isolation === 'process' ? `process ${b.pid ?? '-'}` : b.isolation === 'shared' ? 'shared thread' : 'thread';
     const restarts = b.restarts > 0 ? ` · ${b.restarts} restart${b.restarts === 1 ? '' : 's'}` : '';
     setText(this.#meta, `${b.kind} · ${runs} · restart: ${b.restart}${restarts} · for ${b.vms.join(', ')}`);
     for (const p of b.ports) {
