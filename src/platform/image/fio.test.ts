@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageBuildError } from '../errors.js';
-import { checkDownload, dscFileName, fioBuildKey, fioCacheDir, newestCachedFio, origTarball, parseDsc, poolDirOf, upstreamVersion } from './fio.js';
+import { HostToolFailedError, ImageBuildError } from '../errors.js';
+import { buildStep, checkDownload, dscFileName, fioBuildKey, fioCacheDir, newestCachedFio, origTarball, parseDsc, poolDirOf, upstreamVersion } from './fio.js';
 import { parsePrintUri, sourceOfStanza } from './apt.js';
 
 /** Debian 12's fio .dsc as the mirror serves it (signature shortened). */
@@ -137,5 +137,23 @@ test('fio cache: offline, the newest build whose record matches its folder is ta
     assert.equal(hit?.version, 'fio-3.33');
   } finally {
     await rm(cache, { recursive: true, force: true });
+  }
+});
+
+test('fio build: a failing step fails with its name and the tail of its output (stdout included: configure explains there)', async () => {
+  const tree = await mkdtemp(join(tmpdir(), 'avp-fio-step-'));
+  try {
+    await writeFile(join(tree, 'configure'), '#!/bin/sh\necho "Operating system   Linux"\necho "ERROR: zlib headers missing" \nexit 1\n');
+    await chmod(join(tree, 'configure'), 0o755);
+    await assert.rejects(buildStep('configure', './configure', ['--disable-native'], tree), (e: unknown) => {
+      assert.ok(e instanceof HostToolFailedError);
+      assert.match(e.message, /^\.\/configure --disable-native failed: exit status 1: building fio from Debian's source, step configure\n/);
+      assert.match(e.message, /ERROR: zlib headers missing/);
+      return true;
+    });
+    await writeFile(join(tree, 'configure'), '#!/bin/sh\nexit 0\n');
+    await buildStep('configure', './configure', [], tree);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
   }
 });

@@ -283,7 +283,7 @@ async function download(url: string): Promise<Uint8Array> {
  * Runs one build step in the source tree with stdout and stderr together (configure explains its
  * failures on stdout); a failure names the step and carries the output's tail.
  */
-function buildStep(step: string, cmd: string, args: readonly string[], cwd: string): Promise<void> {
+export function buildStep(step: string, cmd: string, args: readonly string[], cwd: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const child = spawn(cmd, [...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: withSbin(process.env['PATH']) } });
     const out: Buffer[] = [];
