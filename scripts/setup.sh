@@ -10,11 +10,13 @@ cd "$(dirname "$0")/.."
 #   busybox-static      the guest's userland (avp image build)
 #   cpio, xz-utils, zstd  packing the guest initramfs, unpacking kernel modules and linux-source
 #   kmod                depmod: the kernel package ships no modules.dep (its postinst makes it)
-#   gcc, make           building gpio-virtio and i2c-virtio from Debian's linux-source (avp image build)
+#   gcc, make           building gpio-virtio and i2c-virtio from Debian's linux-source, and fio from
+#                       Debian's fio source (avp image build)
+#   libc6-dev           fio's build needs the C library headers (gcc only recommends them)
 #   libseccomp2, libcap-ng0, libglib2.0-0, libnuma1   the libraries of virtiofsd (below)
 #   chromium            headless browser for the dashboard's tests (avp run --ui), driven by
 #                       playwright-core, which never downloads a browser of its own
-APT_PACKAGES=(busybox-static cpio xz-utils zstd kmod gcc make libseccomp2 libcap-ng0 libglib2.0-0 libnuma1 chromium)
+APT_PACKAGES=(busybox-static cpio xz-utils zstd kmod gcc make libc6-dev libseccomp2 libcap-ng0 libglib2.0-0 libnuma1 chromium)
 # From bookworm-backports: QEMU 10.0. Debian 12's QEMU 7.2 cannot serve vhost-user input or GPU
 # without KVM and has no vhost-user-snd (shared/reference/device-wave-2.md §0-1).
 QEMU_PACKAGES=(qemu-system-x86 qemu-system-common qemu-utils)

@@ -415,3 +415,49 @@ test('session: poll() serves chains made available without a kick, counts only c
   assert.equal(s.session.poll(), 0, 'a disabled ring is not served');
   assert.equal(q0.popUsed(), null);
 });
+
+test('regression: a completion due before SET_VRING_CALL (QEMU restarting vhost-user-blk sends it after SET_VRING_ENABLE) is signalled when the call fd arrives', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  // QEMU's vhost_user_blk_start after a back-end restart: NUM, BASE, ADDR, KICK, ENABLE, and only
+  // then (unmasking the guest notifiers) CALL. The guest's requests are already in the avail ring.
+  s.send({ type: 'SET_VRING_NUM', body: { index: 0, num: 8 }, fds: [] });
+  s.send({ type: 'SET_VRING_BASE', body: { index: 0, num: 0 }, fds: [] });
+  s.send({ type: 'SET_VRING_ADDR', body: { index: 0, flags: 0, desc: USER + RING.desc, avail: USER + RING.avail, used: USER + RING.used, log: 0 }, fds: [] });
+  const q = s.driver(0);
+  q.add([{ addr: 0x10000, len: 16, writable: true }], 1);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.deepEqual(q.popUsed(), { head: 0, len: 16, token: 1 }, 'served when the ring went live');
+  const call = eventfdCreate();
+  t.after(() => closeQuiet(call));
+  s.send({ type: 'SET_VRING_CALL', body: { index: 0, noFd: false }, fds: [dupOf(call)] });
+  assert.equal(eventfdRead(call), 1n, 'the notification that had no fd is sent on the new one (the guest hung without it)');
+  // Nothing missed since: a new call fd is not signalled.
+  const again = eventfdCreate();
+  t.after(() => closeQuiet(again));
+  s.send({ type: 'SET_VRING_CALL', body: { index: 0, noFd: false }, fds: [dupOf(again)] });
+  assert.equal(eventfdRead(again), 0n);
+});
+
+test('regression: a split ring restarted at a non-zero base signals its call fd once, even with nothing to serve (a killed back-end may have returned chains without signalling them)', (t) => {
+  const s = setup(t);
+  s.send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  s.send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  s.sendMemory();
+  const q = s.driver(0);
+  // A previous process returned three chains (used.idx 3) and died before the call: the driver's
+  // used_event still says 0, which EVENT_IDX reads as "already signalled" for a ring resumed at 3.
+  for (let i = 0; i < 3; i++) q.add([{ addr: 0x10000, len: 16, writable: true }], i);
+  const first = s.ring(0);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.equal(eventfdRead(first.call), 1n, 'a fresh ring (base 0) signals only for what it serves');
+  s.send({ type: 'GET_VRING_BASE', body: { index: 0, num: 0 }, fds: [] });
+  const { call } = s.ring(0, 3);
+  s.kickFd(0);
+  s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
+  assert.equal(eventfdRead(call), 1n, 'the restarted ring signalled once with nothing new to serve');
+});

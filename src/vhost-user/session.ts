@@ -85,6 +85,8 @@ interface Vring {
   enabled: boolean;
   /** The live device-side queue while started, enabled and configured. */
   queue: DeviceQueue | undefined;
+  /** A used-buffer notification was due while the ring had no call fd (sent when one arrives). */
+  callMissed: boolean;
 }
 
 /** Counters of one session, for metrics and tests. */
@@ -125,7 +127,7 @@ function describeRequest(req: FrontendRequest): string {
 }
 
 function freshRing(): Vring {
-  return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined };
+  return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined, callMissed: false };
 }
 
 export class BackendSession {
@@ -382,9 +384,20 @@ export class BackendSession {
         this.#refresh(req.body.index);
         return null;
       }
-      case 'SET_VRING_CALL':
-        this.#replaceFd(this.#ring(req.body.index), 'callFd', this.#claim(req.fds[0]));
+      case 'SET_VRING_CALL': {
+        const r = this.#ring(req.body.index);
+        this.#replaceFd(r, 'callFd', this.#claim(req.fds[0]));
+        // QEMU's vhost-user-blk sends the call fd after SET_VRING_ENABLE when it (re)starts the
+        // device. After a back-end restart the ring goes live with requests waiting (and chains
+        // served again from the inflight record): their completion was due before there was an
+        // fd to signal, and a driver waiting on them would never look at the used ring again (the
+        // guest's I/O hung). The missed notification is sent now.
+        if (r.callMissed && r.callFd !== undefined) {
+          r.callMissed = false;
+          this.#call(req.body.index);
+        }
         return null;
+      }
       case 'SET_VRING_ERR':
         this.#replaceFd(this.#ring(req.body.index), 'errFd', this.#claim(req.fds[0]));
         return null;
@@ -581,9 +594,18 @@ export class BackendSession {
         this.#log.info(`vring ${index}: inflight record: ${report.resubmit.length} chain(s) in flight served again (heads ${report.resubmit.join(',')}), ${report.repaired} entr(ies) cleared by the used_idx repair; resuming at avail ${r.queue.vringBase} (front-end said ${r.base})`);
       }
     }
+    // A ring that already has used entries may come from a back-end process that died after
+    // returning chains and before signalling them (serveQueue notifies once per batch): the driver
+    // still waits for that interrupt, and EVENT_IDX would suppress ours (its used_event lies
+    // before the used.idx we start from). Measured: the guest's I/O hung after such a restart.
+    // (Split rings only: a base of 0 is a ring starting from scratch.)
+    const resumedWithHistory = r.queue.layout === 'split' && r.base !== 0;
     this.#runner.startQueue(index, r.queue);
     // Process what may already be there: a kick can precede the enable.
     this.#runner.kick(index);
+    // One call makes the driver look at the used ring (a spurious one costs it a glance); without
+    // a call fd yet, SET_VRING_CALL sends it.
+    if (resumedWithHistory) this.#call(index);
   }
 
   /** The inflight record of ring `index` when there is one that fits a ring of `num`. */
@@ -680,8 +702,12 @@ export class BackendSession {
   }
 
   #call(index: number): void {
-    const fd = this.#rings[index]?.callFd;
-    if (fd === undefined) return;
+    const r = this.#rings[index];
+    const fd = r?.callFd;
+    if (fd === undefined) {
+      if (r !== undefined) r.callMissed = true;
+      return;
+    }
     this.stats.calls++;
     this.#signal(fd);
   }

@@ -25,6 +25,8 @@ interface Stanza {
   Package?: string;
   Version?: string;
   Depends?: string;
+  /** The source package, `name` or `name (version)`; absent when it is the binary's name and version. */
+  Source?: string;
 }
 
 /** Parses the first stanza of `apt-cache show` output (RFC 822 style, continuation lines indented). */
@@ -45,7 +47,7 @@ export function parseStanza(text: string): Stanza {
     last = line.slice(0, colon);
     out[last] = line.slice(colon + 1).trim();
   }
-  return { ...pick(out, 'Package'), ...pick(out, 'Version'), ...pick(out, 'Depends') };
+  return { ...pick(out, 'Package'), ...pick(out, 'Version'), ...pick(out, 'Depends'), ...pick(out, 'Source') };
 }
 
 /** Every stanza of `apt-cache show` output for several packages, in order. */
@@ -75,6 +77,52 @@ export function kernelDependency(stanza: Stanza): DebPackage | undefined {
   const m = /(linux-image-\d+\.\d+\.\d[^\s,(|]*)\s*\(=\s*([^)\s]+)\)/.exec(stanza.Depends ?? '');
   // Both groups take part in every match of this pattern.
   return m ? { name: m[1] as string, version: m[2] as string } : undefined;
+}
+
+/**
+ * The source package of a binary package's stanza: its Source field (`fio` or `linux-signed-amd64
+ * (6.1.192+2)`), else the binary's own name; the version is the field's, else the binary's without
+ * a binNMU suffix (`+b1`: a rebuild of the same source).
+ */
+export function sourceOfStanza(stanza: Stanza): DebPackage | undefined {
+  if (stanza.Package === undefined || stanza.Version === undefined) return undefined;
+  const m = /^([a-z0-9][a-z0-9+.-]*)(?:\s*\(\s*([^)\s]+)\s*\))?$/.exec((stanza.Source ?? stanza.Package).trim());
+  if (m === null) return undefined;
+  // Group 1 takes part in every match; group 2 only when the field names a version.
+  return { name: m[1] as string, version: m[2] ?? stanza.Version.replace(/\+b\d+$/, '') };
+}
+
+/**
+ * The URI apt would download a .deb from, from `apt-get download --print-uris` output:
+ * `'http://deb.debian.org/debian/pool/main/f/fio/fio_3.33-3_amd64.deb' fio_3.33-3_amd64.deb 537684 SHA256:dc79…`.
+ */
+export function parsePrintUri(text: string): string | undefined {
+  const m = /^'([a-z][a-z0-9+.-]*:\/\/[^']+)'\s+\S+\.deb\s+\d+\s/m.exec(text);
+  return m === null ? undefined : (m[1] as string); // group 1 takes part in every match
+}
+
+/**
+ * A package's candidate version, its source package, and the URI of its .deb on the mirror apt
+ * uses for it (the machine's own sources: no host is named here). For fetching the source from
+ * the same pool folder.
+ */
+export async function resolveWithSource(name: string, progress: Progress): Promise<{ pkg: DebPackage; source: DebPackage; uri: string }> {
+  return withAptUpdateRetry(
+    `resolving ${name}`,
+    async () => {
+      const stanza = await showCandidate(name);
+      // showCandidate guarantees Version.
+      const pkg = { name, version: stanza.Version as string };
+      const source = sourceOfStanza(stanza);
+      if (source === undefined) throw new ImageBuildError(`cannot tell the source package of ${name} ${pkg.version} from its Source field "${stanza.Source ?? ''}"`);
+      const sandbox = process.getuid?.() === 0 ? ['-o', 'APT::Sandbox::User=root'] : [];
+      const { stdout } = await runTool('apt-get', ['download', '--print-uris', '-qq', ...sandbox, `${name}=${pkg.version}`]);
+      const uri = parsePrintUri(stdout.toString('utf8'));
+      if (uri === undefined) throw new ImageBuildError(`apt-get download --print-uris ${name}=${pkg.version} printed no URI`);
+      return { pkg, source, uri };
+    },
+    progress,
+  );
 }
 
 /** The candidate version of `name` according to the local apt lists; throws if apt knows no such package. */

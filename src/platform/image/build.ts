@@ -3,7 +3,7 @@
  * `buildGuestImage()`: the guest kernel (vmlinuz) and initramfs (cpio.gz) AVP boots under QEMU,
  * made from Debian 12 packages without installing any of them, and cached. The kernel is Linux
  * 6.12 from bookworm-security by default (kernels.ts), with gpio-virtio and i2c-virtio built from
- * its Debian source (extra-modules.ts).
+ * its Debian source (extra-modules.ts), and fio built from Debian's fio source (fio.ts).
  *
  * Owns: the build sequence, the image layout, the cache (folders, key, atomic publication).
  * Does not own: apt/dpkg details (apt.ts), module ordering (modules.ts), the guest scripts
@@ -12,12 +12,13 @@
  * Cache (`$AVP_CACHE_DIR`, else `<repo>/.cache/avp/`):
  *   debs/                      downloaded .deb files, kept across builds
  *   extra-modules/<kver>-…/    gpio-virtio.ko, i2c-virtio.ko built for one kernel (extra-modules.ts)
+ *   fio/<version>-<key>/       fio built from Debian's source, stripped, and its build.json (fio.ts)
  *   images/<kver>-<key>/       vmlinuz, initramfs.cpio.gz, image.json
  *   resolved/<hash>.json       package versions resolved for an apt state (resolve-memo.ts), so a
  *                              cached image is found without running apt-cache
  *   tmp/                       scratch (the unpacked kernel package, about 400 MB, while building)
  * The key hashes the kernel package and version, the requested and the built modules, the baked
- * script, the generated scripts, the busybox binary and the guest tools' packages, so any change to them builds a new image and an
+ * script, the generated scripts, the busybox binary, the guest tools' packages and the fio build key, so any change to them builds a new image and an
  * unchanged request is served from the cache at once.
  */
 import { createHash } from 'node:crypto';
@@ -34,6 +35,7 @@ import {
   newestCachedDeb,
   resolveKernelPackage,
   resolvePackage,
+  resolveWithSource,
   type DebPackage,
   type Progress,
 } from './apt.js';
@@ -45,6 +47,7 @@ import { DEFAULT_GUEST_MODULES, readModuleFile, readModuleIndex, resolveLoadOrde
 import { EXTRA_MODULES, ensureExtraModules, extraModulesKey, placeForDepmod, type BuiltModule, type ExtraModule } from './extra-modules.js';
 import { DEFAULT_GUEST_KERNEL, isConcreteKernelPackage, kernelMetaPackage, type GuestKernel } from './kernels.js';
 import { aptStateFingerprint, readMemo, writeMemo } from './resolve-memo.js';
+import { FIO_GUEST_PATH, FIO_LIBRARY_PACKAGES, FIO_PACKAGE, ensureFio, fioBuildKey, newestCachedFio, poolDirOf, type BuiltFio, type FioSource } from './fio.js';
 import { runTool } from './tools.js';
 
 const gzipAsync = promisify(gzip);
@@ -69,6 +72,8 @@ export interface GuestImageOptions {
   extraModules?: readonly ExtraModule[];
   /** Debian programs to add with their shared libraries (default DEFAULT_GUEST_TOOLS: socat, for vsock). */
   tools?: readonly GuestTool[];
+  /** Build fio from Debian's fio source and add it as /usr/bin/fio (default true). */
+  fio?: boolean;
   /** Rebuild even when the cache has this image. */
   force?: boolean;
   /** Called with one line per build step. */
@@ -89,6 +94,8 @@ export interface GuestImage {
   modules: string[];
   /** Debian packages the guest tools (and their libraries) came from, `name=version`. */
   toolPackages: string[];
+  /** fio in the image (`fio-3.33, from Debian source fio 3.33-3`), absent when left out. */
+  fio?: string;
   /** Requested modules that the kernel has built in (nothing to load). */
   builtinModules: string[];
   /** Default modules this kernel does not have (6.1: virtio_snd, gpio-virtio, i2c-virtio). */
@@ -130,11 +137,22 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
 
   const requested = options.modules ?? DEFAULT_GUEST_MODULES;
   const kernelName = options.kernelPackage ?? kernelMetaPackage(options.kernel ?? DEFAULT_GUEST_KERNEL);
-  const tools = options.tools ?? DEFAULT_GUEST_TOOLS;
-  const { kernel, toolPkgs } = await resolveInputs(cacheDir, kernelName, tools, debDir, progress);
+  const withFio = options.fio ?? true;
+  // fio's libraries come from these packages, walked like any tool's (a tool with no programs).
+  const tools = [...(options.tools ?? DEFAULT_GUEST_TOOLS), ...(withFio ? FIO_LIBRARY_PACKAGES.map((p) => ({ package: p, programs: [] })) : [])];
+  const { kernel, toolPkgs, fio: fioSource } = await resolveInputs(cacheDir, kernelName, tools, withFio, debDir, progress);
   const extras = options.extraModules ?? defaultExtraModules(kernel.pkg);
   const busybox = await busyboxBinary(debDir, tmpRoot, progress);
-  const key = cacheKey(kernel.pkg, requested, options.script, busybox.data, { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) }, extraModulesKey(kernel.pkg, extras));
+  const fioKey = fioSource === undefined ? null : 'built' in fioSource ? fioSource.built.key : fioBuildKey(fioSource.source);
+  const key = cacheKey(
+    kernel.pkg,
+    requested,
+    options.script,
+    busybox.data,
+    { tools, packages: toolPkgs.map((p) => `${p.name}=${p.version}`) },
+    extraModulesKey(kernel.pkg, extras),
+    fioKey,
+  );
   const imageDir = join(cacheDir, 'images', `${kernelRelease(kernel.pkg)}-${key}`);
 
   let image = options.force ? undefined : await readCachedImage(imageDir);
@@ -143,6 +161,7 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
     // Downloaded only now: a cached image needs no .deb, which may have been deleted to save space.
     const deb = kernel.deb ?? (await ensureDeb(debDir, kernel.pkg, progress));
     const built = await ensureExtraModules(kernel.pkg, kernelRelease(kernel.pkg), extras, { cacheDir, debDir, tmpRoot }, progress);
+    const fio = fioSource === undefined ? undefined : 'built' in fioSource ? fioSource.built : await ensureFio(fioSource, { cacheDir, tmpRoot }, progress);
     image = await buildInto(imageDir, {
       pkg: kernel.pkg,
       deb,
@@ -157,6 +176,7 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
       tools,
       toolPkgs,
       debDir,
+      fio,
     });
     progress(`built ${imageDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
@@ -166,15 +186,17 @@ export async function buildGuestImage(options: GuestImageOptions = {}): Promise<
 interface ResolvedInputs {
   kernel: KernelSource;
   toolPkgs: Array<DebPackage & { deb?: string }>;
+  /** fio's source, or (offline) a build already in the cache; undefined when fio is left out. */
+  fio?: FioSource | { built: BuiltFio };
 }
 
 /**
  * The kernel and guest-tool packages, from the memo when apt's state has not changed since they
  * were resolved (resolve-memo.ts), else from apt. Offline fallbacks (cached .debs) are not memoized.
  */
-async function resolveInputs(cacheDir: string, kernelName: string, tools: readonly GuestTool[], debDir: string, progress: Progress): Promise<ResolvedInputs> {
+async function resolveInputs(cacheDir: string, kernelName: string, tools: readonly GuestTool[], withFio: boolean, debDir: string, progress: Progress): Promise<ResolvedInputs> {
   const fingerprint = await aptStateFingerprint();
-  const query = { kernelName, tools: tools.map((t) => t.package) };
+  const query = { kernelName, tools: tools.map((t) => t.package), fio: withFio };
   const memo = await readMemo<ResolvedInputs>(cacheDir, fingerprint, query);
   if (memo !== undefined) {
     progress(`resolving ${kernelName}`);
@@ -183,8 +205,26 @@ async function resolveInputs(cacheDir: string, kernelName: string, tools: readon
   }
   const kernel = await resolveKernel(kernelName, debDir, progress);
   const toolPkgs = tools.length === 0 ? [] : await resolveToolPackages(tools, debDir, progress);
-  if (kernel.deb === undefined && toolPkgs.every((p) => p.deb === undefined)) await writeMemo(cacheDir, fingerprint, query, { kernel, toolPkgs });
-  return { kernel, toolPkgs };
+  const fio = withFio ? await resolveFioSource(cacheDir, progress) : undefined;
+  const online = kernel.deb === undefined && toolPkgs.every((p) => p.deb === undefined) && (fio === undefined || !('built' in fio));
+  if (online) await writeMemo(cacheDir, fingerprint, query, { kernel, toolPkgs, ...(fio === undefined ? {} : { fio }) });
+  return { kernel, toolPkgs, ...(fio === undefined ? {} : { fio }) };
+}
+
+/**
+ * fio's source package and the pool folder of the mirror apt would download fio from; offline
+ * (apt cannot resolve it), the newest fio already built in the cache.
+ */
+async function resolveFioSource(cacheDir: string, progress: Progress): Promise<FioSource | { built: BuiltFio }> {
+  try {
+    const r = await resolveWithSource(FIO_PACKAGE, progress);
+    return { source: r.source, poolDir: poolDirOf(r.uri) };
+  } catch (e: unknown) {
+    const cached = await newestCachedFio(cacheDir);
+    if (cached === undefined || !isAptFailure(e)) throw e;
+    progress(`cannot resolve ${FIO_PACKAGE}; using the cached ${cached.version} built from ${cached.source.name} ${cached.source.version}`);
+    return { built: cached };
+  }
 }
 
 /** gpio-virtio and i2c-virtio are built for 6.12 kernels, whose source is known to have them as single files. */
@@ -284,6 +324,7 @@ function cacheKey(
   busybox: Buffer,
   tools: { tools: readonly GuestTool[]; packages: string[] },
   extraModules: string,
+  fio: string | null,
 ): string {
   const h = createHash('sha256');
   h.update(
@@ -297,6 +338,7 @@ function cacheKey(
       busybox: createHash('sha256').update(busybox).digest('hex'),
       tools,
       extraModules,
+      fio,
     }),
   );
   return h.digest('hex').slice(0, 16);
@@ -336,6 +378,7 @@ interface BuildInputs {
   tools: readonly GuestTool[];
   toolPkgs: Awaited<ReturnType<typeof resolveToolPackages>>;
   debDir: string;
+  fio: BuiltFio | undefined;
 }
 
 async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage> {
@@ -364,7 +407,8 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
     });
     const moduleData = await Promise.all(plan.order.map((m) => readModuleFile(join(modulesDir, m.path))));
 
-    const tools = inp.tools.length === 0 ? [] : await toolEntries(inp.tools, inp.toolPkgs, inp.debDir, inp.tmpRoot, inp.progress);
+    const builtPrograms = inp.fio === undefined ? [] : [{ path: FIO_GUEST_PATH, data: await readFile(inp.fio.file) }];
+    const tools = inp.tools.length === 0 && builtPrograms.length === 0 ? [] : await toolEntries(inp.tools, inp.toolPkgs, inp.debDir, inp.tmpRoot, inp.progress, builtPrograms);
     inp.progress('packing the initramfs');
     const entries = imageEntries({
       tools,
@@ -380,6 +424,7 @@ async function buildInto(imageDir: string, inp: BuildInputs): Promise<GuestImage
       busybox: inp.busybox.source,
       modules: plan.order.map((m) => m.name),
       toolPackages: inp.toolPkgs.map((p) => `${p.name}=${p.version}`),
+      ...(inp.fio === undefined ? {} : { fio: `${inp.fio.version}, from Debian source ${inp.fio.source.name} ${inp.fio.source.version}` }),
       builtinModules: plan.builtin,
       absentModules: plan.absent,
       extraModules: inp.built.map((m) => m.name),

@@ -18,6 +18,8 @@
  * The device tests of sound, CAN, GPIO and I2C use alsa-utils (aplay/arecord/amixer, with ALSA's
  * configuration from libasound2-data: aplay opens /usr/share/alsa/alsa.conf), can-utils, gpiod
  * and i2c-tools. Input events are read with busybox hexdump (no evtest needed).
+ * fio is built from Debian's source (fio.ts) and comes in as a BuiltProgram; its libraries
+ * (libc6, and zlib1g or libaio1 if it links them) come through this same ELF walk.
  */
 import { lstat, mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -42,6 +44,16 @@ export const DEFAULT_GUEST_TOOLS: readonly GuestTool[] = [
   { package: 'gpiod', programs: ['usr/bin/gpiodetect', 'usr/bin/gpioinfo', 'usr/bin/gpioget', 'usr/bin/gpioset', 'usr/bin/gpiomon'] },
   { package: 'i2c-tools', programs: ['usr/sbin/i2cdetect', 'usr/sbin/i2cget', 'usr/sbin/i2cset', 'usr/sbin/i2ctransfer', 'usr/sbin/i2cdump'] },
 ];
+
+/**
+ * A program built here rather than taken from a package (fio.ts), installed at `path`; its
+ * libraries come from the packages of the closure like any tool's (list them as tools with no
+ * programs).
+ */
+export interface BuiltProgram {
+  path: string;
+  data: Uint8Array;
+}
 
 /**
  * Depends that are not libraries of the programs copied: i2c-tools' perl scripts, adduser and udev
@@ -98,7 +110,14 @@ async function resolveOne(name: string, debDir: string, progress: Progress): Pro
  * Unpacks `packages` into a scratch folder and returns the image entries for `tools`: programs,
  * their libraries (ELF closure), the loader and its PT_INTERP link, parents before children.
  */
-export async function toolEntries(tools: readonly GuestTool[], packages: ReadonlyArray<DebPackage & { deb?: string }>, debDir: string, tmpRoot: string, progress: Progress): Promise<CpioEntry[]> {
+export async function toolEntries(
+  tools: readonly GuestTool[],
+  packages: ReadonlyArray<DebPackage & { deb?: string }>,
+  debDir: string,
+  tmpRoot: string,
+  progress: Progress,
+  built: readonly BuiltProgram[] = [],
+): Promise<CpioEntry[]> {
   const root = await mkdtemp(join(tmpRoot, 'tools-'));
   try {
     for (const p of packages) await extractDeb(p.deb ?? (await ensureDeb(debDir, p, progress)), root);
@@ -106,14 +125,13 @@ export async function toolEntries(tools: readonly GuestTool[], packages: Readonl
     const links = new Map<string, string>();
     const wanted: string[] = [];
     const interps = new Set<string>();
-    for (const t of tools) {
-      for (const prog of t.programs) {
-        const data = await readInRoot(root, prog);
-        files.set(prog, data);
-        const deps = elfDeps(data, prog);
-        if (deps.interp !== undefined) interps.add(deps.interp);
-        wanted.push(...deps.needed);
-      }
+    const programs: BuiltProgram[] = [...built];
+    for (const t of tools) for (const prog of t.programs) programs.push({ path: prog, data: await readInRoot(root, prog) });
+    for (const { path, data } of programs) {
+      files.set(path, data);
+      const deps = elfDeps(data, path);
+      if (deps.interp !== undefined) interps.add(deps.interp);
+      wanted.push(...deps.needed);
     }
     const data = new Map<string, Uint8Array>();
     for (const t of tools) for (const f of t.files ?? []) await collectFiles(root, f, data);

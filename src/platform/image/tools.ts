@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Running the host programs the image build needs (apt-get, apt-cache, dpkg-deb, depmod, xz,
- * zstd), always as argv arrays, never through a shell.
+ * zstd, tar, strip), always as argv arrays, never through a shell.
  *
  * Owns: process spawning, the tool → Debian package map used in "not installed" errors, output
  * capture. Does not own: what the tools are asked to do (apt.ts, modules.ts).
@@ -18,6 +18,9 @@ const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   depmod: 'kmod',
   xz: 'xz-utils',
   zstd: 'zstd',
+  strip: 'binutils',
+  tar: 'tar',
+  make: 'make',
 };
 
 export interface ToolResult {
