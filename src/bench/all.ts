@@ -4,7 +4,7 @@
  * in its own process with its output shown as it runs; then one HTML report with every case
  * (bench/report-html.ts) and the raw figures as JSON.
  *
- * Environment: AVP_BENCH_ONLY (comma-separated subset of blk,net,guest,fs,gpu,boot), AVP_BENCH_REPORT
+ * Environment: AVP_BENCH_ONLY (comma-separated subset of blk,net,guest,fs,gpu,boot,memory), AVP_BENCH_REPORT
  * (the report folder, default .cache/bench), and each benchmark's own variables (AVP_BENCH_ROUNDS,
  * AVP_BENCH_SECONDS, ...); AVP_BENCH_ROUNDS_<NAME> (e.g. AVP_BENCH_ROUNDS_BLK=5) sets the rounds of
  * one benchmark (net takes them as --rounds). Take the figures on an otherwise idle machine: each benchmark prints
@@ -29,6 +29,7 @@ export const BENCHES: ReadonlyArray<{ name: string; args: readonly string[] }> =
   { name: 'fs', args: [here('./fs-bench.js')] },
   { name: 'gpu', args: [here('./gpu-compare.js')] },
   { name: 'boot', args: [here('./boot-bench.js')] },
+  { name: 'memory', args: [here('./memory-bench.js')] },
 ];
 
 /** The environment of one benchmark: its JSON output file and its own round count, if given. */
