@@ -50,7 +50,8 @@ after(async () => {
 });
 
 /** slcan over the virtio console, can0 up, every frame captured from then on. */
-const SETUP = `slcand -o -s1 /dev/hvc0 can0||exit 1
+const SETUP = `avp-wait /dev/hvc0 120||exit 1
+slcand -o -s1 /dev/hvc0 can0||exit 1
 # A deep queue: alpha's flood must reach the bus, not be dropped in the guest (slcan's default is 10).
 n=0;until ip link set can0 qlen 1000 up 2>/dev/null;do n=$((n+1));[ $n -lt 100 ]||exit 1;sleep .2;done
 candump -L can0 >/tmp/c &
