@@ -4,7 +4,8 @@
  * /dev/vda with dd, once through AVP's vhost-user back-ends (avp serve rng / blk) and once through
  * QEMU's built-in virtio-rng-pci / virtio-blk-pci on the same image file, alternating rounds
  * (A B A B ...) so that machine load hits both alike. Prints each figure and the AVP/QEMU ratio
- * of the medians. `npm run bench:guest`; AVP_BENCH_ROUNDS sets the rounds (default 3).
+ * of the medians. `npm run bench:guest`; AVP_BENCH_ROUNDS sets the rounds (default 3);
+ * AVP_BENCH_BUSY_POLL_US=N runs AVP's back-ends with `--busy-poll-us N` (adaptive busy polling).
  *
  * Timing is the guest's /proc/uptime around each dd (10 ms resolution; every case runs for
  * seconds). Software emulation (TCG) slows the guest itself, so absolute figures are low; the
@@ -24,6 +25,7 @@ import { emitBenchOutput, median, type Comparison } from './results.js';
 const ROUNDS = Number(process.env['AVP_BENCH_ROUNDS'] ?? 3);
 const IMAGE_MIB = 512;
 const AVP_BIN = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
+const BUSY_POLL_US = process.env['AVP_BENCH_BUSY_POLL_US'] ?? '0';
 
 /** The guest script: each case prints `avp-kv <case> <seconds>`. */
 const SCRIPT = `t() { awk '{print $1}' /proc/uptime; }
@@ -49,7 +51,8 @@ interface Backend {
 
 async function serve(dir: string, kind: string, args: string[]): Promise<Backend> {
   const socket = join(dir, `${kind}.sock`);
-  const child = spawn(process.execPath, [AVP_BIN, 'serve', kind, '--socket-path', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const poll = BUSY_POLL_US === '0' ? [] : ['--busy-poll-us', BUSY_POLL_US];
+  const child = spawn(process.execPath, [AVP_BIN, 'serve', kind, '--socket-path', socket, ...poll, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
   const loadAfter = await reportLoad('after', log);
   const rate = (k: string, seconds: readonly number[]): number[] => seconds.map((s) => (BYTES[k] ?? 0) / s / 1e6);
   const comparisons: Comparison[] = Object.keys(BYTES).map((k) => ({ bench: 'guest', case: k, unit: 'MB/s', higherIsBetter: true, peerName: 'QEMU built-in', avp: rate(k, results.avp[k] ?? []), peer: rate(k, results.qemu[k] ?? []) }));
-  emitBenchOutput({ bench: 'guest', comparisons, loadBefore, loadAfter, notes: [`Linux ${image.kernelVersion} guest, ${qemu.versionText}, TCG; AVP: avp serve rng + blk over vhost-user; peer: virtio-rng-pci + virtio-blk-pci on the same image`] });
+  emitBenchOutput({ bench: 'guest', comparisons, loadBefore, loadAfter, notes: [`Linux ${image.kernelVersion} guest, ${qemu.versionText}, TCG; AVP: avp serve rng + blk over vhost-user${BUSY_POLL_US === '0' ? '' : ` with --busy-poll-us ${BUSY_POLL_US}`}; peer: virtio-rng-pci + virtio-blk-pci on the same image`] });
 }
 
 await main();
