@@ -14,6 +14,7 @@ import { rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { hasCode } from '../../errors.js';
 import { closeQuiet } from '../../sys/index.js';
+import { VhostUserFrontend } from '../../vhost-user/frontend.js';
 import { listenAt } from '../../vhost-user/server.js';
 import type { PlatformPlan } from '../manifest/plan.js';
 import type { ControlEvent } from './control.js';
@@ -147,6 +148,32 @@ test('back-ends: restart where restart: on-failure allows it (a new process on t
   await assert.rejects(client.act({ target: 'backend', name: 'hang1/rng', action: 'restart' }), (e: unknown) => hasCode(e, 'CONTROL_REFUSED') && /restart: no/.test((e as Error).message));
   await assert.rejects(client.act({ target: 'backend', name: 'nope', action: 'restart' }), (e: unknown) => hasCode(e, 'CONTROL_UNKNOWN_TARGET') && /has: hang1\/rng, hang1\/blk/.test((e as Error).message));
   await assert.rejects(client.consoleTail('nope'), (e: unknown) => hasCode(e, 'CONTROL_UNKNOWN_TARGET'));
+});
+
+test('shared back-ends: one restarted from the control socket leaves and rejoins the shared thread; the other keeps its front-end', async () => {
+  const { client, p } = await startRun('name: t\nvms:\n  - name: hang1\n    devices: [{kind: rng}, {kind: blk, size: 1M, restart: on-failure}]\n');
+  const socket = (name: string): string => p.sockets.find((s) => s.endsWith(`/${name}.sock`)) ?? '';
+  const rows = async () => (await client.snapshot()).backends.map((b) => [b.id, b.isolation, b.state]);
+  assert.deepEqual(await rows(), [
+    ['hang1/rng', 'shared', 'running'],
+    ['hang1/blk', 'shared', 'running'],
+  ]);
+  // A front-end on rng, served by the shared thread before, during and after blk's restart.
+  const rng = VhostUserFrontend.connect(socket('rng'), { replyTimeoutMs: 30_000 });
+  cleanups.push(() => Promise.resolve(rng.close()));
+  const features = rng.getU64('GET_FEATURES');
+  assert.match(await client.act({ target: 'backend', name: 'hang1/blk', action: 'restart' }), /^back-end hang1\/blk serving \(shared thread\)$/);
+  assert.equal(rng.getU64('GET_FEATURES'), features, 'rng kept its front-end through the restart');
+  assert.equal(rng.peerClosed(), false);
+  // blk serves again in the shared thread: a front-end gets its config (capacity 1 MiB = 2048 sectors).
+  const blk = VhostUserFrontend.connect(socket('blk'), { replyTimeoutMs: 30_000 });
+  cleanups.push(() => Promise.resolve(blk.close()));
+  assert.notEqual(blk.getU64('GET_FEATURES') & (1n << 32n), 0n, 'blk offers VERSION_1');
+  assert.deepEqual(await rows(), [
+    ['hang1/rng', 'shared', 'running'],
+    ['hang1/blk', 'shared', 'running'],
+  ]);
+  assert.equal((await client.snapshot()).backends.find((b) => b.id === 'hang1/blk')?.restarts, 0, 'a restart on request is not a crash');
 });
 
 test('screens and buses registered through the extension points reach the client', async () => {
