@@ -14,13 +14,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage, scriptParam, type GuestImage } from '../platform/image/index.js';
 import { runGuest, type VmDevice, type VmSpec } from '../platform/qemu.js';
 import { vhostUserDevice } from '../platform/attach.js';
-import { startBackend, type BackendProcess } from './testing/backend-process.js';
+import { AVP_BIN, startBackend, type BackendProcess } from './testing/backend-process.js';
 
 const IMAGE_BYTES = 32 << 20;
 const BLOCK = 4096;
@@ -167,4 +168,31 @@ dd if=/dev/vda of=/dev/null bs=65536 count=256 iflag=direct 2>/dev/null && avp-k
     assert.ok(stops.some(packedStop), `${name}: GET_VRING_BASE answered a packed position with wrap counters (${stops.join(', ')})`);
   }
   assert.equal(blk.child.exitCode, null, 'blk back-end still running');
+});
+
+test('e2e: avp run with ring: packed in the manifest: the guest negotiates packed rings on that device (rng in the shared thread), split on the other', async () => {
+  const manifest = join(dir, 'packed.yaml');
+  writeFileSync(
+    manifest,
+    `name: packed
+vms:
+  - name: p
+    boot:
+      image: builtin
+      ready: "AVP-GUEST: rings"
+      script: |
+        r() { for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" = $1 ] && cut -c35 $d/features; done; }
+        dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c | xargs avp-say hwrng bytes
+        avp-say rings rng=$(r 0x0004) blk=$(r 0x0002)
+    devices:
+      - {kind: rng, ring: packed}
+      - {kind: blk, size: 1M}
+`,
+  );
+  const r = spawnSync(process.execPath, [AVP_BIN, 'run', manifest, '--headless', '--timeout', '300', '--run-dir', join(dir, 'run')], { encoding: 'utf8', timeout: BOOT_MS });
+  const out = `${r.stdout}\n${r.stderr}`;
+  assert.equal(r.status, 0, out);
+  assert.match(out, /^\[p\] AVP-GUEST: rings rng=1 blk=0$/m, 'bit 34 (RING_PACKED) negotiated on rng only');
+  assert.match(out, /^\[p\] AVP-GUEST: hwrng bytes 256$/m);
+  assert.match(out, /back-end p\/rng serving \(shared thread\)/);
 });

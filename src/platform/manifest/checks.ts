@@ -432,7 +432,7 @@ export function toModel(m: PlatformManifest, ctx: CheckContext): PlatformModel {
         kind: d.kind,
         name: deviceName(d),
         path: at(['devices', j]),
-        isolation: d.isolation ?? sw?.isolation ?? 'thread',
+        isolation: d.isolation ?? sw?.isolation ?? 'shared',
         restart: d.restart ?? sw?.restart ?? 'no',
         entry: d,
       };

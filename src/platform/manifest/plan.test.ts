@@ -277,3 +277,25 @@ test('commandLine quotes what the shell would split or expand', () => {
 test('defaultRunDir: .avp/runs/<platform>-<UTC time>', () => {
   assert.equal(defaultRunDir('cockpit', '/w', new Date('2025-01-02T03:04:05.678Z')), '/w/.avp/runs/cockpit-20250102-030405');
 });
+
+test('ring: packed asks QEMU for packed virtqueues (packed=on) on that device only, a switch port included; a bad layout is named', () => {
+  const text = `name: p
+switches: [{name: lan}]
+vms:
+  - name: a
+    devices:
+      - {kind: rng, ring: packed}
+      - {kind: blk, size: 1M}
+      - {kind: net, switch: lan, ring: packed}
+`;
+  const argv = planPlatform(model(text), { runDir: RUN, image: IMAGE }).vms[0]?.argv ?? [];
+  const device = (qemuDevice: string): string => argv.find((a) => a.startsWith(`${qemuDevice},`)) ?? '';
+  assert.match(device('vhost-user-rng-pci'), /,packed=on(,|$)/);
+  assert.doesNotMatch(device('vhost-user-blk-pci'), /packed/);
+  assert.match(device('virtio-net-pci'), /,packed=on(,|$)/);
+  const bad = parseManifest(text.replace('ring: packed}', 'ring: ring}'), { baseDir: '/m', fileExists: () => true });
+  assert.deepEqual(
+    bad.issues.map((i) => [i.path, i.message]),
+    [['vms[0].devices[0].ring', `expected 'split' or 'packed'; got "ring"`]],
+  );
+});

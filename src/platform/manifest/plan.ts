@@ -28,7 +28,7 @@ import { kindOf, type DeviceSpec } from '../../devices/registry.js';
 import { vhostUserDevice } from '../attach.js';
 import { PlatformPlanError } from '../errors.js';
 import { cmdParam, scriptParam, watchdogParam } from '../image/cmdline.js';
-import { qemuArgs, type Accel, type VmDevice, type VmSpec } from '../qemu.js';
+import { qemuArgs, type Accel, type VhostUserVmDevice, type VmDevice, type VmSpec } from '../qemu.js';
 import { derivedMac, netEntry, vsockEntry, type PlatformModel, type VmModel } from './checks.js';
 import type { QemuVersion } from '../qemu-caps.js';
 import type { CanBusConfig } from '../canbus/index.js';
@@ -191,7 +191,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
         switchVms.set(n.switch, (switchVms.get(n.switch) ?? new Set()).add(vm.name));
         if (!vmBackends.includes(id)) vmBackends.push(id);
         // The guest's MTU is the port's own (at most the switch's), through QEMU's host_mtu.
-        return vhostUserDevice('net', socket, { mac, mtu: n.mtu ?? sw?.mtu ?? 1500 }, { ...attach, ...reconnect });
+        return ringLayout(vhostUserDevice('net', socket, { mac, mtu: n.mtu ?? sw?.mtu ?? 1500 }, { ...attach, ...reconnect }), d.entry);
       }
       // Cross-VM: a virtio-can device's back-end joins its bus through a node socket the bus serves.
       const bus = d.kind === 'can' && typeof d.entry['bus'] === 'string' ? d.entry['bus'] : undefined;
@@ -201,7 +201,7 @@ export function planPlatform(model: PlatformModel, options: PlanOptions): Platfo
         planned = { ...planned, options: { ...planned.options, busSocket } };
         if (!vmBackends.includes(`canbus/${bus}`)) vmBackends.push(`canbus/${bus}`);
       }
-      const device = vhostUserDevice(d.kind, socket, planned.options, { ...attach, ...reconnect });
+      const device = ringLayout(vhostUserDevice(d.kind, socket, planned.options, { ...attach, ...reconnect }), d.entry);
       const id = `${vm.name}/${d.name}`;
       vmBackends.push(id);
       // Cross-VM: vsock peers by CID (allowed both ways); peers share one back-end (a group).
@@ -345,6 +345,11 @@ function vmSpec(vm: VmModel, devices: VmDevice[], options: PlanOptions, qmp: str
 }
 
 /** The options without keys whose value is undefined (they cross into a worker as plain data). */
+/** The device with the manifest's `ring: packed` as QEMU's `packed=on` (split, the default, adds nothing). */
+function ringLayout(device: VhostUserVmDevice, entry: Readonly<Record<string, unknown>>): VhostUserVmDevice {
+  return entry['ring'] === 'packed' ? { ...device, props: { ...device.props, packed: 'on' } } : device;
+}
+
 function defined(o: Readonly<Record<string, unknown>>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }

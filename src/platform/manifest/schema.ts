@@ -75,6 +75,11 @@ const memory = z
   .default(DEFAULT_VM_MEMORY_MIB)
   .meta({ description: `Guest RAM: MiB as a number, or with a unit (256M, 1G). Default ${DEFAULT_VM_MEMORY_MIB}. The built-in image needs at least ${BUILTIN_MIN_MEMORY_MIB} MiB.` });
 
+const ring = z
+  .enum(['split', 'packed'], { error: "expected 'split' or 'packed'" })
+  .optional()
+  .meta({ description: "The virtqueue layout QEMU offers the guest: 'split' (default) or 'packed' (VIRTIO_F_RING_PACKED, QEMU's packed=on; every AVP back-end serves both)." });
+
 const deviceName = () => name('Device name, unique in its VM (default: the kind). Its socket is <runDir>/<vm>/<name>.sock.').optional();
 
 /**
@@ -89,10 +94,11 @@ function deviceEntry(kind: DeviceKind) {
       kind: z.literal(kind.name).meta({ description: `${kind.description}.` }),
       name: deviceName(),
       ...kind.manifest.fields,
+      ring,
       ...(own ? { isolation, restart: restart.meta({ description: `${restart.meta()?.description ?? ''}${restartHint}` }) } : {}),
     },
     `a ${kind.name} device`,
-    own ? '' : ` (a ${kind.name} device runs in a shared back-end: set isolation and restart there)`,
+    own ? '' : ` (a ${kind.name} device is one port of a back-end that serves several VMs, for net its switch: set isolation and restart there)`,
   );
 }
 
