@@ -24,7 +24,7 @@ let browser: TestBrowser;
 before(async () => {
   if (missing !== undefined) return;
   control = new FakeControl();
-  control.extraVms = [{ name: 'infotainment', state: 'booting', pid: 6, startedAt: Date.now() - 5000, backends: [], actions: { start: 'VM infotainment is already running (booting)', stop: null, restart: null }, displays: [], input: false }];
+  control.extraVms = [{ name: 'infotainment', state: 'booting', pid: 6, startedAt: Date.now() - 5000, watchdog: { action: 'restart-vm', timeoutSeconds: 30, fired: 2, lastFiredAt: Date.now() - 1000 }, restarts: 2, backends: [], actions: { start: 'VM infotainment is already running (booting)', stop: null, restart: null }, displays: [], input: false }];
   dash = await Dashboard.start({ control, mode: 'in-process', intervalMs: 200 });
   browser = await launchBrowser();
 });
@@ -43,6 +43,8 @@ test('the dashboard page in Chromium: VMs, screen with touch and keys, live char
   // Both VMs; the one without a display says so.
   await page.locator('[data-vm="cluster"] .badge[data-state="ready"]').waitFor();
   await page.locator('[data-vm="infotainment"] .badge[data-state="booting"]').waitFor();
+  // The watchdog: its action, timeout and firings, and the restarts it caused.
+  await page.locator('[data-vm="infotainment"] .meta', { hasText: 'watchdog 30 s, restart-vm: fired 2 times · started again 2 times' }).waitFor();
   assert.equal(await page.locator('[data-vm="infotainment"] .screens .empty').isVisible(), true);
   assert.equal(await page.locator('[data-vm="infotainment"] .screens .empty').textContent(), 'no display on this VM');
   assert.equal(await page.locator('[data-vm="cluster"] .screens .empty').isVisible(), false);

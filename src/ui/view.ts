@@ -37,6 +37,8 @@ export function pageSnapshot(snap: ControlSnapshot, reports: PageReport[]): Page
       ...(v.readyAt === undefined ? {} : { readyAt: v.readyAt }),
       ...(v.endedAt === undefined ? {} : { endedAt: v.endedAt }),
       ...(v.reason === undefined ? {} : { reason: v.reason }),
+      ...(v.watchdog === undefined ? {} : { watchdog: { action: v.watchdog.action, timeoutSeconds: v.watchdog.timeoutSeconds, fired: v.watchdog.fired } }),
+      ...(v.restarts === undefined || v.restarts === 0 ? {} : { restarts: v.restarts }),
       backends: v.backends,
       actions: v.actions,
       displays: v.displays,

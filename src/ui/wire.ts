@@ -57,6 +57,10 @@ export interface PageVm {
   readyAt?: number;
   endedAt?: number;
   reason?: string;
+  /** Its watchdog: the action, the timeout, and how often it fired in this run. */
+  watchdog?: { action: string; timeoutSeconds: number; fired: number };
+  /** How often avp run started it again (watchdog restart-vm). */
+  restarts?: number;
   backends: string[];
   actions: PageVerdicts;
   displays: PageDisplay[];

@@ -114,6 +114,9 @@ export class VmCard {
     if (vm.startedAt !== undefined) parts.push(`up ${duration((vm.endedAt ?? now) - vm.startedAt)}`);
     if (vm.readyAt !== undefined && vm.startedAt !== undefined) parts.push(`ready after ${duration(vm.readyAt - vm.startedAt)}`);
     if (vm.pid !== undefined) parts.push(`QEMU pid ${vm.pid}`);
+    const w = vm.watchdog;
+    if (w !== undefined) parts.push(`watchdog ${w.timeoutSeconds} s, ${w.action}: ${w.fired === 0 ? 'never fired' : `fired ${w.fired} time${w.fired === 1 ? '' : 's'}`}`);
+    if (vm.restarts !== undefined) parts.push(`started again ${vm.restarts} time${vm.restarts === 1 ? '' : 's'}`);
     if (vm.reason !== undefined) parts.push(vm.reason);
     setText(this.#meta, parts.join(' · '));
   }
