@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { HostToolFailedError, HostToolMissingError, ImageBuildError } from '../errors.js';
 import { debDepends, ensureDeb, extractDeb, type DebPackage, type Progress } from './apt.js';
 import { kernelBuildPackages } from './kernels.js';
-import { runTool, withSbin } from './tools.js';
+import { publish, runTool, withSbin } from './tools.js';
 
 /** A driver that Debian builds as `# CONFIG_… is not set`, built here from the Debian source. */
 export interface ExtraModule {
@@ -171,21 +171,6 @@ async function kbuild(headersDir: string, src: string): Promise<void> {
       }
     });
   });
-}
-
-/** Writes the output folder under a scratch name and renames it into place (whole or absent). */
-async function publish(outDir: string, work: string, fill: (dir: string) => Promise<void>): Promise<void> {
-  const staging = join(work, 'out');
-  await mkdir(staging, { recursive: true });
-  await fill(staging);
-  await mkdir(join(outDir, '..'), { recursive: true });
-  await rm(outDir, { recursive: true, force: true });
-  try {
-    await rename(staging, outDir);
-  } catch (e: unknown) {
-    const code = (e as NodeJS.ErrnoException).code; // fs errors carry an errno code
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e; // a concurrent build won: keep its copy
-  }
 }
 
 /** Copies each built module into the unpacked kernel's `lib/modules/<release>/extra/` for depmod. */

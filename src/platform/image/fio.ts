@@ -32,7 +32,7 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from '
 import { join } from 'node:path';
 import { HostToolFailedError, HostToolMissingError, ImageBuildError } from '../errors.js';
 import type { DebPackage, Progress } from './apt.js';
-import { runTool, withSbin } from './tools.js';
+import { publish, runTool, withSbin } from './tools.js';
 
 /** The Debian binary package whose source is built. */
 export const FIO_PACKAGE = 'fio';
@@ -302,17 +302,3 @@ export function buildStep(step: string, cmd: string, args: readonly string[], cw
   });
 }
 
-/** Writes the output folder under a scratch name and renames it into place (whole or absent). */
-async function publish(outDir: string, work: string, fill: (dir: string) => Promise<void>): Promise<void> {
-  const staging = join(work, 'out');
-  await mkdir(staging, { recursive: true });
-  await fill(staging);
-  await mkdir(join(outDir, '..'), { recursive: true });
-  await rm(outDir, { recursive: true, force: true });
-  try {
-    await rename(staging, outDir);
-  } catch (e: unknown) {
-    const code = (e as NodeJS.ErrnoException).code; // fs errors carry an errno code
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e; // a concurrent build won: keep its copy
-  }
-}

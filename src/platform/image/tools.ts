@@ -7,6 +7,8 @@
  * capture. Does not own: what the tools are asked to do (apt.ts, modules.ts).
  */
 import { spawn } from 'node:child_process';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HostToolFailedError, HostToolMissingError } from '../errors.js';
 
 /** Debian package that provides each host tool, for the "run scripts/setup.sh" message. */
@@ -78,4 +80,19 @@ export function withSbin(path: string | undefined): string {
   const parts = (path ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter((p) => p !== '');
   for (const dir of ['/usr/sbin', '/sbin']) if (!parts.includes(dir)) parts.push(dir);
   return parts.join(':');
+}
+
+/** Writes a cache folder (a build's output) under a scratch name and renames it into place (whole or absent). */
+export async function publish(outDir: string, work: string, fill: (dir: string) => Promise<void>): Promise<void> {
+  const staging = join(work, 'out');
+  await mkdir(staging, { recursive: true });
+  await fill(staging);
+  await mkdir(join(outDir, '..'), { recursive: true });
+  await rm(outDir, { recursive: true, force: true });
+  try {
+    await rename(staging, outDir);
+  } catch (e: unknown) {
+    const code = (e as NodeJS.ErrnoException).code; // fs errors carry an errno code
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e; // a concurrent build won: keep its copy
+  }
 }
