@@ -13,11 +13,15 @@
  *    removed (the live connection goes on), and its back-end is killed: the runner restarts it at
  *    a new socket file, QEMU reconnects and the guest's I/O goes on. The surviving guest ends its
  *    script with 0 on a host flag; the run ends with status 1 naming the killed VM.
+ * 3. The host file system under a blk image fills up (a 512 KiB tmpfs, as root; skipped
+ *    otherwise): the guest's writes that need new space fail with EIO, one back-end log line each
+ *    (ENOSPC); what was written before reads back, a rewrite in place succeeds, the back-end never
+ *    dies and the guest's script ends with 0.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestImage } from '../platform/image/index.js';
@@ -163,13 +167,14 @@ vms:
     // 3. Its back-end is killed: restarted at a new socket file, and QEMU reconnects to it.
     process.kill(blkPid, 'SIGKILL');
     const restarted = await run.waitFor(/^\[avp\] back-end survivor\/blk restarted \(process \d+\)/, 120_000);
+    blkPid = pidIn(restarted);
+    // QEMU connects by path: the guest's I/O resumes only if the runner made the file again.
+    await ticksAfter(run.lines.indexOf(restarted), 3, 'after its back-end was restarted at a new socket file');
     assert.ok(
       run.lines.includes(`[avp] error: back-end survivor/blk: its socket ${socket} was removed while the run went on; listening at a new one there so QEMU can connect again`),
       run.tail(),
     );
-    blkPid = pidIn(restarted);
     assert.notEqual(statSync(socket).ino, oldIno, 'a new socket file');
-    await ticksAfter(run.lines.indexOf(restarted), 3, 'after its back-end was restarted at a new socket file');
 
     // 4. The survivor ends its script; the run ends, naming the victim.
     const fd = openSync(join(runDir, 'survivor', 'blk.img'), 'r+');
@@ -190,6 +195,82 @@ vms:
     assert.match(out, /every VM has powered off; failed: victim$/m);
   } finally {
     await run.stop();
+  }
+  assert.deepEqual(socketsUnder(runDir), [], 'no socket left in the run directory');
+});
+
+/** Why a tmpfs cannot be mounted here, or undefined when it can. */
+function mountUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root: cannot mount a small tmpfs to fill';
+  return undefined;
+}
+
+test('e2e: a full host file system under a blk disk: the writes that need space fail with an I/O error in the guest, everything else goes on', { timeout: 10 * 60_000, skip: mountUnavailable() }, async () => {
+  // A 512 KiB tmpfs holding a sparse 4 MiB image: a write to a block not yet allocated needs space.
+  const mnt = mkdtempSync(join(dir, 'full-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    rmSync(mnt, { recursive: true, force: true });
+    assert.fail(`mount -t tmpfs failed as root: ${mounted.stderr}`);
+  }
+  const runDir = join(dir, 'full-run');
+  const run = { current: undefined as ReturnType<typeof avpRun> | undefined };
+  try {
+    const image = join(mnt, 'disk.img');
+    writeFileSync(image, '');
+    spawnSync('truncate', ['-s', '4M', image]);
+    const manifest = join(dir, 'full.yaml');
+    // 32 direct writes of 64 KiB (2 MiB) onto a disk whose host file system holds 512 KiB; then
+    // the first block is read back, and written again (already allocated: needs no space).
+    writeFileSync(
+      manifest,
+      `name: disk-full
+vms:
+  - name: g
+    boot:
+      script: |
+        yes A | head -c 65536 > /tmp/a
+        ok=0; bad=0; i=0
+        while [ $i -lt 32 ]; do
+          if dd if=/tmp/a of=/dev/vda bs=65536 seek=$i count=1 oflag=direct 2>/tmp/err; then ok=$((ok+1)); else bad=$((bad+1)); fi
+          i=$((i+1))
+        done
+        avp-say fill ok $ok bad $bad err $(head -c 80 /tmp/err | tr '\\n' ' ')
+        r=$(dd if=/dev/vda bs=65536 count=1 iflag=direct 2>/dev/null | md5sum); e=$(md5sum < /tmp/a)
+        [ "\${r%% *}" = "\${e%% *}" ] && avp-say readback ok || avp-say readback bad
+        dd if=/tmp/a of=/dev/vda bs=65536 seek=0 count=1 oflag=direct 2>/dev/null && avp-say rewrite ok || avp-say rewrite bad
+        avp-say kerr $(dmesg | grep -c 'I/O error')
+    devices:
+      - {kind: blk, image: ${JSON.stringify(image)}, isolation: process}
+`,
+    );
+    run.current = avpRun(runDir, [manifest]);
+    const r = run.current;
+    const code = await r.exited;
+    const fill = /fill ok (\d+) bad (\d+) err (.*)$/.exec(r.lines.find((l) => l.startsWith('[g] AVP-GUEST: fill ')) ?? '');
+    const kerr = Number(/kerr (\d+)$/.exec(r.lines.find((l) => l.startsWith('[g] AVP-GUEST: kerr ')) ?? '')?.[1]);
+    const blkLog = readFileSync(join(runDir, 'g', 'blk.log'), 'utf8').split('\n');
+    const hostErrors = blkLog.filter((l) => /ENOSPC|no space/i.test(l));
+    process.stderr.write(
+      `disk full: guest writes ok ${fill?.[1]} failed ${fill?.[2]} (dd said: ${fill?.[3]?.trim()}); guest kernel I/O error lines ${kerr}; ` +
+        `back-end log lines naming ENOSPC ${hostErrors.length}, e.g. ${hostErrors[0]?.slice(0, 300)}; avp run ended with ${code}\n`,
+    );
+    assert.ok(fill !== null, r.tail());
+    const [ok, bad] = [Number(fill[1]), Number(fill[2])];
+    assert.equal(ok + bad, 32);
+    assert.ok(ok >= 1 && ok <= 8, `the writes that fit (512 KiB) went through (${ok})`);
+    assert.ok(bad >= 24, `the writes that did not fit failed (${bad})`);
+    assert.match(fill[3] ?? '', /Input\/output error/, 'the guest saw EIO');
+    assert.ok(r.lines.includes('[g] AVP-GUEST: readback ok'), 'what was written before the disk filled reads back');
+    assert.ok(r.lines.includes('[g] AVP-GUEST: rewrite ok'), 'a write that needs no new space still succeeds');
+    assert.ok(kerr >= 1, 'the guest kernel logged the I/O errors');
+    assert.ok(hostErrors.length >= 1, 'the back-end logged the host error');
+    assert.equal(r.count(/exited unexpectedly|restarting back-end/), 0, 'the back-end never died');
+    assert.equal(code, 0, 'the guest script ended with 0: the VM went on');
+  } finally {
+    await run.current?.stop();
+    spawnSync('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
   }
   assert.deepEqual(socketsUnder(runDir), [], 'no socket left in the run directory');
 });
