@@ -284,6 +284,29 @@ test('a socket file removed while the run goes on is made again when its back-en
   assertCleanedUp(p);
 });
 
+test('a VM started again after its back-end socket file was removed is refused precisely; restarting the back-end makes the file again', async () => {
+  const p = plan('name: t\nvms:\n  - name: hang1\n    devices: [{kind: blk, size: 1M, isolation: process, restart: on-failure}]\n');
+  const socket = p.sockets[0] ?? '';
+  const rec = recorder();
+  const { run, done, controller } = start(p, rec, { stayUp: true });
+  await rec.waitFor(/VM hang1 is ready/);
+  assert.equal(await run.act({ target: 'vm', name: 'hang1', action: 'stop' }), 'VM hang1 stopped');
+  unlinkSync(socket);
+  await assert.rejects(
+    run.act({ target: 'vm', name: 'hang1', action: 'start' }),
+    (e: unknown) =>
+      hasCode(e, 'CONTROL_REFUSED') &&
+      (e as Error).message ===
+        `cannot start VM hang1: the socket ${socket} of its back-end hang1/blk was removed or replaced while the run went on, so QEMU could not reach the back-end; restart the back-end (it listens at a new socket file then), then start the VM`,
+  );
+  await run.act({ target: 'backend', name: 'hang1/blk', action: 'restart' });
+  assert.equal(existsSync(socket), true, 'the restart made the socket file again');
+  assert.match(await run.act({ target: 'vm', name: 'hang1', action: 'start' }), /^VM hang1 started/);
+  controller.abort('SIGINT');
+  await done;
+  assertCleanedUp(p);
+});
+
 test('restart limit: a back-end that keeps dying is given up on', async () => {
   const p = plan('name: t\nvms:\n  - name: hang1\n    devices: [{kind: blk, size: 1M, isolation: process, restart: on-failure}]\n');
   const rec = recorder();

@@ -324,12 +324,12 @@ export class PlatformRun {
    * Before a VM starts again: its QEMU would connect to a socket file that is not the one the
    * running back-end listens on. Making a new file would not help (the running back-end accepts on
    * the old socket), so this refuses precisely; restarting the back-end makes the file again.
-   * @throws BackendStartError
+   * @throws ControlRefusedError
    */
   #checkSocketsFor(vm: string, b: BackendPlan): void {
     const lost = this.#lostSockets(b);
     if (lost.length === 0) return;
-    throw new BackendStartError(b.id, `cannot start VM ${vm}: the socket ${lost.join(', ')} of its back-end ${b.id} was removed or replaced while the run went on, so QEMU could not reach the back-end; restart the back-end (it listens at a new socket file then), then start the VM`);
+    throw new ControlRefusedError(`cannot start VM ${vm}: the socket ${lost.join(', ')} of its back-end ${b.id} was removed or replaced while the run went on, so QEMU could not reach the back-end; restart the back-end (it listens at a new socket file then), then start the VM`);
   }
 
   /**
