@@ -72,15 +72,7 @@ function pings(lines: readonly string[], from = 0): Ping[] {
   return out;
 }
 
-/**
- * Known open fault (docs/reliability.md, "Still open"): in about a third of the runs one guest's
- * receive path never comes back after a restart, and the test fails waiting for replies. Until
- * that is fixed the test runs as a todo: it still runs and reports, a failure does not fail the
- * suite. Remove the todo with the fix.
- */
-const OPEN_FAULT = 'issue #16: after a switch restart one guest sometimes never receives again (docs/reliability.md, "Still open")';
-
-test(`e2e: two guests keep pinging across ${KILLS} SIGKILLs of their avp switch process (restart: on-failure, QEMU net reconnect)`, { timeout: 20 * 60_000, todo: OPEN_FAULT }, async () => {
+test(`e2e: two guests keep pinging across ${KILLS} SIGKILLs of their avp switch process (restart: on-failure, QEMU net reconnect)`, { timeout: 20 * 60_000 }, async () => {
   const runDir = join(dir, 'run');
   const manifest = join(dir, 'switch.yaml');
   writeFileSync(

@@ -361,9 +361,16 @@ export class BackendSession {
         this.#refresh(req.body.index);
         return null;
       }
-      case 'SET_VRING_CALL':
-        this.#replaceFd(this.#ring(req.body.index), 'callFd', this.#claim(req.fds[0]));
+      case 'SET_VRING_CALL': {
+        const r = this.#ring(req.body.index);
+        this.#replaceFd(r, 'callFd', this.#claim(req.fds[0]));
+        // QEMU (10.0) gives each ring a new call fd once more after the ring went live (its masked
+        // notifier, then the guest's): a notification signalled on the old fd in between is lost,
+        // and the device counts it as sent, so the guest's queue waits for good (seen after a
+        // switch restart). One signal on the new fd covers it; a spurious one is harmless.
+        if (r.queue !== undefined) this.#call(req.body.index);
         return null;
+      }
       case 'SET_VRING_ERR':
         this.#replaceFd(this.#ring(req.body.index), 'errFd', this.#claim(req.fds[0]));
         return null;
