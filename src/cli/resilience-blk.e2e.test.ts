@@ -27,17 +27,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, openSync, closeSync, writeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildGuestImage } from '../platform/image/index.js';
-import { AVP_BIN } from './testing/backend-process.js';
+import { avpRun, pidIn } from './testing/avp-run.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BOOT_MS = 300_000;
 const KILLS = 10;
 const BLOCK = 4096;
 const DISK_BLOCKS = 2048; // 8 MiB
@@ -70,86 +66,6 @@ n=0;avp-say started
 while [ "$(dd if=$D bs=4096 skip=${FLAG_BLOCK} count=1 iflag=direct 2>/dev/null|head -c4)" != STOP ];do n=$((n+1));m=randrw;[ $((n%2)) = 1 ]&&m=randwrite;f $m $n;done
 avp-say done jobs $n kerr $(dmesg|grep -ciE 'I/O error|blk_update|vda.*(fail|timeout|timed out)') sum $(dd if=$D bs=1M iflag=direct 2>/dev/null|md5sum)
 `;
-
-interface AvpRun {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<number | string>;
-  /** The `nth` line (counting all output) matching `re`, waiting for it. */
-  waitFor(re: RegExp, timeoutMs?: number, nth?: number): Promise<string>;
-  count(re: RegExp): number;
-  stop(): Promise<void>;
-}
-
-function avpRun(runDir: string, args: string[]): AvpRun {
-  const child = spawn(process.execPath, [AVP_BIN, 'run', ...args, '--run-dir', runDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters = new Set<{ re: RegExp; nth: number; resolve: (l: string) => void }>();
-  const count = (re: RegExp): number => lines.filter((l) => re.test(l)).length;
-  const feed = () => {
-    let partial = '';
-    return (chunk: string): void => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop() ?? '';
-      for (const l of parts) {
-        lines.push(l);
-        if (process.env['AVP_E2E_ECHO']) process.stderr.write(`  | ${l.slice(0, 300)}\n`);
-        for (const w of [...waiters]) {
-          if (w.re.test(l) && count(w.re) >= w.nth) {
-            waiters.delete(w);
-            w.resolve(l);
-          }
-        }
-      }
-    };
-  };
-  child.stdout?.setEncoding('utf8').on('data', feed());
-  child.stderr?.setEncoding('utf8').on('data', feed());
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  const tail = (): string => lines.slice(-60).join('\n');
-  return {
-    child,
-    lines,
-    exited,
-    count,
-    waitFor(re, timeoutMs = BOOT_MS, nth = 1) {
-      const seen = lines.filter((l) => re.test(l))[nth - 1];
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const w = { re, nth, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };
-        const timer = setTimeout(() => {
-          waiters.delete(w);
-          reject(new Error(`no line matching ${re} (#${nth}) within ${timeoutMs} ms; last output:\n${tail()}`));
-        }, timeoutMs);
-        waiters.add(w);
-        void exited.then((code) => {
-          if (!waiters.has(w)) return;
-          waiters.delete(w);
-          clearTimeout(timer);
-          reject(new Error(`avp run exited (${code}) before printing ${re}; last output:\n${tail()}`));
-        });
-      });
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      // Only if avp run itself failed to clean up: its QEMU and back-end, by pid.
-      const r = spawnSync('pgrep', ['-f', runDir], { encoding: 'utf8' });
-      for (const pid of r.stdout.split('\n').filter((l) => l !== '').map(Number)) {
-        if (pid === process.pid) continue;
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    },
-  };
-}
 
 /** One fio job as the guest reports it (see WORKLOAD). */
 interface FioJob {
@@ -201,7 +117,6 @@ ${script}
   const started = Date.now();
   const run = avpRun(runDir, [manifest]);
   try {
-    const pidIn = (line: string): number => Number(/\(process (\d+)\)/.exec(line)?.[1]);
     let pid = pidIn(await run.waitFor(/^\[avp\] back-end disk\/blk serving \(process \d+\)/));
     await run.waitFor(/^\[disk\] AVP-GUEST: started$/);
     const workloadStart = Date.now();

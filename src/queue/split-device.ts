@@ -130,6 +130,16 @@ export class DeviceQueue implements Virtqueue {
     // breaks after a guest reboot, rust-vmm/vhost#180).
     this.#nextUsed = Atomics.load(this.#used16, 1);
     this.#signalledUsed = this.#nextUsed;
+    // A ring taken over from a back-end that died (a restart) may hold used entries that back-end
+    // published past the driver's used_event without notifying: the driver still waits for that
+    // interrupt, and as "old" is already past used_event, no later decision would ever send it
+    // (the driver's RX stalls for good; seen with a killed avp switch). Deciding from used_event
+    // instead makes the next decision notify. A fresh ring (used_event = used.idx) is unchanged.
+    if (this.eventIdx) {
+      const usedEvent = Atomics.load(this.#avail, 2 + this.size);
+      const behind = (this.#nextUsed - usedEvent) & 0xffff;
+      if (behind !== 0 && behind < 0x8000) this.#signalledUsed = usedEvent;
+    }
     this.#inflight = opts.inflight;
     const resume = opts.inflight?.resume(opts.size, this.#nextUsed);
     if (resume !== undefined) {

@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createQueuePair, type QueuePair } from './testing.js';
+import { DeviceQueue } from './split-device.js';
+import { resolveRings } from './rings.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../spec/split-ring.js';
 import type { DescriptorChain } from './chain.js';
 
@@ -138,6 +140,30 @@ test('notifications with EVENT_IDX: used_event and avail_event decide', () => {
   // avail_event written at 2 + 4·size u16s into the used ring (§2.7.8).
   assert.equal(p.device.enableNotifications(), false);
   assert.equal(new DataView(p.memory.buffer).getUint16(p.addrs.used + 4 + 8 * 16, true), 3);
+});
+
+test('EVENT_IDX, a ring taken over after a crash: used entries published past used_event without a notification make the next decision notify', () => {
+  // The first device (a back-end about to be killed) serves three chains but never notifies;
+  // the driver had asked for an interrupt after the first (used_event = 0).
+  const p = createQueuePair({ eventIdx: true });
+  const buf = p.alloc.alloc(8);
+  for (let i = 0; i < 5; i++) p.driver.add([{ addr: buf, len: 8, writable: true }], i);
+  p.driver.setUsedEvent(0);
+  serveOne(p);
+  serveOne(p);
+  serveOne(p);
+  // A new device on the same rings, resuming at used.idx (what QEMU sends after a crash).
+  const next = new DeviceQueue({ size: 16, rings: resolveRings(p.memory, 16, p.addrs), memory: p.memory, indirect: false, eventIdx: true, nextAvail: 3, onError: () => {} });
+  const chain = next.pop();
+  assert.ok(chain !== null);
+  next.pushUsed(chain.head, 0);
+  assert.equal(next.needsNotification(), true, 'the driver still waits for the interrupt for used_event 0: sent now');
+  // From then on, used_event decides as usual.
+  p.driver.setUsedEvent(10);
+  const c2 = next.pop();
+  assert.ok(c2 !== null);
+  next.pushUsed(c2.head, 0);
+  assert.equal(next.needsNotification(), false, 'used idx 5 has not passed used_event 10');
 });
 
 test('chain reader and writer: cursors span buffers and stop at the end', () => {

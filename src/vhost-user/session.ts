@@ -387,12 +387,16 @@ export class BackendSession {
       case 'SET_VRING_CALL': {
         const r = this.#ring(req.body.index);
         this.#replaceFd(r, 'callFd', this.#claim(req.fds[0]));
-        // QEMU's vhost-user-blk sends the call fd after SET_VRING_ENABLE when it (re)starts the
-        // device. After a back-end restart the ring goes live with requests waiting (and chains
-        // served again from the inflight record): their completion was due before there was an
-        // fd to signal, and a driver waiting on them would never look at the used ring again (the
-        // guest's I/O hung). The missed notification is sent now.
-        if (r.callMissed && r.callFd !== undefined) {
+        // A new call fd on a live ring, or one a notification was due for, is signalled once:
+        // - QEMU's vhost-user-blk sends the call fd after SET_VRING_ENABLE when it (re)starts the
+        //   device: after a back-end restart the completion of chains waiting (or served again from
+        //   the inflight record) was due before there was an fd to signal (the guest's I/O hung);
+        // - QEMU (10.0) gives each ring a new call fd once more after the ring went live (its masked
+        //   notifier, then the guest's): a notification signalled on the old fd in between is lost,
+        //   and the device counts it as sent, so the guest's queue waits for good (seen after a
+        //   switch restart).
+        // A spurious notification only makes the driver look at the used ring.
+        if (r.callFd !== undefined && (r.callMissed || r.queue !== undefined)) {
           r.callMissed = false;
           this.#call(req.body.index);
         }

@@ -79,6 +79,9 @@ export class InProcessBusBackend implements BackendHandle {
   close(): Promise<void> {
     return new Promise((resolve) => this.#log.end(resolve));
   }
+
+  /** Never called: a bus creates its node sockets itself (launch.ts processCreatesSockets). */
+  replaceListenFd(): void {}
 }
 
 /** `key=value,...` of an `avp canbus --node` spec; undefined values are left out (lists are already joined with '+'). */

@@ -193,6 +193,11 @@ export interface BackendHandle {
   refreshMetrics(): Promise<void>;
   /** Closes the log file (after the last stop). */
   close(): Promise<void>;
+  /**
+   * Serves port `i` on `fd` from the next start() on: the caller listens on a new socket file
+   * because the old one was removed while the back-end ran. The caller owns both fds.
+   */
+  replaceListenFd(i: number, fd: number): void;
 }
 
 export function createBackendHandle(opts: BackendHandleOptions): BackendHandle {
@@ -209,14 +214,14 @@ export function createBackendHandle(opts: BackendHandleOptions): BackendHandle {
 abstract class BaseBackend implements BackendHandle {
   readonly plan: BackendPlan;
   readonly ports = new Map<string, PortState>();
-  protected readonly listenFds: readonly number[];
+  protected readonly listenFds: number[];
   protected readonly onCrash: (exit: BackendExit) => void;
   readonly #log: WriteStream;
   readonly #tail: string[] = [];
 
   constructor(opts: BackendHandleOptions) {
     this.plan = opts.plan;
-    this.listenFds = opts.listenFds;
+    this.listenFds = [...opts.listenFds];
     this.onCrash = opts.onCrash;
     for (const p of opts.plan.ports) this.ports.set(p.name, { name: p.name, connected: false, metrics: {} });
     this.#log = createWriteStream(opts.plan.log, { flags: 'a' });
@@ -229,6 +234,10 @@ abstract class BaseBackend implements BackendHandle {
   abstract start(): Promise<void>;
   abstract stop(): Promise<void>;
   abstract refreshMetrics(): Promise<void>;
+
+  replaceListenFd(i: number, fd: number): void {
+    this.listenFds[i] = fd;
+  }
 
   protected log(line: string): void {
     this.#log.write(`${line}\n`);

@@ -45,6 +45,7 @@ import { formatBytes } from '../manifest/units.js';
 import { DEFAULT_MEMORY_MIB, QemuVm, findQemu, type VmExit } from '../qemu.js';
 import { QmpListener, type QmpEvent, type QmpSession } from '../qmp.js';
 import { SharedLoopThread, createBackendHandle, processCreatesSockets, unavailableReason, type BackendExit, type BackendHandle } from './launch.js';
+import { findKind } from '../../devices/registry.js';
 import { errorText } from '../../errors.js';
 import { checkAction, targetKey, type ControlRequest } from './control-rules.js';
 import { exposeDevices } from './device-views.js';
@@ -122,6 +123,8 @@ export class PlatformRun {
   readonly #listenFds = new Map<string, number>();
   /** The worker thread every `isolation: shared` back-end of this run is served by. */
   readonly #sharedLoop = new SharedLoopThread();
+  /** The inode of each socket file this process listens on, to notice one removed or replaced. */
+  readonly #socketInodes = new Map<string, number>();
   readonly #startedAt = Date.now();
   readonly #listeners = new Set<(e: RunEvent) => void>();
   /** targetKey()s of the targets a control request is acting on. */
@@ -296,10 +299,67 @@ export class PlatformRun {
       for (const p of b.ports) {
         try {
           this.#listenFds.set(p.socket, listenAt(p.socket));
+          this.#socketInodes.set(p.socket, lstatSync(p.socket).ino);
         } catch (e: unknown) {
           throw new BackendStartError(b.id, errorText(e), { cause: e });
         }
       }
+    }
+  }
+
+  /** The socket files of `b` that are not the ones this process listens on any more (removed or replaced). */
+  #lostSockets(b: BackendPlan): string[] {
+    return b.ports
+      .map((p) => p.socket)
+      .filter((socket) => {
+        const want = this.#socketInodes.get(socket);
+        if (want === undefined) return false; // a process that makes its own sockets (a switch, a vsock group)
+        try {
+          return lstatSync(socket).ino !== want;
+        } catch {
+          return true;
+        }
+      });
+  }
+
+  /**
+   * Before a VM starts again: its QEMU would connect to a socket file that is not the one the
+   * running back-end listens on. Making a new file would not help (the running back-end accepts on
+   * the old socket), so this refuses precisely; restarting the back-end makes the file again.
+   * @throws ControlRefusedError
+   */
+  #checkSocketsFor(vm: string, b: BackendPlan): void {
+    const lost = this.#lostSockets(b);
+    if (lost.length === 0) return;
+    throw new ControlRefusedError(`cannot start VM ${vm}: the socket ${lost.join(', ')} of its back-end ${b.id} was removed or replaced while the run went on, so QEMU could not reach the back-end; restart the back-end (it listens at a new socket file then), then start the VM`);
+  }
+
+  /**
+   * Before a stopped or crashed back-end starts again (QEMU has to connect again): a socket file of
+   * `b` removed while the run went on is made again. The old listening fd still served the live
+   * connections, but QEMU connects by path, so without the file it would retry forever (a
+   * restarted back-end). A file there that is not ours any more (another inode) is taken over only if
+   * it is a socket nobody listens on (listenAt refuses anything else, and the restart fails with
+   * that reason).
+   * @throws BackendStartError when the socket cannot be made again
+   */
+  #remakeRemovedSockets(b: BackendPlan): void {
+    const lost = this.#lostSockets(b);
+    for (const [i, p] of b.ports.entries()) {
+      const old = this.#listenFds.get(p.socket);
+      if (old === undefined || !lost.includes(p.socket)) continue;
+      const what = existsQuiet(p.socket) ? 'was replaced by another file' : 'was removed';
+      let fd: number;
+      try {
+        fd = listenAt(p.socket);
+        this.#socketInodes.set(p.socket, lstatSync(p.socket).ino);
+      } catch (e: unknown) {
+        throw new BackendStartError(b.id, `its socket ${p.socket} ${what} while the run went on, and cannot be made again: ${errorText(e)}`, { cause: e });
+      }
+      closeQuiet(old);
+      this.#listenFds.set(p.socket, fd);
+      this.#backends.find((x) => x.plan === b)?.handle.replaceListenFd(i, fd);
+      this.#error(`back-end ${b.id}: its socket ${p.socket} ${what} while the run went on; listening at a new one there so QEMU can connect again`);
     }
   }
 
@@ -356,6 +416,7 @@ export class PlatformRun {
 
   /** Starts the QEMU of `entry` (again), with a fresh status. */
   async #spawnVm(entry: VmEntry): Promise<void> {
+    for (const b of this.#backends) if (b.plan.vms.includes(entry.plan.name)) this.#checkSocketsFor(entry.plan.name, b.plan);
     const vm = await QemuVm.spawn(findQemu(this.#opts.qemu?.binary, this.#opts.qemu?.env), entry.plan.argv, {
       ...this.#opts.qemu,
       echo: (line) => this.#onConsole(entry, line),
@@ -575,6 +636,7 @@ export class PlatformRun {
       b.state = 'restarting';
       this.#info(`restarting back-end ${b.plan.id} (restart ${b.restarts.length} of at most ${limit.count} in ${limit.windowMs / 1000} s)`);
       try {
+        this.#remakeRemovedSockets(b.plan);
         await b.handle.start();
         b.state = 'running';
         this.#info(`back-end ${b.plan.id} restarted (${describeBackend(b)}); QEMU reconnects to ${b.plan.ports.map((p) => p.socket).join(', ')}`);
@@ -592,11 +654,12 @@ export class PlatformRun {
       this.#finish({ exitCode: 1, reason: `back-end ${b.plan.id} failed before the VMs started` });
       return;
     }
+    const why = b.plan.restart === 'on-failure' ? '' : `; ${noRestartReason(b.plan)}`;
     for (const name of b.plan.vms) {
       const v = this.#vms.find((x) => x.plan.name === name);
       if (v?.vm === undefined || v.status.endedAt !== undefined) continue;
       v.status.reason = `its back-end ${b.plan.id} failed`;
-      this.#error(`stopping VM ${name}: its back-end ${b.plan.id} failed`);
+      this.#error(`stopping VM ${name}: its back-end ${b.plan.id} failed${why}`);
       void v.vm.kill();
     }
   }
@@ -633,6 +696,7 @@ export class PlatformRun {
     if (this.#finished !== undefined) throw new ControlRefusedError('the run is stopping');
     b.state = 'starting';
     try {
+      this.#remakeRemovedSockets(b.plan);
       await b.handle.start();
     } catch (e: unknown) {
       b.state = 'failed';
@@ -674,6 +738,7 @@ export class PlatformRun {
       unlinkQuiet(socket);
     }
     this.#listenFds.clear();
+    this.#socketInodes.clear();
     // Sockets back-end processes made (and left, if they were killed), and vsock host sides.
     for (const s of [...this.#plan.sockets, ...this.#plan.hostSockets]) if (isSocket(s)) unlinkQuiet(s);
     await Promise.all(this.#vms.map((v) => new Promise<void>((resolve) => v.log.end(resolve))));
@@ -733,6 +798,27 @@ function abortOutcome(reason: unknown): { exitCode: number; reason: string } {
   const signals = osConstants.signals as Record<string, number | undefined>; // the signal-name table
   const num = name === undefined ? undefined : signals[name];
   return { exitCode: num === undefined ? 1 : 128 + num, reason: `stopped by ${name ?? 'request'}` };
+}
+
+/**
+ * Why a failed back-end with `restart: no` is not started again, for the report: either the
+ * manifest says so, or QEMU's front-end for its kind cannot reconnect to a new back-end (so the
+ * manifest does not offer restart: on-failure for it, and the device would stay dead in that QEMU).
+ */
+function noRestartReason(b: BackendPlan): string {
+  const frontend = findKind(b.kind)?.frontend;
+  if (frontend === undefined || frontend.reconnect === true) return 'it has restart: no';
+  const before = typeof frontend.reconnect === 'string' ? ` before QEMU ${frontend.reconnect}` : '';
+  return `QEMU's ${frontend.qemuDevice} cannot reconnect to a restarted back-end${before} (restart: on-failure is refused for ${b.kind}), so the device would stay dead in this QEMU; start the run again to get it back`;
+}
+
+function existsQuiet(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isSocket(path: string): boolean {
