@@ -17,6 +17,9 @@
  *    otherwise): the guest's writes that need new space fail with EIO, one back-end log line each
  *    (ENOSPC); what was written before reads back, a rewrite in place succeeds, the back-end never
  *    dies and the guest's script ends with 0.
+ * 4. A stalled disk: the blk back-end process stopped (SIGSTOP) for 10 s while the guest writes:
+ *    its writes wait (none completes during the stop but the one in flight), the VM's rng back-end
+ *    serves meanwhile, and after SIGCONT every write completes, no error, every block as written.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -271,6 +274,67 @@ vms:
     await run.current?.stop();
     spawnSync('umount', [mnt]);
     rmSync(mnt, { recursive: true, force: true });
+  }
+  assert.deepEqual(socketsUnder(runDir), [], 'no socket left in the run directory');
+});
+
+test('e2e: a stalled disk (its back-end stopped with SIGSTOP for 10 s) delays the guest\'s writes without an error; the VM\'s other device keeps serving meanwhile', { timeout: 10 * 60_000 }, async () => {
+  const runDir = join(dir, 'slow-run');
+  const manifest = join(dir, 'slow.yaml');
+  // The guest writes 40 numbered 4 KiB blocks (direct I/O) and, in the background, reads 64 bytes
+  // of /dev/hwrng every 0.2 s (rng in the run's shared thread, blk in a process of its own); at
+  // the end it checks every block and the kernel log.
+  writeFileSync(
+    manifest,
+    `name: slow-disk
+vms:
+  - name: g
+    boot:
+      script: |
+        (n=0; while :; do n=$((n+1)); [ "$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)" = 64 ] && avp-say rng $n; sleep 0.2; done) &
+        i=0; bad=0
+        while [ $i -lt 40 ]; do
+          yes $i | head -c 4096 | dd of=/dev/vda bs=4096 seek=$i count=1 iflag=fullblock oflag=direct 2>/dev/null || bad=$((bad+1))
+          avp-say w $i; i=$((i+1)); sleep 0.2
+        done
+        i=0; wrong=0
+        while [ $i -lt 40 ]; do
+          [ "$(dd if=/dev/vda bs=4096 skip=$i count=1 iflag=direct 2>/dev/null | md5sum)" = "$(yes $i | head -c 4096 | md5sum)" ] || wrong=$((wrong+1)); i=$((i+1))
+        done
+        avp-say done bad $bad wrong $wrong kerr $(dmesg | grep -ciE 'I/O error|blk_update|timed out|hung')
+    devices:
+      - {kind: rng}
+      - {kind: blk, size: 1M, isolation: process}
+`,
+  );
+  const run = avpRun(runDir, [manifest]);
+  try {
+    const pid = pidIn(await run.waitFor(/^\[avp\] back-end g\/blk serving \(process \d+\)/));
+    await run.waitFor(/^\[g\] AVP-GUEST: w 5$/);
+    process.kill(pid, 'SIGSTOP');
+    const writesAtStop = run.count(/^\[g\] AVP-GUEST: w \d+$/);
+    const rngAtStop = run.count(/^\[g\] AVP-GUEST: rng \d+$/);
+    // The fault's length (not a wait for an event): the disk answers nothing for 10 s.
+    await new Promise((r) => setTimeout(r, 10_000));
+    const writesDuring = run.count(/^\[g\] AVP-GUEST: w \d+$/) - writesAtStop;
+    const rngDuring = run.count(/^\[g\] AVP-GUEST: rng \d+$/) - rngAtStop;
+    process.kill(pid, 'SIGCONT');
+    const done = await run.waitFor(/^\[g\] AVP-GUEST: done /);
+    const code = await run.exited;
+    process.stderr.write(`stalled disk: ${writesDuring} write(s) completed during the 10 s stop (at most the one in flight), ${rngDuring} hwrng reads served meanwhile; then: ${done}; avp run ended with ${code}\n`);
+    assert.ok(writesDuring <= 1, `the guest's writes waited for the stopped back-end (${writesDuring} completed during the stop)`);
+    assert.ok(rngDuring >= 1, 'the VM\'s rng (another back-end) kept serving while its disk stalled');
+    assert.match(done, /done bad 0 wrong 0 kerr 0$/, 'no write failed, every block holds what was written, no I/O error or hung-task line in the guest kernel log');
+    assert.equal(run.count(/exited unexpectedly|restarting back-end/), 0, 'the stopped back-end was not taken for dead');
+    assert.equal(code, 0);
+  } finally {
+    try {
+      const line = run.lines.find((l) => /^\[avp\] back-end g\/blk serving \(process \d+\)/.test(l));
+      if (line !== undefined) process.kill(pidIn(line), 'SIGCONT');
+    } catch {
+      // gone already
+    }
+    await run.stop();
   }
   assert.deepEqual(socketsUnder(runDir), [], 'no socket left in the run directory');
 });
