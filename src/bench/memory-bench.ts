@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { reportLoad } from './load.js';
@@ -130,7 +130,7 @@ function ownThreadVariant(manifest: string, into: string): string {
 
 async function main(): Promise<void> {
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
-  const manifest = join(REPO, process.env['AVP_BENCH_MANIFEST'] ?? 'examples/cockpit.yaml');
+  const manifest = resolve(REPO, process.env['AVP_BENCH_MANIFEST'] ?? 'examples/cockpit.yaml');
   const scratch = mkdtempSync(join(tmpdir(), 'avp-bench-memory-manifests-'));
   try {
     const variants = [
