@@ -146,7 +146,11 @@ dd if=/dev/vda of=/dev/null bs=65536 count=256 iflag=direct 2>/dev/null && avp-k
     assert.equal(kv.get(`r${b}`), kv.get(`w${b}`), `block ${b}: the guest reads back what it wrote`);
     assert.equal(md5(readBlock(disk, b)), kv.get(`w${b}`), `block ${b}: the guest's data is in the image file`);
   }
-  // Wire facts: what QEMU sent for the packed rings, and what the back-end answered.
+  // Wire facts: what QEMU sent for the packed rings, and what the back-end answered. The answer
+  // to QEMU's last GET_VRING_BASE (at power-off) reaches this process through the back-end's log
+  // after QEMU may already have exited: wait for a packed one (a split-phase or not-live stop
+  // says 0x0), and report what came if none does.
+  for (const b of [blk, rng]) await b.waitLog(/stopped at base 0x([0-9a-f]{5,})"/, 30_000).catch(() => '');
   for (const [name, b] of [['blk', blk], ['rng', rng]] as const) {
     const feats = requests(b, 'SET_FEATURES');
     const addrs = requests(b, 'SET_VRING_ADDR');
