@@ -10,6 +10,7 @@
 import { findKind } from '../../devices/registry.js';
 import { formatCount, metric } from '../../devices/summary.js';
 import type { RunSnapshot } from './supervisor.js';
+import { describeIsolation } from './types.js';
 
 /** The status table for `snapshot` at time `now` (Date.now()). */
 export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
@@ -22,7 +23,7 @@ export function renderStatus(snapshot: RunSnapshot, now: number): string[] {
   const backendRows = snapshot.backends.flatMap((b) =>
     b.ports.map((p, i) => [
       i === 0 ? b.id : '',
-      i === 0 ? (b.isolation === 'process' ? `process ${b.pid ?? '-'}` : b.isolation === 'shared' ? 'shared thread' : 'thread') : '',
+      i === 0 ? describeIsolation(b.isolation, b.pid) : '',
       i === 0 ? `${b.state}${b.restarts > 0 ? ` (${b.restarts} restart${b.restarts === 1 ? '' : 's'})` : ''}` : '',
       b.ports.length > 1 ? p.name : '',
       p.connected ? 'yes' : 'no',

@@ -53,7 +53,7 @@ import { RunExtensions } from './extensions.js';
 import { createDisks, createRunDir } from './prepare.js';
 import { LocalControl } from './control.js';
 import { ControlServer } from './control-socket.js';
-import { CONSOLE_TAIL_LINES, type BackendStateName, type RunEvent, type RunPlatformOptions, type RunResult, type RunSnapshot, type VmStatus } from './types.js';
+import { CONSOLE_TAIL_LINES, describeIsolation, type BackendStateName, type RunEvent, type RunPlatformOptions, type RunResult, type RunSnapshot, type VmStatus } from './types.js';
 
 export type { BackendStateName, BackendStatus, RunEvent, RunPlatformOptions, RunReporter, RunResult, RunSnapshot, VmStateName, VmStatus } from './types.js';
 export { CONSOLE_TAIL_LINES } from './types.js';
@@ -789,7 +789,7 @@ function qmpSockets(plan: PlatformPlan): string[] {
 }
 
 function describeBackend(b: BackendEntry): string {
-  return b.plan.isolation === 'process' ? `process ${String(b.handle.pid ?? '-')}` : b.plan.isolation === 'shared' ? 'shared thread' : 'thread';
+  return describeIsolation(b.plan.isolation, b.handle.pid);
 }
 
 /** Exit status for an abort: 128 + the signal number when the reason is a signal name. */

@@ -100,3 +100,8 @@ export interface RunResult {
   reason: string;
   snapshot: RunSnapshot;
 }
+
+/** Where a back-end runs, as the status board and the run's messages say it: `process 123`, `shared thread`, `thread`. */
+export function describeIsolation(isolation: 'shared' | 'thread' | 'process', pid: number | undefined): string {
+  return isolation === 'process' ? `process ${pid ?? '-'}` : isolation === 'shared' ? 'shared thread' : 'thread';
+}
