@@ -92,3 +92,23 @@ export function eventfdWrite(fd: number, value = 1n): void {
     if (errno !== EINTR) throw new SysError('write(eventfd)', errno);
   }
 }
+
+/**
+ * Brings a non-blocking eventfd that a peer also writes to its maximum count (a test of how the
+ * peer copes with a counter that cannot grow). The counter is drained first (MAX + n does not
+ * fit); the peer may signal between the drain and the write (virtiofsd does once after start,
+ * our switch on a call-fd swap), so a write refused with EAGAIN drains and tries again.
+ * @returns false when every one of `tries` attempts found the counter changed.
+ */
+export function eventfdSaturate(fd: number, tries = 100): boolean {
+  for (let i = 0; i < tries; i++) {
+    eventfdRead(fd);
+    try {
+      eventfdWrite(fd, MAX_COUNTER);
+      return true;
+    } catch (e: unknown) {
+      if (!(e instanceof SysError) || e.errno !== EAGAIN) throw e;
+    }
+  }
+  return false;
+}

@@ -11,7 +11,7 @@ export type { RecvResult } from './message.js';
 export { memfdCreate, mmapShared, munmap, mapViews, ftruncate, fdFileSize, getSeals, sealAgainstShrink, MAX_VIEW_BYTES, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE } from './memory.js';
 export type { Mapping, FdFileSize } from './memory.js';
 export { fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from './file.js';
-export { eventfdCreate, eventfdRead, eventfdWrite, eventfdSignal, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from './eventfd.js';
+export { eventfdCreate, eventfdRead, eventfdWrite, eventfdSignal, eventfdSaturate, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from './eventfd.js';
 export { poll, Poller, POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDHUP } from './poll.js';
 export type { PollEntry } from './poll.js';
 export { Epoll, EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET } from './epoll.js';
