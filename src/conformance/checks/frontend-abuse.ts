@@ -353,6 +353,21 @@ function mappingsOfInode(pid: number, ino: number): number | null {
   return text.split('\n').filter((l) => l.split(/\s+/)[4] === String(ino)).length;
 }
 
+/**
+ * The used element of `token`, looked for every 10 ms for up to `ms` without reading the call
+ * eventfd (the saturation checks need its counter left alone); undefined when it did not come
+ * or the connection ended.
+ */
+function usedWithin(d: VhostUserDriver, token: number, ms: number): ReturnType<VhostUserDriver['usedOf']> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (d.fe.closed || d.fe.peerClosed()) return undefined;
+    const u = d.usedOf(token);
+    if (u !== undefined || Date.now() >= end) return u;
+    sleep(10);
+  }
+}
+
 /** Waits up to `ms` for `count()` to be 0; returns the last value. */
 function untilZero(count: () => number | null, ms: number): number | null {
   const end = Date.now() + ms;
@@ -381,7 +396,7 @@ const SIGNAL_CHECKS: readonly Check[] = [
       const token = d.submit(p.buffers);
       d.kick();
       // Wait without reading the call eventfd (a read would reset the counter).
-      sleep(300);
+      let used = usedWithin(d, token, d.timeoutMs);
       let problem: string | null = null;
       try {
         d.fe.getU64('GET_FEATURES');
@@ -389,8 +404,7 @@ const SIGNAL_CHECKS: readonly Check[] = [
         if (!isBackendSilence(e)) throw e;
         problem = `with the call counter saturated the back-end stopped answering (${errorText(e)})`;
       }
-      d.collect();
-      const used = d.usedOf(token);
+      used ??= d.usedOf(token);
       eventfdRead(q.fds.call);
       if (problem !== null) return recover(ctx, d, problem);
       if (used === undefined) return fail('the request was not completed while the call counter was saturated (a signal that cannot be added is not a reason to stop: the counter already wakes the front-end)');
@@ -424,20 +438,21 @@ const SIGNAL_CHECKS: readonly Check[] = [
         d.fe.request({ type: 'SET_VRING_CALL', body: { index, noFd: false }, fds: [call] });
         const p = ctx.device.probe(d);
         let token: number | undefined;
+        let used: ReturnType<VhostUserDriver['usedOf']>;
         let blocked: string | null = null;
         try {
           // A round trip: the new call fd is in place before the request below completes.
           d.fe.getU64('GET_FEATURES');
           token = d.submit(p.buffers);
           d.kick();
-          sleep(300);
+          // Bounded by the check's limit: a back-end blocked in write(2) never completes it.
+          used = usedWithin(d, token, d.timeoutMs);
           d.fe.getU64('GET_FEATURES');
         } catch (e: unknown) {
           if (!isBackendSilence(e)) throw e;
           blocked = errorText(e);
         }
-        if (!d.fe.closed && !d.fe.peerClosed()) d.collect();
-        const used = token === undefined ? undefined : d.usedOf(token);
+        if (used === undefined && token !== undefined && !d.fe.closed && !d.fe.peerClosed()) used = d.usedOf(token);
         eventfdRead(call);
         if (blocked !== null) {
           if (d.fe.peerClosed()) return recover(ctx, d, `with the blocking call counter saturated the back-end closed the connection (${blocked})`);
