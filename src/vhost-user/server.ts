@@ -154,6 +154,31 @@ export class BackendThread {
     });
   }
 
+  /**
+   * Ends the worker abruptly, as a crash would: no front-end is told, nothing is disposed in the
+   * thread (its fds close with the isolate's handles only where Node owns them). For fault
+   * drills and tests of what a crashed back-end thread does to its supervisor.
+   * @returns the exit code (1)
+   */
+  async terminate(): Promise<number> {
+    if (this.#done) return this.#exited;
+    // Termination takes effect when the isolate next runs JavaScript; the loop may be waiting in
+    // epoll_wait, a native call it cannot interrupt. So ask first, then wake the loop until the
+    // worker has ended (a single wake can be consumed just before the request lands). #done is
+    // set in the microtask right after the wake fd is closed, before any timer can fire again.
+    const ended = this.#worker.terminate();
+    const wake = setInterval(() => {
+      if (!this.#done) eventfdWrite(this.#wakeFd);
+    }, 20);
+    eventfdWrite(this.#wakeFd);
+    try {
+      await ended;
+      return await this.#exited;
+    } finally {
+      clearInterval(wake);
+    }
+  }
+
   /** Stops serving (the current front-end is disconnected) and waits for the worker to end. */
   async stop(): Promise<void> {
     this.#send({ cmd: 'stop' });

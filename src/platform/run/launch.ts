@@ -443,6 +443,15 @@ export class SharedLoopThread {
     return out;
   }
 
+  /**
+   * Ends the current thread abruptly, as a crash would (a fault drill; tests): every member's
+   * crashed() is called and the supervisor handles each as it handles a crashed back-end.
+   * @returns the thread's exit code, or undefined when no thread was running.
+   */
+  async terminate(): Promise<number | undefined> {
+    return this.#thread?.terminate();
+  }
+
   /** Ends the thread (after every member left or at the end of the run). */
   async stop(): Promise<void> {
     this.#stopping = true;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { hasCode } from '../../errors.js';
 import type { PlatformPlan } from '../manifest/plan.js';
 import { liveVmCount } from '../qemu.js';
-import { liveBackendProcessCount } from './launch.js';
+import { SharedLoopThread, liveBackendProcessCount } from './launch.js';
 import { PlatformRun, type RunPlatformOptions, type RunReporter } from './supervisor.js';
 import { planIn, standInQemu } from './testing/stand-in.js';
 
@@ -248,6 +248,60 @@ test('restart: on-failure starts a killed back-end again on the same socket', as
   controller.abort('SIGINT');
   const r = await done;
   assert.equal(r.exitCode, 130);
+  assertCleanedUp(p);
+});
+
+test('the shared back-end thread crashing: its restartable back-ends join a new thread and serve again; a VM whose back-end cannot be restarted is stopped', async () => {
+  const p = plan('name: t\nvms:\n  - name: hang1\n    devices: [{kind: blk, size: 1M, restart: on-failure}]\n  - name: hang2\n    devices: [{kind: rng}]\n  - name: hang3\n    devices: [{kind: rng, isolation: thread}]\n');
+  const loop = new SharedLoopThread();
+  const rec = recorder();
+  const { run, done, controller } = start(p, rec, { sharedLoop: loop });
+  for (const vm of ['hang1', 'hang2', 'hang3']) await rec.waitFor(new RegExp(`VM ${vm} is ready`));
+  assert.deepEqual(
+    run.snapshot().backends.map((b) => [b.id, b.isolation, b.state]),
+    [
+      ['hang1/blk', 'shared', 'running'],
+      ['hang2/rng', 'shared', 'running'],
+      ['hang3/rng', 'thread', 'running'],
+    ],
+  );
+  assert.equal(await loop.terminate(), 1, 'the worker ended as a crash does');
+  await rec.waitFor(/back-end hang1\/blk restarted \(shared thread\); QEMU reconnects to .*blk\.sock/);
+  await rec.waitFor(/error: VM hang2 was stopped: its back-end hang2\/rng failed/);
+  assert.ok(rec.lines.some((l) => l.includes('hang1/blk (shared thread) exited unexpectedly')), rec.lines.join('\n'));
+  const snap = run.snapshot();
+  assert.deepEqual(
+    snap.backends.map((b) => [b.id, b.state, b.restarts]),
+    [
+      ['hang1/blk', 'running', 1],
+      ['hang2/rng', 'failed', 0],
+      ['hang3/rng', 'running', 0],
+    ],
+  );
+  assert.deepEqual(
+    snap.vms.map((v) => [v.name, v.state]),
+    [
+      ['hang1', 'ready'],
+      ['hang2', 'failed'],
+      ['hang3', 'ready'],
+    ],
+  );
+  // The restarted blk is served by the new thread: a front-end on its socket gets the features.
+  const socket = p.sockets.find((s) => s.endsWith('/blk.sock')) ?? '';
+  const reply = await new Promise<Buffer>((resolve, reject) => {
+    const c = createConnection(socket);
+    c.on('error', reject);
+    // VHOST_USER_GET_FEATURES (1), flags 0x1 (version 1), no payload: the back-end replies with 8 bytes.
+    c.on('connect', () => c.write(Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])));
+    c.once('data', (d: Buffer) => {
+      c.destroy();
+      resolve(d);
+    });
+  });
+  assert.equal(reply.length, 20, 'a GET_FEATURES reply: 12-byte header and 8 bytes');
+  assert.notEqual(reply.readBigUInt64LE(12) & (1n << 32n), 0n, 'blk offers VERSION_1');
+  controller.abort('SIGINT');
+  assert.equal((await done).exitCode, 130);
   assertCleanedUp(p);
 });
 

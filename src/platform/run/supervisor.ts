@@ -122,7 +122,7 @@ export class PlatformRun {
   readonly #backends: BackendEntry[] = [];
   readonly #listenFds = new Map<string, number>();
   /** The worker thread every `isolation: shared` back-end of this run is served by. */
-  readonly #sharedLoop = new SharedLoopThread();
+  readonly #sharedLoop: SharedLoopThread;
   /** The inode of each socket file this process listens on, to notice one removed or replaced. */
   readonly #socketInodes = new Map<string, number>();
   readonly #startedAt = Date.now();
@@ -143,6 +143,7 @@ export class PlatformRun {
   constructor(options: RunPlatformOptions) {
     this.#opts = options;
     this.#plan = options.plan;
+    this.#sharedLoop = options.sharedLoop ?? new SharedLoopThread();
     this.#outcome = new Promise((resolve) => {
       this.#finish = (r) => {
         if (this.#finished !== undefined) return;
@@ -626,7 +627,7 @@ export class PlatformRun {
     if (this.#finished !== undefined) return;
     const how = exit.signal !== null ? `killed by ${exit.signal}` : `exit code ${String(exit.code)}`;
     const tail = exit.tail.slice(-5).map((l) => `  ${l}`).join('\n');
-    const runs = exit.pid === undefined ? 'thread' : `process ${exit.pid}`;
+    const runs = describeIsolation(b.plan.isolation, exit.pid);
     this.#error(`back-end ${b.plan.id} (${runs}) exited unexpectedly (${how})${tail === '' ? '' : `; last log lines:\n${tail}`}`);
     const limit = this.#opts.restartLimit ?? { count: 5, windowMs: 60_000 };
     const now = Date.now();

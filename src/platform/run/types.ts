@@ -6,7 +6,7 @@
  */
 import type { PlatformPlan } from '../manifest/plan.js';
 import type { QemuVmOptions, VmExit } from '../qemu.js';
-import type { PortState } from './launch.js';
+import type { PortState, SharedLoopThread } from './launch.js';
 import type { WatchdogAction } from '../manifest/schema.js';
 
 /** Where the supervisor's output goes (the CLI prints it; tests collect it). */
@@ -37,6 +37,8 @@ export interface RunPlatformOptions {
    * that VMs can be started again; it ends on abort or timeout.
    */
   stayUp?: boolean;
+  /** The thread of the `isolation: shared` back-ends; a new one by default (tests pass their own to crash it). */
+  sharedLoop?: SharedLoopThread;
 }
 
 /** Console lines kept per VM for `consoleTail` (the dashboard's console panel). */
