@@ -117,6 +117,20 @@ function start(p: PlatformPlan, rec: Recorded, extra: Partial<RunPlatformOptions
   return { run, done, controller };
 }
 
+/** The first bytes a back-end sends back for a bare GET_FEATURES on a fresh connection to `socket`. */
+function getFeaturesReply(socket: string): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const c = createConnection(socket);
+    c.on('error', reject);
+    // VHOST_USER_GET_FEATURES (1), flags 0x1 (version 1), no payload: the back-end replies with 8 bytes.
+    c.on('connect', () => c.write(Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])));
+    c.once('data', (d: Buffer) => {
+      c.destroy();
+      resolve(d);
+    });
+  });
+}
+
 /** Nothing of the run is left: no VM, no back-end process, no socket file. */
 function assertCleanedUp(p: PlatformPlan): void {
   assert.equal(liveVmCount(), 0, 'no VM left');
@@ -288,16 +302,7 @@ test('the shared back-end thread crashing: its restartable back-ends join a new 
   );
   // The restarted blk is served by the new thread: a front-end on its socket gets the features.
   const socket = p.sockets.find((s) => s.endsWith('/blk.sock')) ?? '';
-  const reply = await new Promise<Buffer>((resolve, reject) => {
-    const c = createConnection(socket);
-    c.on('error', reject);
-    // VHOST_USER_GET_FEATURES (1), flags 0x1 (version 1), no payload: the back-end replies with 8 bytes.
-    c.on('connect', () => c.write(Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])));
-    c.once('data', (d: Buffer) => {
-      c.destroy();
-      resolve(d);
-    });
-  });
+  const reply = await getFeaturesReply(socket);
   assert.equal(reply.length, 20, 'a GET_FEATURES reply: 12-byte header and 8 bytes');
   assert.notEqual(reply.readBigUInt64LE(12) & (1n << 32n), 0n, 'blk offers VERSION_1');
   controller.abort('SIGINT');
@@ -321,17 +326,8 @@ test('a socket file removed while the run goes on is made again when its back-en
   );
   assert.notEqual(statSync(socket).ino, before, 'a new socket file');
   // The restarted back-end accepts on the new file: a front-end that connects by path is served.
-  const reply = await new Promise<string>((resolve, reject) => {
-    const c = createConnection(socket);
-    c.on('error', reject);
-    // VHOST_USER_GET_FEATURES (1), flags 0x1 (version 1), no payload: the back-end replies with 8 bytes.
-    c.on('connect', () => c.write(Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])));
-    c.once('data', (d: Buffer) => {
-      c.destroy();
-      resolve(d.subarray(0, 4).toString('hex'));
-    });
-  });
-  assert.equal(reply, '01000000', 'GET_FEATURES answered on the new socket');
+  const reply = await getFeaturesReply(socket);
+  assert.equal(reply.subarray(0, 4).toString('hex'), '01000000', 'GET_FEATURES answered on the new socket');
   controller.abort('SIGINT');
   const r = await done;
   assert.equal(r.exitCode, 130);
