@@ -605,7 +605,11 @@ export class BackendSession {
     // (Split rings only: a base of 0 is a ring starting from scratch.)
     const resumedWithHistory = r.queue.layout === 'split' && r.base !== 0;
     this.#runner.startQueue(index, r.queue);
-    // Process what may already be there: a kick can precede the enable.
+    // Process what may already be there: a kick can precede the enable. The loop checked the
+    // memory at the start of this turn, but the front-end may have shrunk an unsealed file while
+    // the turn went on (it did, on a loaded machine, in the soak test): check again right before
+    // touching it, which leaves only the window of this one call (docs/reliability.md).
+    this.#memory.checkIntact();
     this.#runner.kick(index);
     // One call makes the driver look at the used ring (a spurious one costs it a glance); without
     // a call fd yet, SET_VRING_CALL sends it.
