@@ -67,6 +67,8 @@ export interface BackendProgram {
   servingMessage: string;
   /** Adaptive busy polling window (`--busy-poll-us`); 0 or absent: off. */
   busyPollUs?: number;
+  /** `--require-sealed-memory`: refuse guest memory that cannot be sealed against shrinking. */
+  requireSealedMemory?: boolean;
 }
 
 /** The most `--busy-poll-us` accepts: one second of spinning after the last work. */
@@ -74,6 +76,12 @@ export const MAX_BUSY_POLL_US = 1_000_000;
 
 /** The `--busy-poll-us` flag of the back-end commands. */
 export const BUSY_POLL_FLAG = ['--busy-poll-us <us>', `after work, keep polling the rings this many microseconds before sleeping (0-${MAX_BUSY_POLL_US}; default 0: off); trades CPU for latency and rate`] as const;
+
+/** The `--require-sealed-memory` flag of the back-end commands. */
+export const SEALED_MEMORY_FLAG = [
+  '--require-sealed-memory',
+  'refuse guest memory regions whose file cannot be sealed against shrinking (F_SEAL_SHRINK); closes the window in which a front-end shrinking its memory could crash the back-end (docs/reliability.md). QEMU memory-backend-memfd (seal=on, the default) passes',
+] as const;
 
 /** Checks `--busy-poll-us`. @throws UsageError naming the command and the value */
 export function parseBusyPollUs(command: string, text: string | undefined): number {
@@ -102,6 +110,7 @@ export async function runBackendProgram(p: BackendProgram): Promise<number> {
       onLog: (level, msg, port) => (p.ports.length > 1 ? p.log[level]({ port }, msg) : p.log[level](msg)),
       onEvent: (event, port) => p.log.debug({ event, port }, 'event'),
       ...(p.busyPollUs === undefined || p.busyPollUs === 0 ? {} : { busyPollUs: p.busyPollUs }),
+      ...(p.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
     });
   } catch (e: unknown) {
     detach();

@@ -244,3 +244,36 @@ test('regression: memory removed under a live ring is unmapped once the front-en
     assert.equal(settle(() => mappingsOf(other.name), 0), 0, 'and the rest went with the session');
   }
 });
+
+test('avp serve rng --require-sealed-memory: unsealable memory is refused with a failure ack and nothing else changes; sealable memory is served', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'avp-hostile-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'rng.sock');
+  const bin = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'serve', 'rng', '--socket-path', sock, '--require-sealed-memory'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => void child.kill('SIGKILL'));
+  let said = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      said += c;
+      if (/serving/.test(said)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`avp serve rng exited early: ${said}`)));
+  });
+  const KIB = 1024;
+  // A memfd made without MFD_ALLOW_SEALING cannot get F_SEAL_SHRINK: refused, on the same connection.
+  const a = new Attacker(sock).handshake();
+  t.after(() => a.close());
+  assert.notEqual(a.memory({ fileSize: 64 * KIB, sealable: false }).ack, 0n, 'SET_MEM_TABLE with unsealable memory gets a failure ack');
+  // The connection goes on: sealable memory is accepted (and sealed) and a request is served.
+  const { ack, mem } = a.memory({ fileSize: 64 * KIB, sealable: true });
+  assert.equal(ack, 0n);
+  const { dq, fds } = a.ring(mem);
+  dq.add([{ addr: 32 * KIB, len: 64, writable: true }], 1);
+  eventfdWrite(fds.kick);
+  assert.equal(waitUsed(dq, 1, 5000)?.len, 64, 'served from the sealed memory');
+  assert.throws(() => ftruncate(mem.fd, 16 * KIB), (e: unknown) => e instanceof SysError && e.errnoName === 'EPERM', 'the back-end sealed it against shrinking');
+  // The log reaches this process once the synchronous front-end above lets the event loop run.
+  for (let i = 0; i < 500 && !/seal/i.test(said); i++) await delay(20);
+  assert.match(said, /seal/i, 'the refusal is logged with the reason');
+});

@@ -25,6 +25,8 @@ export interface BackendThreadOptions {
   onEvent?: (event: { kind: string; [k: string]: unknown }, port: string) => void;
   /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`); 0 or absent: off. */
   busyPollUs?: number;
+  /** Refuse guest memory that cannot be sealed against shrinking (`LoopOptions.requireSealedMemory`). */
+  requireSealedMemory?: boolean;
 }
 
 export class BackendThread {
@@ -69,7 +71,13 @@ export class BackendThread {
     if (ports.length === 0 && opts.ports === undefined) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
     const wakeFd = eventfdCreate();
     const { port1, port2 } = new MessageChannel();
-    const data: BackendWorkerData = { ports, wakeFd, port: port2, ...(opts.busyPollUs === undefined ? {} : { busyPollUs: opts.busyPollUs }) };
+    const data: BackendWorkerData = {
+      ports,
+      wakeFd,
+      port: port2,
+      ...(opts.busyPollUs === undefined ? {} : { busyPollUs: opts.busyPollUs }),
+      ...(opts.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
+    };
     const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
     const pending = new Map<number, (v: Record<string, Record<string, unknown>>) => void>();

@@ -25,6 +25,8 @@ export interface BackendWorkerData {
   port: MessagePort;
   /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`). */
   busyPollUs?: number;
+  /** `LoopOptions.requireSealedMemory`. */
+  requireSealedMemory?: boolean;
 }
 
 export type WorkerCommand =
@@ -91,6 +93,7 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
     ports,
     wakeFd: data.wakeFd,
     ...(data.busyPollUs === undefined ? {} : { busyPollUs: data.busyPollUs }),
+    ...(data.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
     log: (port) => logFor(port.name),
     onEvent: (port, event) => post({ type: 'event', event, port: port.name }),
     onSession: (port, metrics) => {

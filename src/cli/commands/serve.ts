@@ -12,7 +12,7 @@ import { DEVICE_KINDS, type DeviceKind } from '../../devices/registry.js';
 import { closeQuiet } from '../../sys/index.js';
 import { checkInheritedSocket, listenAt } from '../../vhost-user/server.js';
 import type { WorkerPort } from '../../vhost-user/worker-runtime.js';
-import { BUSY_POLL_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
+import { BUSY_POLL_FLAG, SEALED_MEMORY_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError, errorText } from '../errors.js';
 
@@ -22,6 +22,7 @@ interface CommonOptions {
   printCapabilities?: boolean;
   verbose?: boolean;
   busyPollUs?: string;
+  requireSealedMemory?: boolean;
   [k: string]: unknown;
 }
 
@@ -35,7 +36,8 @@ export function registerServeCommand(program: Command): void {
       .option('--fd <n>', 'serve an already-listening socket passed as file descriptor N')
       .option('--print-capabilities', 'print the vhost-user capabilities as JSON and exit')
       .option('-v, --verbose', 'log every connection event at debug level')
-      .option(...BUSY_POLL_FLAG);
+      .option(...BUSY_POLL_FLAG)
+      .option(...SEALED_MEMORY_FLAG);
     for (const f of cliFlags(kind.options)) cmd.option(f.flags, f.description);
     cmd.action(async (opts: CommonOptions) => {
       process.exitCode = await serveDevice(kind, opts);
@@ -53,7 +55,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     process.stdout.write(`${JSON.stringify(capabilities(kind))}\n`);
     return 0;
   }
-  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, busyPollUs: pollText, ...raw } = opts;
+  const { socketPath, fd: fdText, printCapabilities: _p, verbose: _v, busyPollUs: pollText, requireSealedMemory, ...raw } = opts;
   const busyPollUs = parseBusyPollUs(`serve ${kind.name}`, pollText);
   // Commander leaves an option that was not given undefined, and sets --no-x flags to their
   // default true; the kind's schema supplies defaults itself, so only given values are kept.
@@ -117,6 +119,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     cleanup,
     servingMessage: `serving ${kind.name} on ${where.join(', ')}`,
     busyPollUs,
+    ...(requireSealedMemory === true ? { requireSealedMemory: true } : {}),
     onUsr1: (thread) => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics')),
   });
 }

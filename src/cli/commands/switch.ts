@@ -22,7 +22,7 @@ import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { closeQuiet } from '../../sys/index.js';
 import { listenAt, type BackendThread } from '../../vhost-user/server.js';
-import { BUSY_POLL_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
+import { BUSY_POLL_FLAG, SEALED_MEMORY_FLAG, parseBusyPollUs, runBackendProgram, trapStopSignals } from '../backend-lifecycle.js';
 import { createLogger } from '../log.js';
 import { UsageError, errorText } from '../errors.js';
 import { parseOptions } from '../../devices/options.js';
@@ -56,6 +56,7 @@ export interface SwitchCliOptions {
   statsFile?: string;
   statsInterval?: string;
   busyPollUs?: string;
+  requireSealedMemory?: boolean;
   verbose?: boolean;
 }
 
@@ -72,6 +73,8 @@ export interface SwitchPlan {
   statsIntervalMs: number;
   /** Adaptive busy polling window in microseconds (0: off). */
   busyPollUs: number;
+  /** `--require-sealed-memory`. */
+  requireSealedMemory: boolean;
 }
 
 /** Repeatable options collect their values (no default, so `--help` shows none). */
@@ -99,6 +102,7 @@ export function registerSwitchCommand(program: Command): void {
     .option('--stats-file <file>', 'write the counters as JSON to this file, periodically')
     .option('--stats-interval <ms>', 'how often to write --stats-file (default 1000)')
     .option(...BUSY_POLL_FLAG)
+    .option(...SEALED_MEMORY_FLAG)
     .option('-v, --verbose', 'log at debug level')
     .action(async (opts: SwitchCliOptions) => {
       process.exitCode = await runSwitch(planSwitch(opts), opts.verbose === true);
@@ -177,7 +181,7 @@ export function planSwitch(opts: SwitchCliOptions): SwitchPlan {
   });
   const interval = opts.statsInterval === undefined ? 1000 : Number(opts.statsInterval);
   if (!Number.isSafeInteger(interval) || interval < 50 || interval > 3_600_000) throw new UsageError(`switch: --stats-interval must be an integer from 50 to 3600000 ms, got ${opts.statsInterval}`);
-  return { ports: planned, statsFile: opts.statsFile, statsIntervalMs: interval, busyPollUs: parseBusyPollUs('switch', opts.busyPollUs) };
+  return { ports: planned, statsFile: opts.statsFile, statsIntervalMs: interval, busyPollUs: parseBusyPollUs('switch', opts.busyPollUs), requireSealedMemory: opts.requireSealedMemory === true };
 }
 
 /** The stats document: the switch block once, then each port without it. */
@@ -231,6 +235,7 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
     cleanup,
     servingMessage: `serving switch on ${plan.ports.map((p) => `${p.name}=${p.socketPath}`).join(', ')}`,
     busyPollUs: plan.busyPollUs,
+    requireSealedMemory: plan.requireSealedMemory,
     onUsr1: (thread) => void snapshot(thread).then((doc) => log.info({ stats: doc }, 'stats')),
     onStarted: (thread) => {
       if (plan.statsFile === undefined) return () => {};

@@ -30,8 +30,8 @@ function plan(kind: string, options: Record<string, unknown>, extra: Partial<Bac
   };
 }
 
-test('serveArgv: options become the kind’s flags; true is a bare flag, false is left out', () => {
-  assert.deepEqual(serveArgv(plan('rng', { maxBytes: 4096 })), ['serve', 'rng', '--fd', '3', '--max-bytes', '4096']);
+test('serveArgv: options become the kind’s flags; true is a bare flag, false is left out; sealed memory is required', () => {
+  assert.deepEqual(serveArgv(plan('rng', { maxBytes: 4096 })), ['serve', 'rng', '--fd', '3', '--max-bytes', '4096', '--require-sealed-memory']);
   assert.deepEqual(serveArgv(plan('blk', { image: '/d.img', readOnly: true, serial: 'S 1', numQueues: 2 })), [
     'serve',
     'blk',
@@ -44,8 +44,9 @@ test('serveArgv: options become the kind’s flags; true is a bare flag, false i
     'S 1',
     '--num-queues',
     '2',
+    '--require-sealed-memory',
   ]);
-  assert.deepEqual(serveArgv(plan('blk', { image: '/d.img', readOnly: false })), ['serve', 'blk', '--fd', '3', '--image', '/d.img']);
+  assert.deepEqual(serveArgv(plan('blk', { image: '/d.img', readOnly: false })), ['serve', 'blk', '--fd', '3', '--image', '/d.img', '--require-sealed-memory']);
 });
 
 test('serveArgv: an option without a flag is refused, naming it', () => {
@@ -67,6 +68,7 @@ test('serveArgv: lists of scalars are joined with commas', { skip: findKind('vso
     '/r/v',
     '--allow-peer',
     '4,5',
+    '--require-sealed-memory',
   ]);
 });
 
@@ -104,6 +106,7 @@ test('SHARED_PROCESS_COMMANDS: avp switch and avp serve vsock --vm for the cockp
     'socket=/r/infotainment/net.sock,name=infotainment/net,mac=52:54:00:00:00:01,priority=0,rate=12500000:20000',
     '--mtu',
     '1500',
+    '--require-sealed-memory',
   ]);
   assert.deepEqual(SHARED_PROCESS_COMMANDS['vsock-group']?.argv(vsock), [
     'serve',
@@ -112,6 +115,7 @@ test('SHARED_PROCESS_COMMANDS: avp switch and avp serve vsock --vm for the cockp
     'socket=/r/cluster/vsock.sock,cid=4,uds=/r/cluster/vsock.vsock,allow=3',
     '--vm',
     'socket=/r/infotainment/vsock.sock,cid=3,uds=/r/infotainment/vsock.vsock,allow=4',
+    '--require-sealed-memory',
   ]);
   assert.deepEqual([processCreatesSockets(sw), processCreatesSockets(vsock), processCreatesSockets({ ...sw, isolation: 'thread' })], [true, true, false]);
   assert.deepEqual(vsock.ports.map((port) => SHARED_PROCESS_COMMANDS['vsock-group']?.portName(port)), ['vsock-4', 'vsock-3']);

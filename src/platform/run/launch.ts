@@ -53,6 +53,14 @@ function spec(fields: Array<[string, unknown]>): string {
 }
 
 /**
+ * Every back-end of a run refuses guest memory that cannot be sealed against shrinking: the runner
+ * starts QEMU with `memory-backend-memfd` (seal=on by default, so F_SEAL_SHRINK is already there),
+ * which passes, and the window in which a shrunk file could crash a back-end (SIGBUS,
+ * docs/reliability.md) is closed for the whole platform.
+ */
+const SEALED_MEMORY_FLAG = '--require-sealed-memory';
+
+/**
  * Process commands of the back-ends that serve several VMs. The options are those plan.ts gives
  * the ports (the net and vsock device kinds' names).
  */
@@ -68,7 +76,7 @@ export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group' | 
         return ['--port', spec([['socket', p.socket], ['name', p.name], ['mac', o['mac']], ['priority', o['priority']], ['rate', o['rate']]])];
       });
       const tap = first['uplinkTap'];
-      return ['switch', ...ports, '--mtu', String(first['mtu'] ?? 1500), ...(typeof tap === 'string' ? ['--uplink-tap', tap] : [])];
+      return ['switch', ...ports, '--mtu', String(first['mtu'] ?? 1500), ...(typeof tap === 'string' ? ['--uplink-tap', tap] : []), SEALED_MEMORY_FLAG];
     },
   },
   // avp canbus --name B --node socket=P,name=N[,receive=F+F][,send=F+F][,rate=R:B] ... [--host-socket S] [--log L] [--replay F ...]
@@ -88,6 +96,7 @@ export const SHARED_PROCESS_COMMANDS: Partial<Record<'switch' | 'vsock-group' | 
         const o = p.spec.options;
         return ['--vm', spec([['socket', p.socket], ['cid', o['guestCid']], ['uds', o['udsPath']], ['allow', o['allowPeer']]])];
       }),
+      SEALED_MEMORY_FLAG,
     ],
   },
 };
@@ -142,7 +151,7 @@ export function serveArgv(b: BackendPlan): string[] {
   const kind = findKind(port.spec.kind);
   if (kind === undefined) throw new BackendStartError(b.id, `no device kind '${port.spec.kind}'`);
   try {
-    return ['serve', port.spec.kind, '--fd', '3', ...toServeFlags(kind, port.spec.options)];
+    return ['serve', port.spec.kind, '--fd', '3', ...toServeFlags(kind, port.spec.options), SEALED_MEMORY_FLAG];
   } catch (e: unknown) {
     throw new BackendStartError(b.id, errorText(e), { cause: e });
   }
@@ -294,7 +303,7 @@ class ThreadBackend extends BaseBackend {
       else if (event.kind === 'disconnected') this.setConnected(port, false);
     };
     let thread: BackendThread;
-    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent });
+    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent, requireSealedMemory: true });
     try {
       thread = await withTimeout(starting, BACKEND_START_TIMEOUT_MS, 'the worker did not become ready');
     } catch (e: unknown) {
@@ -379,6 +388,7 @@ export class SharedLoopThread {
     const starting = BackendThread.start({
       entry: BACKEND_WORKER_ENTRY,
       ports: [],
+      requireSealedMemory: true,
       onLog: (level, msg, port) => {
         const r = this.#route(port);
         r?.member.onLog(level, msg, r.port);
