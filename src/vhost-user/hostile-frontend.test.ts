@@ -9,16 +9,15 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SysError, closeQuiet, connectUnix, eventfdCreate, eventfdRead, eventfdWrite, ftruncate, listOpenFds, listenUnix, sendMsg } from '../sys/index.js';
 import { BackendThread } from './server.js';
 import { Attacker, leakProbe, mappingsOf, settle, waitUsed } from './testing/attacker.js';
 import { ECHO_FILL } from './testing/echo-device.js';
+import { startServe } from './testing/serve-process.js';
 import { frameBytes } from './testing/byte-builder.js';
 import { ByteBuilder } from './testing/byte-builder.js';
 
@@ -159,21 +158,7 @@ test('regression: stop ends the back-end while a front-end holds half a message 
 });
 
 test('regression: SIGTERM ends avp serve rng while a front-end holds half a message (#18 case 5)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'avp-hostile-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'rng.sock');
-  const bin = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'serve', 'rng', '--socket-path', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => void child.kill('SIGKILL'));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      seen += c;
-      if (/serving/.test(seen)) resolve();
-    });
-    child.once('exit', () => reject(new Error(`avp serve rng exited early: ${seen}`)));
-  });
+  const { sock, child, exited } = await startServe(t, 'rng');
   const fd = connectUnix(sock);
   t.after(() => closeQuiet(fd));
   // A header and half its payload, with an fd attached.
@@ -246,20 +231,8 @@ test('regression: memory removed under a live ring is unmapped once the front-en
 });
 
 test('avp serve rng --require-sealed-memory: unsealable memory is refused with a failure ack and nothing else changes; sealable memory is served', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'avp-hostile-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'rng.sock');
-  const bin = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'serve', 'rng', '--socket-path', sock, '--require-sealed-memory'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => void child.kill('SIGKILL'));
-  let said = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      said += c;
-      if (/serving/.test(said)) resolve();
-    });
-    child.once('exit', () => reject(new Error(`avp serve rng exited early: ${said}`)));
-  });
+  const serve = await startServe(t, 'rng', ['--require-sealed-memory']);
+  const sock = serve.sock;
   const KIB = 1024;
   // A memfd made without MFD_ALLOW_SEALING cannot get F_SEAL_SHRINK: refused, on the same connection.
   const a = new Attacker(sock).handshake();
@@ -273,7 +246,5 @@ test('avp serve rng --require-sealed-memory: unsealable memory is refused with a
   eventfdWrite(fds.kick);
   assert.equal(waitUsed(dq, 1, 5000)?.len, 64, 'served from the sealed memory');
   assert.throws(() => ftruncate(mem.fd, 16 * KIB), (e: unknown) => e instanceof SysError && e.errnoName === 'EPERM', 'the back-end sealed it against shrinking');
-  // The log reaches this process once the synchronous front-end above lets the event loop run.
-  for (let i = 0; i < 500 && !/seal/i.test(said); i++) await delay(20);
-  assert.match(said, /seal/i, 'the refusal is logged with the reason');
+  assert.ok(await serve.waitLog(/seal/i), `the refusal is logged with the reason:\n${serve.log()}`);
 });

@@ -10,14 +10,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
 import { closeQuiet, connectUnix, eventfdCreate, eventfdWrite, ftruncate, sendMsg } from '../sys/index.js';
 import { Attacker, leakProbe, settle, sleepSync, waitUsed } from './testing/attacker.js';
 import { ByteBuilder, frameBytes } from './testing/byte-builder.js';
+import { startServe } from './testing/serve-process.js';
 
 const SESSIONS = Number(process.env['AVP_SOAK_SESSIONS'] ?? 1000);
 const KIB = 1024;
@@ -122,36 +119,14 @@ function honest(path: string): void {
 }
 
 test(`soak: avp serve rng after ${SESSIONS} hostile sessions has the fds and mappings it started with (#18)`, { timeout: 30 * 60_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'avp-soak-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'rng.sock');
-  const bin = fileURLToPath(new URL('../../bin/avp.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'serve', 'rng', '--socket-path', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => void child.kill('SIGKILL'));
-  let seen = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      seen += c;
-      if (/serving/.test(seen)) resolve();
-    });
-    child.once('exit', () => reject(new Error(`avp serve rng exited early: ${seen}`)));
-  });
+  const { sock, child } = await startServe(t, 'rng');
   const pid = child.pid!;
   // One honest session first, so lazily created state (native blocks, worker pools) is in place.
   honest(sock);
   sleepSync(200);
   const start = { fds: fdCount(pid), memfds: ourMemfds(pid), maps: maps(pid).length };
   const startKinds = kinds(pid);
-  for (let i = 0; i < SESSIONS; i++) {
-    try { hostileSession(sock, i); } catch (e) {
-      console.error('FAILED at', i, String(e));
-      const st = readFileSync(`/proc/${pid}/stat`, 'utf8').trim().split(' ');
-      console.error('state', st[2], 'exit_code field', st.at(-1));
-      await new Promise((r) => setTimeout(r, 2000));
-      console.error('CHILD SAID', seen.split('\n').slice(-30).join('\n'));
-      throw e;
-    }
-  }
+  for (let i = 0; i < SESSIONS; i++) hostileSession(sock, i);
   honest(sock);
   const fds = settle(() => fdCount(pid), start.fds, 5000);
   const end = { fds, memfds: settle(() => ourMemfds(pid), 0, 5000), maps: maps(pid).length };
