@@ -14,7 +14,8 @@ import { DriverQueue } from '../queue/split-driver.js';
 import { RegionGuestMemory } from '../memory/guest-memory.js';
 import { serveQueue } from '../device/serve.js';
 import type { DeviceContext, VirtioDevice } from '../device/contract.js';
-import { closeQuiet, dup, eventfdCreate, eventfdRead, eventfdWrite, fdTarget, isNonBlocking, memfdCreate, mmapShared, munmap, socketPair } from '../sys/index.js';
+import { closeQuiet, dup, eventfdCreate, eventfdRead, eventfdWrite, fdTarget, ftruncate, isNonBlocking, memfdCreate, mmapShared, munmap, socketPair } from '../sys/index.js';
+import { hasCode } from '../errors.js';
 
 /** Answers every chain with its writable length and records activations. */
 class EchoDevice implements VirtioDevice {
@@ -462,4 +463,41 @@ test('regression: a split ring restarted at a non-zero base signals its call fd 
   s.kickFd(0);
   s.send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] });
   assert.equal(eventfdRead(call), 1n, 'the restarted ring signalled once with nothing new to serve');
+});
+
+test('regression: a ring going live re-checks unsealable memory shrunk since its turn began, and touches nothing past the end (no SIGBUS)', (t) => {
+  const dev = new EchoDevice();
+  const session = new BackendSession({ device: dev, log: silent });
+  const send = (init: FrontendRequestInit): BackendReply | null => sendThroughCodec(session, init);
+  const size = 1 << 20;
+  // Without MFD_ALLOW_SEALING the back-end cannot add F_SEAL_SHRINK: it keeps checking the size.
+  const memfd = memfdCreate('guest-unsealable', size, { allowSealing: false });
+  const mapping = mmapShared(memfd, size);
+  const kick = eventfdCreate();
+  const call = eventfdCreate();
+  t.after(() => {
+    session.close();
+    for (const fd of [memfd, kick, call]) closeQuiet(fd);
+    munmap(mapping);
+  });
+  send({ type: 'SET_PROTOCOL_FEATURES', body: 0x8009n, fds: [] });
+  send({ type: 'SET_FEATURES', body: LINUX, fds: [] });
+  send({ type: 'SET_MEM_TABLE', body: { regions: [{ guestAddr: 0, size, userAddr: USER, mmapOffset: 0 }] }, fds: [dup(memfd)] });
+  assert.equal(session.hasUnsealedMemory, true);
+  send({ type: 'SET_VRING_NUM', body: { index: 0, num: 8 }, fds: [] });
+  send({ type: 'SET_VRING_ADDR', body: { index: 0, flags: 0, desc: USER + RING.desc, avail: USER + RING.avail, used: USER + RING.used, log: 0 }, fds: [] });
+  send({ type: 'SET_VRING_CALL', body: { index: 0, noFd: false }, fds: [dup(call)] });
+  send({ type: 'SET_VRING_KICK', body: { index: 0, noFd: false }, fds: [dup(kick)] });
+  // A chain whose buffer lies at 512 KiB is made available before the ring is enabled...
+  const memory = new RegionGuestMemory([{ guestBase: 0, bytes: new Uint8Array(mapping.buffer) }]);
+  new DriverQueue<number>({ memory, size: 8, addrs: RING, eventIdx: true }).add([{ addr: 512 * 1024, len: 16, writable: true }], 1);
+  session.checkMemory(); // the loop's check at the start of the turn: still intact
+  // ...then the file shrinks to 64 KiB (the rings stay inside) while that turn goes on.
+  ftruncate(memfd, 64 * 1024);
+  // Going live looks at the ring and would serve the chain: it must notice the shrink first.
+  assert.throws(
+    () => send({ type: 'SET_VRING_ENABLE', body: { index: 0, num: 1 }, fds: [] }),
+    (e: unknown) => hasCode(e, 'VHOST_USER_MEMORY_SHRUNK'),
+  );
+  assert.equal(dev.served, 0, 'the chain past the new end was not served');
 });

@@ -245,7 +245,10 @@ export class BackendSession {
   /**
    * Handles one request; returns the reply to send, if any.
    * Never throws for anything the front-end sent: failures become a REPLY_ACK failure (when the
-   * front-end asked for one) and a log line, and the connection goes on.
+   * front-end asked for one) and a log line, and the connection goes on. The one exception: memory
+   * the front-end shrank under its mapping (found when a ring goes live) ends the connection, as
+   * the loop's own check does.
+   * @throws VhostUserBackendError VHOST_USER_MEMORY_SHRUNK
    */
   handle(req: FrontendRequest): EncodedMessage | null {
     this.stats.requests++;
@@ -257,6 +260,7 @@ export class BackendSession {
       reply = this.#dispatch(req);
     } catch (e: unknown) {
       if (!(e instanceof VhostUserBackendError || e instanceof DeviceError || e instanceof QueueError)) throw e;
+      if (e instanceof VhostUserBackendError && e.code === 'VHOST_USER_MEMORY_SHRUNK') throw e;
       ok = false;
       this.stats.failedRequests++;
       this.#log.warn(`vhost-user ${req.type}: ${e.message}`);
@@ -668,6 +672,8 @@ export class BackendSession {
           this.#restart(i);
         } catch (e: unknown) {
           if (!(e instanceof QueueError || e instanceof DeviceError || e instanceof VhostUserBackendError)) throw e;
+          // A shrunk file is the front-end's fault and ends the connection, not just this ring.
+          if (e instanceof VhostUserBackendError && e.code === 'VHOST_USER_MEMORY_SHRUNK') throw e;
           if (r.queue !== undefined) this.#pause(i, r);
           this.stats.ringsLostMemory++;
           this.#log.warn(`vring ${i}: stopped, its memory was changed under it: ${e.message}`);
