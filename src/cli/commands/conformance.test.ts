@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AVP_BIN } from '../testing/backend-process.js';
@@ -14,9 +14,9 @@ import { AVP_BIN } from '../testing/backend-process.js';
 const RNG = `${JSON.stringify(process.execPath)} ${AVP_BIN} serve rng --socket-path {socket}`;
 
 /** Runs the CLI to completion (asynchronously: the test's event loop stays free). */
-function avp(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function avp(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [AVP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [AVP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -31,15 +31,21 @@ function tmp(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-function avpBackendDirs(): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith('avp-backend-'));
+function avpBackendDirs(parent: string): string[] {
+  return readdirSync(parent).filter((n) => n.startsWith('avp-backend-'));
 }
 
 test('conformance CLI: --exec, --only, a JUnit report, progress on stderr, "N passed, N failed" last, exit 0, nothing left behind', async (t) => {
   const dir = tmp(t);
-  const before = new Set(avpBackendDirs());
+  // The CLI makes its back-end's folder under TMPDIR: a private one, so that other tests running
+  // at the same time cannot make a folder of theirs look like ours.
+  const own = join(dir, 'tmp');
+  mkdirSync(own);
   const out = join(dir, 'report.xml');
-  const r = await avp(['conformance', '--device', 'rng', '--exec', RNG, '--only', 'proto.handshake,rng.', '--skip', 'rng.randomness', '--report', 'junit', '--output', out]);
+  // The back-end command notes each socket it is given, to show where the CLI made them.
+  const sockets = join(dir, 'sockets.txt');
+  const recording = `sh -c 'echo "$0" >> ${sockets}; exec ${RNG.replace('{socket}', '"$0"')}' {socket}`;
+  const r = await avp(['conformance', '--device', 'rng', '--exec', recording, '--only', 'proto.handshake,rng.', '--skip', 'rng.randomness', '--report', 'junit', '--output', out], { ...process.env, TMPDIR: own });
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   assert.equal(lines[lines.length - 1], '6 passed, 0 failed');
@@ -47,7 +53,9 @@ test('conformance CLI: --exec, --only, a JUnit report, progress on stderr, "N pa
   assert.doesNotMatch(r.stdout, /rng\.randomness/);
   assert.match(r.stderr, /^\[1\/6\] PASS proto\.handshake$/m, 'one progress line per check when stderr is not a terminal');
   assert.match(readFileSync(out, 'utf8'), /<testsuites [^>]*tests="6" failures="0" errors="0"/);
-  assert.deepEqual(avpBackendDirs().filter((n) => !before.has(n)), [], 'the spawned back-end and its directory are gone');
+  const used = readFileSync(sockets, 'utf8').trim().split('\n');
+  assert.ok(used.length > 0 && used.every((p) => p.startsWith(join(own, 'avp-backend-'))), `the back-ends' sockets were made under TMPDIR: ${used.join(', ')}`);
+  assert.deepEqual(avpBackendDirs(own), [], 'the spawned back-end and its directory are gone');
 });
 
 test('conformance CLI: --expected turns any verdict change into exit 1; HTML and JSON reports are written', async (t) => {
