@@ -204,7 +204,7 @@ export async function benchAvpSwitch(sizes: readonly number[], seconds: number, 
       entry: BACKEND_WORKER_ENTRY,
       // Safe: two paths, two fds.
       ports: paths.map((_, i) => ({ name: `p${i}`, listenFd: fds[i]!, device: { kind: 'net', options: { name: `p${i}` } } })),
-      busyPollUs,
+      tuning: { busyPollUs },
     });
     try {
       return drive(busyPollUs > 0 ? `avp switch, busy poll ${busyPollUs} us` : 'avp switch', paths, sizes, seconds);

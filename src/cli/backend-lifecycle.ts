@@ -7,7 +7,7 @@
  * stop, never in Node's default action (which would leave the socket file behind).
  */
 import type { Logger } from 'pino';
-import { BackendThread } from '../vhost-user/server.js';
+import { BackendThread, type LoopTuning } from '../vhost-user/server.js';
 import type { WorkerPort } from '../vhost-user/worker-runtime.js';
 import { BACKEND_WORKER_ENTRY } from '../platform/backends.js';
 import { UsageError } from './errors.js';
@@ -65,10 +65,8 @@ export interface BackendProgram {
   onUsr1?: (thread: BackendThread) => void;
   /** The "serving ..." line, logged once the worker is ready (tests and supervisors wait for it). */
   servingMessage: string;
-  /** Adaptive busy polling window (`--busy-poll-us`); 0 or absent: off. */
-  busyPollUs?: number;
-  /** `--require-sealed-memory`: refuse guest memory that cannot be sealed against shrinking. */
-  requireSealedMemory?: boolean;
+  /** `--busy-poll-us` and `--require-sealed-memory`. */
+  tuning: LoopTuning;
 }
 
 /** The most `--busy-poll-us` accepts: one second of spinning after the last work. */
@@ -109,8 +107,7 @@ export async function runBackendProgram(p: BackendProgram): Promise<number> {
       ports: p.ports,
       onLog: (level, msg, port) => (p.ports.length > 1 ? p.log[level]({ port }, msg) : p.log[level](msg)),
       onEvent: (event, port) => p.log.debug({ event, port }, 'event'),
-      ...(p.busyPollUs === undefined || p.busyPollUs === 0 ? {} : { busyPollUs: p.busyPollUs }),
-      ...(p.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
+      tuning: p.tuning,
     });
   } catch (e: unknown) {
     detach();

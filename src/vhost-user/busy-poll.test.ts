@@ -21,7 +21,7 @@ async function backend(t: TestContext, busyPollUs: number): Promise<{ path: stri
   const dir = mkdtempSync(join(tmpdir(), 'avp-busy-poll-'));
   const path = join(dir, 'p0.sock');
   const fd = listenUnix(path);
-  const thread = await BackendThread.start({ entry: ECHO_WORKER, ports: [{ name: 'p0', listenFd: fd, device: 'echo' }], busyPollUs });
+  const thread = await BackendThread.start({ entry: ECHO_WORKER, ports: [{ name: 'p0', listenFd: fd, device: 'echo' }], tuning: { busyPollUs } });
   t.after(async () => {
     await Promise.race([thread.stop(), delay(5000)]);
     closeQuiet(fd);

@@ -65,6 +65,9 @@ export interface LoopOptions {
   busyPollUs?: number;
 }
 
+/** The loop settings a back-end program or the runner chooses (the rest of LoopOptions is wiring). */
+export type LoopTuning = Pick<LoopOptions, 'busyPollUs' | 'requireSealedMemory'>;
+
 /**
  * Ports joining and leaving a running loop (one loop thread serving the back-ends of a whole
  * platform, each started, restarted and stopped on its own). Only valid inside `onWake`.

@@ -10,6 +10,9 @@ import { lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { closeQuiet, connectUnix, eventfdCreate, eventfdWrite, fdTarget, listenUnix } from '../sys/index.js';
 import type { BackendWorkerData, WorkerCommand, WorkerMessage, WorkerPort } from './worker-runtime.js';
+import type { LoopTuning } from './loop.js';
+
+export type { LoopTuning } from './loop.js';
 
 export interface BackendThreadOptions {
   /** Worker entry module: calls `runBackendWorker` with a device factory. */
@@ -23,10 +26,8 @@ export interface BackendThreadOptions {
   /** `port` is the port name (the device kind for a single device). */
   onLog?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, port: string) => void;
   onEvent?: (event: { kind: string; [k: string]: unknown }, port: string) => void;
-  /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`); 0 or absent: off. */
-  busyPollUs?: number;
-  /** Refuse guest memory that cannot be sealed against shrinking (`LoopOptions.requireSealedMemory`). */
-  requireSealedMemory?: boolean;
+  /** Busy polling and sealed-memory settings of the loop (default: neither). */
+  tuning?: LoopTuning;
 }
 
 export class BackendThread {
@@ -71,13 +72,7 @@ export class BackendThread {
     if (ports.length === 0 && opts.ports === undefined) return Promise.reject(new Error('BackendThread.start: give `ports`, or `device` and `listenFd`'));
     const wakeFd = eventfdCreate();
     const { port1, port2 } = new MessageChannel();
-    const data: BackendWorkerData = {
-      ports,
-      wakeFd,
-      port: port2,
-      ...(opts.busyPollUs === undefined ? {} : { busyPollUs: opts.busyPollUs }),
-      ...(opts.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
-    };
+    const data: BackendWorkerData = { ports, wakeFd, port: port2, tuning: opts.tuning ?? {} };
     const worker = new Worker(opts.entry, { workerData: data, transferList: [port2] });
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve)).finally(() => closeQuiet(wakeFd));
     const pending = new Map<number, (v: Record<string, Record<string, unknown>>) => void>();

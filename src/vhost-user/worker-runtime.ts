@@ -8,7 +8,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DeviceLog, VirtioDevice } from '../device/contract.js';
-import { runBackendLoop, type LoopPort } from './loop.js';
+import { runBackendLoop, type LoopPort, type LoopTuning } from './loop.js';
 
 /** One port to serve: a listening socket and the description of its device. */
 export interface WorkerPort {
@@ -23,10 +23,8 @@ export interface BackendWorkerData {
   ports: WorkerPort[];
   wakeFd: number;
   port: MessagePort;
-  /** Adaptive busy polling window in microseconds (`LoopOptions.busyPollUs`). */
-  busyPollUs?: number;
-  /** `LoopOptions.requireSealedMemory`. */
-  requireSealedMemory?: boolean;
+  /** Busy polling and sealed-memory settings of the loop. */
+  tuning: LoopTuning;
 }
 
 export type WorkerCommand =
@@ -92,8 +90,7 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
   runBackendLoop({
     ports,
     wakeFd: data.wakeFd,
-    ...(data.busyPollUs === undefined ? {} : { busyPollUs: data.busyPollUs }),
-    ...(data.requireSealedMemory === true ? { requireSealedMemory: true } : {}),
+    ...data.tuning,
     log: (port) => logFor(port.name),
     onEvent: (port, event) => post({ type: 'event', event, port: port.name }),
     onSession: (port, metrics) => {

@@ -12,6 +12,7 @@ import { benchAvpSwitch, benchTestpmd, ensureTestpmd, formatNetBench, medians, t
 import { reportLoad } from '../../bench/load.js';
 import { emitBenchOutput, type Comparison } from '../../bench/results.js';
 import { UsageError } from '../errors.js';
+import { parseBusyPollUs } from '../backend-lifecycle.js';
 
 interface BenchNetOptions {
   seconds: string;
@@ -39,8 +40,7 @@ export function registerBenchNetCommand(program: Command): void {
       if (sizes.some((s) => !Number.isSafeInteger(s) || s < 60 || s > 1514)) throw new UsageError(`bench net: --sizes must be integers from 60 to 1514, got ${opts.sizes}`);
       const rounds = Number(opts.rounds);
       if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 20) throw new UsageError(`bench net: --rounds must be an integer from 1 to 20, got ${opts.rounds}`);
-      const busyPollUs = Number(opts.busyPollUs);
-      if (!Number.isSafeInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > 1_000_000) throw new UsageError(`bench net: --busy-poll-us must be an integer from 0 to 1000000, got ${opts.busyPollUs}`);
+      const busyPollUs = parseBusyPollUs('bench net', opts.busyPollUs);
       const log = (m: string) => process.stderr.write(`bench net: ${m}\n`);
       let testpmd: string | undefined;
       if (opts.testpmd === true) {

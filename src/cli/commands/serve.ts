@@ -118,8 +118,7 @@ async function serveDevice(kind: DeviceKind, opts: CommonOptions): Promise<numbe
     log,
     cleanup,
     servingMessage: `serving ${kind.name} on ${where.join(', ')}`,
-    busyPollUs,
-    ...(requireSealedMemory === true ? { requireSealedMemory: true } : {}),
+    tuning: { busyPollUs, requireSealedMemory: requireSealedMemory === true },
     onUsr1: (thread) => void thread.metrics().then((m) => log.info({ metrics: ports.length > 1 ? m : m[kind.name] }, 'metrics')),
   });
 }

@@ -234,8 +234,7 @@ async function runSwitch(plan: SwitchPlan, verbose: boolean): Promise<number> {
     log,
     cleanup,
     servingMessage: `serving switch on ${plan.ports.map((p) => `${p.name}=${p.socketPath}`).join(', ')}`,
-    busyPollUs: plan.busyPollUs,
-    requireSealedMemory: plan.requireSealedMemory,
+    tuning: { busyPollUs: plan.busyPollUs, requireSealedMemory: plan.requireSealedMemory },
     onUsr1: (thread) => void snapshot(thread).then((doc) => log.info({ stats: doc }, 'stats')),
     onStarted: (thread) => {
       if (plan.statsFile === undefined) return () => {};

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { toServeFlags } from '../../devices/options.js';
 import { findKind } from '../../devices/registry.js';
 import { errorText } from '../../errors.js';
-import { BackendThread } from '../../vhost-user/server.js';
+import { BackendThread, type LoopTuning } from '../../vhost-user/server.js';
 import { BACKEND_WORKER_ENTRY } from '../backends.js';
 import { BackendStartError } from '../errors.js';
 import type { BackendPlan, PortPlan } from '../manifest/plan.js';
@@ -59,6 +59,8 @@ function spec(fields: Array<[string, unknown]>): string {
  * docs/reliability.md) is closed for the whole platform.
  */
 const SEALED_MEMORY_FLAG = '--require-sealed-memory';
+/** The same for the run's thread and shared back-ends. */
+const RUN_TUNING: LoopTuning = { requireSealedMemory: true };
 
 /**
  * Process commands of the back-ends that serve several VMs. The options are those plan.ts gives
@@ -303,7 +305,7 @@ class ThreadBackend extends BaseBackend {
       else if (event.kind === 'disconnected') this.setConnected(port, false);
     };
     let thread: BackendThread;
-    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent, requireSealedMemory: true });
+    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent, tuning: RUN_TUNING });
     try {
       thread = await withTimeout(starting, BACKEND_START_TIMEOUT_MS, 'the worker did not become ready');
     } catch (e: unknown) {
@@ -388,7 +390,7 @@ export class SharedLoopThread {
     const starting = BackendThread.start({
       entry: BACKEND_WORKER_ENTRY,
       ports: [],
-      requireSealedMemory: true,
+      tuning: RUN_TUNING,
       onLog: (level, msg, port) => {
         const r = this.#route(port);
         r?.member.onLog(level, msg, r.port);
