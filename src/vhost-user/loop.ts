@@ -81,6 +81,8 @@ export interface LoopControl {
    * their devices and owns their listening fds.
    */
   removePorts(names: readonly string[]): LoopPort[];
+  /** The ports served now, in the order they joined. */
+  readonly ports: readonly LoopPort[];
 }
 
 export type LoopEvent = { kind: 'connected' } | { kind: 'disconnected'; reason: string; requests: number };
@@ -162,7 +164,8 @@ interface PortState {
 type Handler = (revents: number) => void;
 
 /** Runs until `onWake` returns 'stop'. Never throws for anything a front-end or guest sends. */
-export function runBackendLoop(opts: LoopOptions): void {
+/** Serves until `onWake` says stop; returns the ports it served then (their devices are the caller's to dispose). */
+export function runBackendLoop(opts: LoopOptions): LoopPort[] {
   const reactor = opts.reactor ?? new LoopReactor();
   const poller = new Poller(16);
   let ports: PortState[] = [];
@@ -216,7 +219,13 @@ export function runBackendLoop(opts: LoopOptions): void {
     portGeneration++;
     return gone.map((p) => p.port);
   };
-  const control: LoopControl = { addPorts, removePorts };
+  const control: LoopControl = {
+    addPorts,
+    removePorts,
+    get ports() {
+      return ports.map((p) => p.port);
+    },
+  };
 
   /**
    * The reason to drop a connection after an exception. Socket errors are the peer's doing; any
@@ -376,4 +385,5 @@ export function runBackendLoop(opts: LoopOptions): void {
     if (pollWindowMs > 0 && moved() !== before) lastWork = performance.now();
   }
   for (const p of ports) disconnect(p, 'back-end stopping');
+  return ports.map((p) => p.port);
 }

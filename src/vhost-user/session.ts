@@ -126,6 +126,11 @@ function describeRequest(req: FrontendRequest): string {
   return `${req.type}${body}${req.fds.length > 0 ? ` +${req.fds.length} fd` : ''}${req.needReply ? ' (need reply)' : ''}`;
 }
 
+/** Memory the front-end shrank under its mapping: its fault, and the end of the connection, not of one request or ring. */
+function endsConnection(e: unknown): boolean {
+  return e instanceof VhostUserBackendError && e.code === 'VHOST_USER_MEMORY_SHRUNK';
+}
+
 function freshRing(): Vring {
   return { num: undefined, addr: undefined, base: 0, kickFd: undefined, callFd: undefined, errFd: undefined, started: false, enabled: false, queue: undefined, callMissed: false };
 }
@@ -260,7 +265,7 @@ export class BackendSession {
       reply = this.#dispatch(req);
     } catch (e: unknown) {
       if (!(e instanceof VhostUserBackendError || e instanceof DeviceError || e instanceof QueueError)) throw e;
-      if (e instanceof VhostUserBackendError && e.code === 'VHOST_USER_MEMORY_SHRUNK') throw e;
+      if (endsConnection(e)) throw e;
       ok = false;
       this.stats.failedRequests++;
       this.#log.warn(`vhost-user ${req.type}: ${e.message}`);
@@ -672,8 +677,7 @@ export class BackendSession {
           this.#restart(i);
         } catch (e: unknown) {
           if (!(e instanceof QueueError || e instanceof DeviceError || e instanceof VhostUserBackendError)) throw e;
-          // A shrunk file is the front-end's fault and ends the connection, not just this ring.
-          if (e instanceof VhostUserBackendError && e.code === 'VHOST_USER_MEMORY_SHRUNK') throw e;
+          if (endsConnection(e)) throw e;
           if (r.queue !== undefined) this.#pause(i, r);
           this.stats.ringsLostMemory++;
           this.#log.warn(`vring ${i}: stopped, its memory was changed under it: ${e.message}`);

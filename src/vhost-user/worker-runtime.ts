@@ -68,9 +68,9 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
       return { name: p.name, listenFd: p.listenFd, device };
     });
   };
-  let ports: LoopPort[];
+  let initial: LoopPort[];
   try {
-    ports = build(data.ports);
+    initial = build(data.ports);
   } catch (e: unknown) {
     post({ type: 'failed', message: e instanceof Error ? e.message : String(e) });
     return;
@@ -87,8 +87,8 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
     }
   };
   post({ type: 'ready' });
-  runBackendLoop({
-    ports,
+  const served = runBackendLoop({
+    ports: initial,
     wakeFd: data.wakeFd,
     ...data.tuning,
     log: (port) => logFor(port.name),
@@ -107,7 +107,6 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
           try {
             added = build(cmd.ports);
             control.addPorts(added);
-            ports = [...ports, ...added];
             post({ type: 'done', id: cmd.id });
           } catch (e: unknown) {
             dispose(added);
@@ -117,20 +116,19 @@ export function runBackendWorker(createDevices: (specs: unknown[]) => VirtioDevi
         }
         if (cmd.cmd === 'remove') {
           const gone = control.removePorts(cmd.names);
-          ports = ports.filter((p) => !gone.includes(p));
           for (const p of gone) sessions.delete(p.name);
           dispose(gone);
           post({ type: 'done', id: cmd.id });
           continue;
         }
         const value: Record<string, Record<string, unknown>> = {};
-        for (const p of ports) value[p.name] = sessions.get(p.name)?.() ?? { ...p.device.metrics(), connected: false };
+        for (const p of control.ports) value[p.name] = sessions.get(p.name)?.() ?? { ...p.device.metrics(), connected: false };
         post({ type: 'metrics', id: cmd.id, value });
       }
       return 'continue';
     },
   });
   // A failing dispose is an AVP bug worth a log line, not a reason to skip the others.
-  dispose(ports);
+  dispose(served);
   data.port.close();
 }

@@ -260,6 +260,17 @@ abstract class BaseBackend implements BackendHandle {
     return [...this.#tail];
   }
 
+  /** A log line from a worker thread serving this back-end's ports. */
+  onLog(level: string, msg: string, port?: string): void {
+    this.log(`${new Date().toISOString()} ${level} ${port ?? this.plan.id} ${msg}`);
+  }
+
+  /** A connection event from a worker thread serving this back-end's ports. */
+  onEvent(event: { kind: string }, port?: string): void {
+    if (event.kind === 'connected') this.setConnected(port, true);
+    else if (event.kind === 'disconnected') this.setConnected(port, false);
+  }
+
   /** Records a connection event of port `name` (undefined, or unknown, with one port: that port). */
   protected setConnected(name: string | undefined, connected: boolean): void {
     const state = (name === undefined ? undefined : this.ports.get(name)) ?? (this.ports.size === 1 ? [...this.ports.values()][0] : undefined);
@@ -297,15 +308,14 @@ class ThreadBackend extends BaseBackend {
   async start(): Promise<void> {
     this.#stopping = false;
     const ports: PortPlan[] = this.plan.ports;
-    const onLog = (level: string, msg: string, port?: string): void => {
-      this.log(`${new Date().toISOString()} ${level} ${port ?? this.plan.id} ${msg}`);
-    };
-    const onEvent = (event: { kind: string }, port?: string): void => {
-      if (event.kind === 'connected') this.setConnected(port, true);
-      else if (event.kind === 'disconnected') this.setConnected(port, false);
-    };
     let thread: BackendThread;
-    const starting = BackendThread.start({ entry: BACKEND_WORKER_ENTRY, ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })), onLog, onEvent, tuning: RUN_TUNING });
+    const starting = BackendThread.start({
+      entry: BACKEND_WORKER_ENTRY,
+      ports: ports.map((p, i) => ({ name: p.name, listenFd: this.#fd(i), device: p.spec })),
+      onLog: (level, msg, port) => this.onLog(level, msg, port),
+      onEvent: (event, port) => this.onEvent(event, port),
+      tuning: RUN_TUNING,
+    });
     try {
       thread = await withTimeout(starting, BACKEND_START_TIMEOUT_MS, 'the worker did not become ready');
     } catch (e: unknown) {
@@ -486,15 +496,6 @@ class SharedBackend extends BaseBackend implements SharedMember {
 
   get pid(): number | undefined {
     return undefined;
-  }
-
-  onLog(level: string, msg: string, port: string): void {
-    this.log(`${new Date().toISOString()} ${level} ${port} ${msg}`);
-  }
-
-  onEvent(event: { kind: string }, port: string): void {
-    if (event.kind === 'connected') this.setConnected(port, true);
-    else if (event.kind === 'disconnected') this.setConnected(port, false);
   }
 
   crashed(code: number): void {
